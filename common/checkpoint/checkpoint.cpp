@@ -42,8 +42,9 @@ json read_index(const fs::path& index_path) {
     throw CheckpointError(index_path.string() + ": not valid JSON: " + e.what());
   }
   if (!index.is_object() || !index.contains("weight_map") || !index.at("weight_map").is_object())
-    throw CheckpointError(index_path.string() +
-                          ": expected a JSON object with a 'weight_map' object {tensor: shard file}");
+    throw CheckpointError(
+        index_path.string() +
+        ": expected a JSON object with a 'weight_map' object {tensor: shard file}");
   for (const auto& [tensor, shard] : index.at("weight_map").items()) {
     if (!shard.is_string())
       throw CheckpointError(index_path.string() + ": weight_map entry for tensor '" + tensor +
@@ -128,7 +129,8 @@ Checkpoint::Checkpoint(const fs::path& folder) : folder_(folder) {
     single = candidates.front();
   }
   files_.push_back(std::make_unique<SafetensorsFile>(single));
-  for (const auto& [name, info] : files_.back()->tensors()) index_.emplace(name, files_.back().get());
+  for (const auto& [name, info] : files_.back()->tensors())
+    index_.emplace(name, files_.back().get());
 }
 
 std::vector<std::string> Checkpoint::names() const {
@@ -138,7 +140,9 @@ std::vector<std::string> Checkpoint::names() const {
   return names;  // std::map order: sorted
 }
 
-bool Checkpoint::contains(const std::string& name) const { return index_.count(name) != 0; }
+bool Checkpoint::contains(const std::string& name) const {
+  return index_.count(name) != 0;
+}
 
 const TensorInfo& Checkpoint::info(const std::string& name) const {
   const auto it = index_.find(name);

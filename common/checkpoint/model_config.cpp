@@ -36,7 +36,9 @@ class Fields {
   Fields(const json& object, const fs::path& source)
       : j_(object), where_(source.empty() ? std::string("config.json") : source.string()) {}
 
-  [[noreturn]] void fail(const std::string& what) const { throw CheckpointError(where_ + ": " + what); }
+  [[noreturn]] void fail(const std::string& what) const {
+    throw CheckpointError(where_ + ": " + what);
+  }
   [[noreturn]] void fail_field(const char* key, const std::string& what) const {
     fail(std::string("field '") + key + "' " + what);
   }
@@ -64,7 +66,8 @@ class Fields {
   }
   double number(const char* key, double fallback) const {
     if (!present(key)) return fallback;
-    if (!j_.at(key).is_number()) fail_field(key, "is " + describe(j_.at(key)) + ", expected a number");
+    if (!j_.at(key).is_number())
+      fail_field(key, "is " + describe(j_.at(key)) + ", expected a number");
     return j_.at(key).get<double>();
   }
   std::optional<double> optional_number(const char* key) const {
@@ -79,7 +82,8 @@ class Fields {
   }
   std::string string(const char* key, const std::string& fallback) const {
     if (!present(key)) return fallback;
-    if (!j_.at(key).is_string()) fail_field(key, "is " + describe(j_.at(key)) + ", expected a string");
+    if (!j_.at(key).is_string())
+      fail_field(key, "is " + describe(j_.at(key)) + ", expected a string");
     return j_.at(key).get<std::string>();
   }
 
@@ -109,14 +113,16 @@ class Fields {
 
  private:
   int64_t as_integer(const char* key, const json& value) const {
-    if (!value.is_number_integer()) fail_field(key, "is " + describe(value) + ", expected an integer");
+    if (!value.is_number_integer())
+      fail_field(key, "is " + describe(value) + ", expected an integer");
     if (value.is_number_unsigned() &&
         value.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
       fail_field(key, "is too large (" + value.dump() + ")");
     return value.get<int64_t>();
   }
   int64_t check_positive(const char* key, int64_t value) const {
-    if (value <= 0) fail_field(key, "is " + std::to_string(value) + ", expected a positive integer");
+    if (value <= 0)
+      fail_field(key, "is " + std::to_string(value) + ", expected a positive integer");
     return value;
   }
 
@@ -133,12 +139,24 @@ double parse_rope_theta(const Fields& f) {
     const json& rope = f.at(key);
     if (!rope.is_object())
       f.fail_field(key, "is " + Fields::describe(rope) + ", expected an object or null");
+    bool typed = false;
     for (const char* type_key : {"rope_type", "type"}) {
       if (!rope.contains(type_key)) continue;
+      typed = true;
       if (!rope.at(type_key).is_string() || rope.at(type_key).get<std::string>() != "default")
         f.fail_field(key, std::string("has ") + type_key + " " + rope.at(type_key).dump() +
-                              "; only the default (unscaled) RoPE is supported");
+                              "; only \"default\" (unscaled RoPE) is supported");
     }
+    // A scaling block without a type, or with a scale factor, is some other RoPE.
+    if (rope.contains("factor") &&
+        !(rope.at("factor").is_number() && rope.at("factor").get<double>() == 1.0))
+      f.fail_field(key,
+                   "has factor " + rope.at("factor").dump() +
+                       "; scaled RoPE is not supported (expected null or rope_type \"default\")");
+    if (!typed && std::string(key) == "rope_scaling" && !rope.empty())
+      f.fail_field(key,
+                   "is " + rope.dump() +
+                       "; scaled RoPE is not supported (expected null or rope_type \"default\")");
     if (rope.contains("rope_theta")) {
       if (!rope.at("rope_theta").is_number())
         f.fail_field(key, "has rope_theta " + rope.at("rope_theta").dump() + ", expected a number");
@@ -267,7 +285,8 @@ ModelConfig parse_model_config(const json& j, const fs::path& source) {
   } else if (c.architecture == "OlmoForCausalLM") {
     c.layout = Layout::OlmoHF;
     check_model_type({"olmo"});
-  } else if (c.architecture == "OLMoForCausalLM") {
+  } else if (c.architecture == "OLMoForCausalLM" || c.architecture == "OlmoModelForCausalLM") {
+    // hf_olmo: OLMoForCausalLM on the Hub; early hf_olmo defaulted to OlmoModelForCausalLM.
     c.layout = Layout::OlmoFused;
     check_model_type({"olmo", "hf_olmo"});
   } else if (!c.architecture.empty()) {
@@ -297,21 +316,25 @@ ModelConfig parse_model_config(const json& j, const fs::path& source) {
   const char* heads_key = c.layout == Layout::OlmoFused ? "n_heads" : "num_attention_heads";
   const char* kv_key = c.layout == Layout::OlmoFused ? "n_kv_heads" : "num_key_value_heads";
   if (c.hidden_size % c.num_heads != 0)
-    f.fail_field(heads_key, "(" + std::to_string(c.num_heads) + ") does not divide the hidden size (" +
+    f.fail_field(heads_key, "(" + std::to_string(c.num_heads) +
+                                ") does not divide the hidden size (" +
                                 std::to_string(c.hidden_size) + ")");
   c.head_dim = c.hidden_size / c.num_heads;
-  if (c.head_dim % 2 != 0) f.fail_field(heads_key, "gives an odd head dimension; RoPE needs it even");
+  if (c.head_dim % 2 != 0)
+    f.fail_field(heads_key, "gives an odd head dimension; RoPE needs it even");
   if (c.num_kv_heads > c.num_heads || c.num_heads % c.num_kv_heads != 0)
-    f.fail_field(kv_key, "(" + std::to_string(c.num_kv_heads) + ") must divide the number of heads (" +
-                             std::to_string(c.num_heads) + ")");
+    f.fail_field(kv_key, "(" + std::to_string(c.num_kv_heads) +
+                             ") must divide the number of heads (" + std::to_string(c.num_heads) +
+                             ")");
   if (c.hidden_act != "silu")
     f.fail_field("hidden_act", "is '" + c.hidden_act + "'; only 'silu' (SwiGLU) is supported");
   if (c.clip_qkv && !(*c.clip_qkv > 0)) f.fail_field("clip_qkv", "must be positive or null");
-  if (!(c.norm_eps > 0)) f.fail_field(c.is_moe() ? "rms_norm_eps" : "layer_norm_eps", "must be positive");
+  if (!(c.norm_eps > 0))
+    f.fail_field(c.is_moe() ? "rms_norm_eps" : "layer_norm_eps", "must be positive");
   if (c.is_moe() && c.num_experts_per_tok > c.num_experts)
     f.fail_field("num_experts_per_tok", "(" + std::to_string(c.num_experts_per_tok) +
-                                            ") exceeds num_experts (" + std::to_string(c.num_experts) +
-                                            ")");
+                                            ") exceeds num_experts (" +
+                                            std::to_string(c.num_experts) + ")");
   return c;
 }
 

@@ -16,12 +16,13 @@ namespace lpi::checkpoint {
 enum class Layout {
   Olmoe,      // OlmoeForCausalLM: model.layers.{i}.mlp.experts.{e}.{gate,up,down}_proj
   OlmoHF,     // OlmoForCausalLM: model.layers.{i}.self_attn.{q,k,v,o}_proj, mlp.{gate,up,down}_proj
-  OlmoFused,  // hf_olmo (allenai/OLMo-7B): model.transformer.blocks.{i}.{att_proj,attn_out,ff_proj,ff_out}
+  OlmoFused,  // hf_olmo (allenai/OLMo-7B):
+              // model.transformer.blocks.{i}.{att_proj,attn_out,ff_proj,ff_out}
 };
 
 enum class NormKind {
-  RMSNorm,               // with weight (OLMoE, OLMo-0424+ ... in HF naming)
-  LayerNormNoAffine,     // non-parametric LayerNorm (original OLMo-7B, OLMo-7B-hf)
+  RMSNorm,            // RMSNorm with a weight (OLMoE)
+  LayerNormNoAffine,  // non-parametric LayerNorm (original OLMo-7B, OLMo-7B-hf)
 };
 
 const char* layout_name(Layout layout);
@@ -43,8 +44,8 @@ struct ModelConfig {
   double rope_theta = 10000.0;
   double norm_eps = 1e-5;
   NormKind norm = NormKind::RMSNorm;
-  bool qk_norm = false;                 // OLMoE: RMSNorm over the whole q and k projections
-  std::optional<double> clip_qkv;       // clamp q, k, v to [-c, c]
+  bool qk_norm = false;            // OLMoE: RMSNorm over the whole q and k projections
+  std::optional<double> clip_qkv;  // clamp q, k, v to [-c, c]
   bool tie_word_embeddings = false;
   std::string hidden_act = "silu";
 

@@ -72,14 +72,16 @@ json to_hf_config_json(const ModelConfig& c) {
   const bool moe = c.layout == Layout::Olmoe;
   const std::string what = std::string("to_hf_config_json(") + layout_name(c.layout) + "): ";
   if (c.layout == Layout::OlmoFused)
-    throw CheckpointError(what + "the hf_olmo layout has no transformers config; "
-                                 "write Olmoe or OlmoHF checkpoints instead");
+    throw CheckpointError(what +
+                          "the hf_olmo layout has no transformers config; "
+                          "write Olmoe or OlmoHF checkpoints instead");
   if (moe && (c.norm != NormKind::RMSNorm || !c.qk_norm))
     throw CheckpointError(what + "OlmoeForCausalLM always has RMSNorm weights and q/k norms");
-  if (!moe && (c.norm != NormKind::LayerNormNoAffine || c.qk_norm || c.norm_eps != 1e-5 ||
-               c.is_moe()))
-    throw CheckpointError(what + "OlmoForCausalLM is dense, with a non-parametric LayerNorm "
-                                 "(eps 1e-5) and no q/k norms");
+  if (!moe &&
+      (c.norm != NormKind::LayerNormNoAffine || c.qk_norm || c.norm_eps != 1e-5 || c.is_moe()))
+    throw CheckpointError(what +
+                          "OlmoForCausalLM is dense, with a non-parametric LayerNorm "
+                          "(eps 1e-5) and no q/k norms");
   if (c.head_dim * c.num_heads != c.hidden_size)
     throw CheckpointError(what + "head_dim must be hidden_size / num_heads");
   auto id = [](const std::optional<int64_t>& v) { return v ? json(*v) : json(nullptr); };

@@ -11,10 +11,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <limits>
 #include <set>
-#include <sstream>
 #include <utility>
 
 #include <nlohmann/json.hpp>
@@ -69,12 +67,18 @@ namespace detail {
 
 std::string pickle_refusal(const fs::path& path) {
   return path.string() +
-         ": refusing to load a PyTorch pickle (.bin/.pt/.pth): unpickling can execute arbitrary "
-         "code. Convert it to safetensors first, e.g. with the `safetensors` Python package: "
-         "`import torch, safetensors.torch; "
-         "safetensors.torch.save_file(torch.load(path, weights_only=True), 'model.safetensors')` "
-         "(use safetensors.torch.save_model for tied weights), or HuggingFace's convert script "
-         "(https://huggingface.co/spaces/safetensors/convert)";
+         ": refusing to load a PyTorch pickle (.bin/.pt/.pth/.pkl/.ckpt): unpickling can run "
+         "arbitrary code hidden in the file. Convert it to safetensors instead, in a trusted "
+         "environment (a sandbox or a machine with nothing to lose), e.g. with\n"
+         "  python -c \"import torch; from safetensors.torch import save_file; "
+         "sd = torch.load('" +
+         path.filename().string() +
+         "', map_location='cpu', weights_only=True); "
+         "save_file({k: v.contiguous().clone() for k, v in sd.items()}, 'model.safetensors', "
+         "metadata={'format': 'pt'})\"\n"
+         "(for a sharded pytorch_model-*.bin, convert each shard and write a "
+         "model.safetensors.index.json), then put the .safetensors file(s) in the folder "
+         "in place of the pickle";
 }
 
 bool is_pickle_path(const fs::path& path) {
@@ -130,6 +134,9 @@ std::string closest_name(const std::vector<std::string>& names, const std::strin
 
 namespace {
 
+// The reference implementation refuses headers above 100 MB; so do we.
+constexpr uint64_t kMaxHeaderSize = 100'000'000;
+
 [[noreturn]] void fail(const fs::path& path, const std::string& what) {
   throw CheckpointError(path.string() + ": " + what);
 }
@@ -154,7 +161,8 @@ bool as_size(const json& value, uint64_t* out) {
 
 std::string json_type(const json& value) {
   if (value.is_number_float()) return "a non-integer number " + value.dump();
-  if (value.is_number_integer() && value.get<int64_t>() < 0) return "a negative number " + value.dump();
+  if (value.is_number_integer() && value.get<int64_t>() < 0)
+    return "a negative number " + value.dump();
   return std::string("a JSON ") + value.type_name();
 }
 
@@ -163,7 +171,8 @@ TensorInfo parse_entry(const fs::path& path, const std::string& name, const json
   if (!entry.is_object())
     fail_tensor(path, name, "header entry is " + json_type(entry) + ", expected an object");
   for (const char* key : {"dtype", "shape", "data_offsets"})
-    if (!entry.contains(key)) fail_tensor(path, name, std::string("header entry has no '") + key + "'");
+    if (!entry.contains(key))
+      fail_tensor(path, name, std::string("header entry has no '") + key + "'");
 
   TensorInfo info;
   info.name = name;
@@ -179,8 +188,9 @@ TensorInfo parse_entry(const fs::path& path, const std::string& name, const json
   for (const json& dim : shape) {
     uint64_t d = 0;
     if (!as_size(dim, &d) || d > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
-      fail_tensor(path, name, "'shape' " + shape.dump() + " has a dimension that is " +
-                                  json_type(dim) + ", expected non-negative integers");
+      fail_tensor(path, name,
+                  "'shape' " + shape.dump() + " has a dimension that is " + json_type(dim) +
+                      ", expected non-negative integers");
     info.shape.push_back(static_cast<int64_t>(d));
   }
 
@@ -188,13 +198,14 @@ TensorInfo parse_entry(const fs::path& path, const std::string& name, const json
   uint64_t begin = 0, end = 0;
   if (!offsets.is_array() || offsets.size() != 2 || !as_size(offsets[0], &begin) ||
       !as_size(offsets[1], &end))
-    fail_tensor(path, name, "'data_offsets' is " + offsets.dump() +
-                                ", expected [begin, end] with non-negative integers");
-  if (begin > end)
-    fail_tensor(path, name, "'data_offsets' " + offsets.dump() + " has begin > end");
+    fail_tensor(path, name,
+                "'data_offsets' is " + offsets.dump() +
+                    ", expected [begin, end] with non-negative integers");
+  if (begin > end) fail_tensor(path, name, "'data_offsets' " + offsets.dump() + " has begin > end");
   if (end > data_size)
-    fail_tensor(path, name, "'data_offsets' " + offsets.dump() + " end past the end of the data (" +
-                                std::to_string(data_size) + " bytes; the file is truncated?)");
+    fail_tensor(path, name,
+                "'data_offsets' " + offsets.dump() + " end past the end of the data (" +
+                    std::to_string(data_size) + " bytes; the file is truncated?)");
 
   int64_t numel = 0;
   const std::size_t item = dtype_size(info.dtype);
@@ -203,10 +214,10 @@ TensorInfo parse_entry(const fs::path& path, const std::string& name, const json
     fail_tensor(path, name, "shape " + detail::shape_string(info.shape) + " overflows");
   const uint64_t expected = static_cast<uint64_t>(numel) * item;
   if (end - begin != expected)
-    fail_tensor(path, name, "'data_offsets' " + offsets.dump() + " span " +
-                                std::to_string(end - begin) + " bytes, expected " +
-                                std::to_string(expected) + " for " + dtype_name(info.dtype) + " " +
-                                detail::shape_string(info.shape));
+    fail_tensor(path, name,
+                "'data_offsets' " + offsets.dump() + " span " + std::to_string(end - begin) +
+                    " bytes, expected " + std::to_string(expected) + " for " +
+                    dtype_name(info.dtype) + " " + detail::shape_string(info.shape));
   info.offset = data_start + static_cast<std::size_t>(begin);
   info.nbytes = static_cast<std::size_t>(expected);
   return info;
@@ -245,11 +256,17 @@ SafetensorsFile::SafetensorsFile(const fs::path& path) : path_(path) {
   // From here on the destructor will not run if we throw: unmap by hand.
   try {
     uint64_t header_len = 0;
-    for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | std::to_integer<uint64_t>(map_[i]);
+    for (int i = 7; i >= 0; --i)
+      header_len = (header_len << 8) | std::to_integer<uint64_t>(map_[i]);
+    if (header_len > kMaxHeaderSize)
+      fail(path, "header length " + std::to_string(header_len) + " is absurd (the limit is " +
+                     std::to_string(kMaxHeaderSize) +
+                     " bytes); this is not a safetensors file or its first 8 bytes are damaged");
     if (header_len > file_size - 8) {
       const unsigned char* b = reinterpret_cast<const unsigned char*>(map_);
       std::string hint;
-      if (b[0] == 'P' && b[1] == 'K') hint = " (this looks like a PyTorch zip pickle, not safetensors)";
+      if (b[0] == 'P' && b[1] == 'K')
+        hint = " (this looks like a PyTorch zip pickle, not safetensors)";
       if (b[0] == 0x80) hint = " (this looks like a Python pickle, not safetensors)";
       fail(path, "header length " + std::to_string(header_len) + " is larger than the file (" +
                      std::to_string(file_size) + " bytes)" + hint);
@@ -350,8 +367,9 @@ TensorView SafetensorsFile::view(const std::string& name) const {
     std::vector<std::string> names;
     for (const auto& [n, info] : tensors_) names.push_back(n);
     const std::string hint = detail::closest_name(names, name);
-    fail_tensor(path_, name,
-                "no such tensor in this file" + (hint.empty() ? "" : " (did you mean '" + hint + "'?)"));
+    fail_tensor(
+        path_, name,
+        "no such tensor in this file" + (hint.empty() ? "" : " (did you mean '" + hint + "'?)"));
   }
   return TensorView{&it->second, map_ + it->second.offset};
 }

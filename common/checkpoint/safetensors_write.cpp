@@ -46,7 +46,9 @@ uint32_t shift_round_even(uint32_t value, int shift) {
 
 }  // namespace
 
-float bf16_to_float(uint16_t bits) { return bits_float(static_cast<uint32_t>(bits) << 16); }
+float bf16_to_float(uint16_t bits) {
+  return bits_float(static_cast<uint32_t>(bits) << 16);
+}
 
 uint16_t float_to_bf16(float value) {
   const uint32_t bits = float_bits(value);
@@ -63,7 +65,7 @@ float f16_to_float(uint16_t bits) {
   if (exponent == 0x1F) return bits_float(sign | 0x7F800000u | (mantissa << 13));  // inf, NaN
   if (exponent != 0) return bits_float(sign | ((exponent + 112) << 23) | (mantissa << 13));
   if (mantissa == 0) return bits_float(sign);  // +-0
-  int e = -14;  // subnormal: mantissa * 2^-24, normalise
+  int e = -14;                                 // subnormal: mantissa * 2^-24, normalise
   while ((mantissa & 0x400u) == 0) {
     mantissa <<= 1;
     --e;
@@ -82,7 +84,7 @@ uint16_t float_to_f16(float value) {
   }
   const int e = static_cast<int>(exponent) - 127;
   if (e > 15) return static_cast<uint16_t>(sign | 0x7C00u);  // overflow to inf
-  if (e >= -14) {                                              // normal half (may round up to inf)
+  if (e >= -14) {                                            // normal half (may round up to inf)
     const uint32_t combined = (static_cast<uint32_t>(e + 15) << 23) | mantissa;
     return static_cast<uint16_t>(sign | shift_round_even(combined, 13));
   }
@@ -188,15 +190,29 @@ void write_safetensors(const fs::path& path, const std::vector<TensorToWrite>& t
   // Header: {"__metadata__":{...},"name":{"dtype":..,"shape":[..],"data_offsets":[b,e]},...}
   using nlohmann::json;
   std::string header = "{";
-  if (!metadata.empty()) header += "\"__metadata__\":" + json(metadata).dump() + ",";
+  // nlohmann refuses to dump invalid UTF-8; say which file and string.
+  auto quoted = [&path](const std::string& text, const char* what) {
+    try {
+      return json(text).dump();
+    } catch (const json::exception&) {
+      throw CheckpointError(path.string() + ": " + what + " '" + text +
+                            "' is not valid UTF-8 (safetensors headers are JSON)");
+    }
+  };
+  if (!metadata.empty()) {
+    header += "\"__metadata__\":{";
+    for (auto it = metadata.begin(); it != metadata.end(); ++it)
+      header += (it == metadata.begin() ? "" : ",") + quoted(it->first, "metadata key") + ":" +
+                quoted(it->second, "metadata value");
+    header += "},";
+  }
   uint64_t offset = 0;
   for (std::size_t i = 0; i < sorted.size(); ++i) {
     const TensorToWrite& t = *sorted[i];
     const std::string where = path.string() + ": tensor '" + t.name + "': ";
     if (t.name.empty() || t.name == "__metadata__")
       throw CheckpointError(path.string() + ": invalid tensor name '" + t.name + "'");
-    if (i > 0 && sorted[i - 1]->name == t.name)
-      throw CheckpointError(where + "given twice");
+    if (i > 0 && sorted[i - 1]->name == t.name) throw CheckpointError(where + "given twice");
     int64_t numel = 0;
     if (!detail::checked_numel(t.shape, &numel) ||
         static_cast<uint64_t>(numel) > std::numeric_limits<uint64_t>::max() / dtype_size(t.dtype))
@@ -207,9 +223,9 @@ void write_safetensors(const fs::path& path, const std::vector<TensorToWrite>& t
                             std::to_string(expected) + " for " + dtype_name(t.dtype) + " " +
                             detail::shape_string(t.shape));
     if (t.data == nullptr && t.nbytes != 0) throw CheckpointError(where + "data is null");
-    header += json(t.name).dump() + ":{\"dtype\":\"" + dtype_name(t.dtype) + "\",\"shape\":" +
-              json(t.shape).dump() + ",\"data_offsets\":[" + std::to_string(offset) + "," +
-              std::to_string(offset + expected) + "]}";
+    header += quoted(t.name, "tensor name") + ":{\"dtype\":\"" + dtype_name(t.dtype) +
+              "\",\"shape\":" + json(t.shape).dump() + ",\"data_offsets\":[" +
+              std::to_string(offset) + "," + std::to_string(offset + expected) + "]}";
     header += i + 1 < sorted.size() ? "," : "";
     offset += expected;
   }

@@ -97,6 +97,29 @@ std::string utf8_lossy(std::string_view bytes) {
   return out;
 }
 
+#include "common/tokenizer/unicode_tables.inc"
+
+namespace {
+
+std::string nfc_run(std::string_view text) {
+  if (text.empty()) return {};
+  utf8proc_uint8_t* mapped = nullptr;
+  // An explicit length (no UTF8PROC_NULLTERM) keeps embedded U+0000.
+  const utf8proc_ssize_t len =
+      utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data()),
+                   static_cast<utf8proc_ssize_t>(text.size()), &mapped,
+                   static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
+  if (len < 0) {
+    throw TokenizerError(std::string("NFC normalisation failed (utf8proc): ") +
+                         utf8proc_errmsg(len));
+  }
+  std::string out(reinterpret_cast<const char*>(mapped), static_cast<std::size_t>(len));
+  std::free(mapped);
+  return out;
+}
+
+}  // namespace
+
 std::string nfc_unchecked(std::string_view text) {
   bool ascii = true;
   for (const char c : text) {
@@ -106,17 +129,25 @@ std::string nfc_unchecked(std::string_view text) {
     }
   }
   if (ascii) return std::string(text);  // ASCII is always NFC
-  utf8proc_uint8_t* mapped = nullptr;
-  // An explicit length (no UTF8PROC_NULLTERM) keeps embedded U+0000.
-  const utf8proc_ssize_t len = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data()),
-                                            static_cast<utf8proc_ssize_t>(text.size()), &mapped,
-                                            static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
-  if (len < 0) {
-    throw TokenizerError(std::string("NFC normalisation failed (utf8proc): ") +
-                         utf8proc_errmsg(len));
+  // Inert code points are starters without decomposition for HuggingFace, so
+  // NFC distributes over the runs between them.
+  std::string out;
+  std::size_t run_begin = 0;
+  std::size_t i = 0;
+  while (i < text.size()) {
+    const auto lead = static_cast<unsigned char>(text[i]);
+    const std::size_t n = lead < 0x80 ? 1 : lead < 0xE0 ? 2 : lead < 0xF0 ? 3 : 4;
+    char32_t cp = n == 1 ? lead : n == 2 ? (lead & 0x1F) : n == 3 ? (lead & 0x0F) : (lead & 0x07);
+    for (std::size_t k = 1; k < n; ++k) cp = (cp << 6) | (text[i + k] & 0x3F);
+    if (nfc_inert(cp)) {
+      out += nfc_run(text.substr(run_begin, i - run_begin));
+      out.append(text, i, n);
+      run_begin = i + n;
+    }
+    i += n;
   }
-  std::string out(reinterpret_cast<const char*>(mapped), static_cast<std::size_t>(len));
-  std::free(mapped);
+  if (run_begin == 0) return nfc_run(text);
+  out += nfc_run(text.substr(run_begin));
   return out;
 }
 
@@ -134,7 +165,9 @@ Regex::Regex(const std::string& pattern) : pattern_(pattern) {
   (void)pcre2_jit_compile(code_, PCRE2_JIT_COMPLETE);
 }
 
-Regex::~Regex() { pcre2_code_free(code_); }
+Regex::~Regex() {
+  pcre2_code_free(code_);
+}
 
 bool Regex::match_from(std::string_view subject, std::size_t offset, void* match_data,
                        Span& match) const {

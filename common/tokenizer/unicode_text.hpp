@@ -19,8 +19,17 @@ std::size_t find_invalid_utf8(std::string_view text);
 // invalid subpart (as Rust's String::from_utf8_lossy does).
 std::string utf8_lossy(std::string_view bytes);
 
-// Unicode NFC of valid UTF-8 `text` (no validation here).
+// Unicode NFC of valid UTF-8 `text` (no validation here), as HuggingFace
+// computes it: code points for which nfc_inert() holds are left alone and
+// split the text into separately normalised runs.
+bool nfc_inert(char32_t c);
 std::string nfc_unchecked(std::string_view text);
+
+// PCRE2 class fragments (\x{..} ranges) of the letters and digits that
+// HuggingFace's Oniguruma classifies as \p{L} / \p{N} and PCRE2 10.42
+// (Unicode 14) does not.
+const char* extra_letters();
+const char* extra_numbers();
 
 struct Span {
   std::size_t begin;
