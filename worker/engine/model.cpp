@@ -57,7 +57,8 @@ TransformerImpl::TransformerImpl(const ck::ModelConfig& config) : config_(config
   if (rms) final_norm_ = register_parameter("final_norm", torch::ones({d}));
   if (!c.tie_word_embeddings) lm_head_ = register_parameter("lm_head", torch::zeros({c.vocab_size, d}));
   for (int64_t i = 0; i < c.num_layers; ++i) {
-    const std::string p = "layers." + std::to_string(i) + ".";
+    // torch::nn refuses dots in parameter names (they separate submodules).
+    const std::string p = "layers_" + std::to_string(i) + "_";
     Layer L;
     if (rms) {
       L.attn_norm = register_parameter(p + "attn_norm", torch::ones({d}));
