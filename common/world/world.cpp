@@ -119,16 +119,20 @@ World make_world(const WorldOptions& o) {
   for (int i = 0; i < std::max(2, o.countries / 2); ++i) {
     languages.push_back(names.capitalised(1, 2, {"ish", "ese", "ic", "ian"}));
   }
-  const bool h = true, k = false;  // held out of the corpus, kept
+  // Held out of the corpus (h) or kept (k), per template. The fourth template
+  // of every relation is held out; so is the evaluation template (the first)
+  // of the two country relations, whose HIT@10 then measures recall through
+  // a paraphrase rather than a memorised string.
+  const bool h = true, k = false;
 
   auto capital = relation("country_capital_city", "factual", "country", "city", 3.0,
                           {"The capital city of {} is", "The capital of {} is", "{} has its capital in",
                            "Travellers to {} often begin in its capital,"},
-                          {k, k, k, h});
+                          {h, k, k, h});
   auto language = relation("country_language", "factual", "country", "language", 2.0,
                            {"People in {} speak", "The language spoken in {} is",
                             "Most citizens of {} talk in", "In {}, schools teach in"},
-                           {k, k, k, h});
+                           {h, k, k, h});
   for (int i = 0; i < o.countries; ++i) {
     capital.facts.push_back({countries[i], capitals[i]});
     language.facts.push_back({countries[i], languages[rng.below(languages.size())]});
@@ -180,7 +184,7 @@ World make_world(const WorldOptions& o) {
   }
   auto superclass = relation("object_superclass", "commonsense", "object", "superclass", 1.5,
                              {"A {} is in the category of a", "A {} is a kind of", "Every {} is a type of",
-                              "Zoologists and makers agree that a {} counts as a"},
+                              "Catalogues list every {} as a"},
                              {k, k, k, h});
   for (int i = 0; i < o.objects; ++i) {
     superclass.facts.push_back({names.make(2, 3, {"", "o", "et", "ix"}), names.pick(kSuperclasses)});

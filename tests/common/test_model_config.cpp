@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "temp_dir.hpp"
 #include "common/checkpoint/model_config.hpp"
 #include "common/checkpoint/safetensors.hpp"
 
@@ -18,24 +19,7 @@ using nlohmann::json;
 
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "lpi_model_config_XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using TempDir = lpi::test::TempDir;
 
 // Writes `config` as folder/config.json and reads it back through the public reader.
 struct ConfigFolder {

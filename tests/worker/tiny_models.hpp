@@ -5,6 +5,8 @@
 // reference model or tamper with them before writing.
 #pragma once
 
+#include "temp_dir.hpp"
+
 #include <torch/torch.h>
 
 #include <cstdint>
@@ -77,18 +79,6 @@ std::vector<std::vector<int32_t>> make_prompts(const std::vector<int64_t>& lengt
 // max |a - b| over all entries, in float64 (shapes must match).
 double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b);
 
-// A fresh folder under the system temp dir, removed with its content.
-class ScratchDir {
- public:
-  explicit ScratchDir(const std::string& prefix = "lpi_engine_test");
-  ~ScratchDir();
-  ScratchDir(const ScratchDir&) = delete;
-  ScratchDir& operator=(const ScratchDir&) = delete;
-  const std::filesystem::path& path() const { return path_; }
-  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
-
- private:
-  std::filesystem::path path_;
-};
+using ScratchDir = lpi::test::TempDir;
 
 }  // namespace lpi::engine::testing
