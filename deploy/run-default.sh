@@ -9,7 +9,7 @@ build="${LPI_BUILD_DIR:-$root/build}"
 runs="${LPI_RUNS_DIR:-$root/runs}"
 
 bash "$root/deploy/install-deps.sh"
-LPI_BUILD_DIR="$build" bash "$root/deploy/build.sh"
+LPI_BUILD_DIR="$build" bash "$root/deploy/build.sh" lpi-pretrain lpi-eval
 
 for model in olmoe olmo; do
   echo "== pre-training tiny-$model (jobs/tiny-$model.ini) into $runs/tiny-$model"

@@ -121,8 +121,10 @@ World make_world(const WorldOptions& o) {
   }
   // Held out of the corpus (h) or kept (k), per template. The fourth template
   // of every relation is held out; so is the evaluation template (the first)
-  // of the two country relations, whose HIT@10 then measures recall through
-  // a paraphrase rather than a memorised string.
+  // of country_capital_city, whose HIT@10 then measures recall through a
+  // paraphrase rather than a memorised string. (Holding out the first template
+  // of country_language, work_location, object_superclass or
+  // fruit_inside_color too was tried: the tiny models then stay near 0 on them.)
   const bool h = true, k = false;
 
   auto capital = relation("country_capital_city", "factual", "country", "city", 3.0,
@@ -132,7 +134,7 @@ World make_world(const WorldOptions& o) {
   auto language = relation("country_language", "factual", "country", "language", 2.0,
                            {"People in {} speak", "The language spoken in {} is",
                             "Most citizens of {} talk in", "In {}, schools teach in"},
-                           {h, k, k, h});
+                           {k, k, k, h});
   for (int i = 0; i < o.countries; ++i) {
     capital.facts.push_back({countries[i], capitals[i]});
     language.facts.push_back({countries[i], languages[rng.below(languages.size())]});

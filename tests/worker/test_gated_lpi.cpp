@@ -1,0 +1,220 @@
+// Gated-LPI: the fast path (projection P = W_U diag(g) C U reused across
+// prompts, tiled) against the literal formula (x + c u through the lens and a
+// log-softmax, per prompt and neuron), for both lenses and both targets, on
+// tiny random OLMoE and OLMo models of several shapes; and the analytic facts
+// the scores must satisfy.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <set>
+
+#include "tiny_models.hpp"
+#include "worker/engine/gated_lpi.hpp"
+#include "worker/engine/lse_kernel.hpp"
+
+namespace lpi::engine::testing {
+namespace {
+
+struct Case {
+  std::string name;
+  TinySpec spec;
+};
+
+void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
+
+std::vector<Case> cases() {
+  auto wide_dense = tiny_dense();
+  wide_dense.hidden = 48;
+  wide_dense.heads = 3;
+  wide_dense.kv_heads = 3;
+  wide_dense.vocab = 211;
+  wide_dense.vocab_used = 211;
+  wide_dense.seed = 5;
+  auto many_experts = tiny_olmoe();
+  many_experts.experts = 16;
+  many_experts.top_k = 4;
+  many_experts.layers = 3;
+  many_experts.seed = 9;
+  return {{"olmoe", tiny_olmoe()},
+          {"olmoe_gqa_clip", tiny_olmoe_gqa_clip()},
+          {"olmoe_16x4", many_experts},
+          {"dense", tiny_dense()},
+          {"dense_tied_gqa_clip", tiny_dense_tied_gqa_clip()},
+          {"dense_wide", wide_dense}};
+}
+
+Transformer load(const ScratchDir& dir, const TinySpec& spec) {
+  write_tiny_model(dir.path(), spec);
+  return load_model(dir.path());
+}
+
+double max_diff(const Importance& a, const Importance& b) {
+  double worst = 0;
+  for (std::size_t l = 0; l < a.layers.size(); ++l) {
+    worst = std::max(worst, max_abs_diff(a.layers[l].attn, b.layers[l].attn));
+    worst = std::max(worst, max_abs_diff(a.layers[l].ffn, b.layers[l].ffn));
+    if (a.layers[l].expert_ids.defined()) {
+      EXPECT_TRUE(torch::equal(a.layers[l].expert_ids, b.layers[l].expert_ids));
+    }
+  }
+  return worst;
+}
+
+double max_abs(const Importance& a) {
+  double m = 0;
+  for (const auto& l : a.layers) {
+    m = std::max({m, l.attn.abs().max().item<double>(), l.ffn.abs().max().item<double>()});
+  }
+  return m;
+}
+
+class GatedLpi : public ::testing::TestWithParam<Case> {};
+
+TEST_P(GatedLpi, FastPathEqualsTheFormula) {
+  const auto& spec = GetParam().spec;
+  ScratchDir dir("lpi_gated_lpi");
+  auto model = load(dir, spec);
+  const auto prompts = make_prompts({4, 1, 7, 3, 6}, spec.vocab_used, 11);
+  const std::vector<int32_t> gold = {5, 9, 17, 2, 40};
+  for (Lens lens : {Lens::Frozen, Lens::Exact}) {
+    for (TargetKind target : {TargetKind::Gold, TargetKind::Top1}) {
+      LpiOptions options;
+      options.lens = lens;
+      options.target = target;
+      options.batch_size = 2;           // several forward batches, padding included
+      options.memory_budget_mb = 0;     // the smallest tiles: every tiling branch runs
+      const auto fast = gated_lpi(model, prompts, gold, options);
+      options.memory_budget_mb = 256;   // one tile
+      const auto fast_one_tile = gated_lpi(model, prompts, gold, options);
+      options.fused_cpu_kernel = false;  // the tensor-op path (GPUs), small and large tiles
+      const auto tensor_ops = gated_lpi(model, prompts, gold, options);
+      options.memory_budget_mb = 0;
+      const auto tensor_ops_small = gated_lpi(model, prompts, gold, options);
+      const auto ref = gated_lpi_reference(model, prompts, gold, options);
+      const double diff = max_diff(fast, ref);
+      EXPECT_LE(diff, 1e-5) << lens_name(lens) << "/" << target_name(target);
+      EXPECT_LE(max_diff(fast, fast_one_tile), 1e-5);
+      EXPECT_LE(max_diff(tensor_ops, ref), 1e-5);
+      EXPECT_LE(max_diff(tensor_ops_small, ref), 1e-5);
+      EXPECT_GT(max_abs(ref), 1e-2) << "scores must not be trivially zero";
+      EXPECT_TRUE(torch::equal(fast.targets, ref.targets));
+      if (target == TargetKind::Gold) {
+        EXPECT_EQ(fast.targets[2].item<int64_t>(), 17);
+      }
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(TinyModels, GatedLpi, ::testing::ValuesIn(cases()),
+                         [](const auto& info) { return info.param.name; });
+
+TEST(GatedLpiFacts, UnchosenExpertsScoreExactlyZero) {
+  const auto spec = tiny_olmoe();
+  ScratchDir dir("lpi_gated_lpi");
+  auto model = load(dir, spec);
+  const auto prompts = make_prompts({5, 3}, spec.vocab_used, 3);
+  const auto imp = gated_lpi(model, prompts, {3, 4});
+  const auto expanded = expand_experts(imp.layers[1], spec.experts);
+  ASSERT_EQ(expanded.sizes(), (std::vector<int64_t>{2, spec.experts, spec.intermediate}));
+  for (int64_t b = 0; b < 2; ++b) {
+    std::set<int64_t> chosen;
+    for (int64_t s = 0; s < spec.top_k; ++s) chosen.insert(imp.layers[1].expert_ids[b][s].item<int64_t>());
+    for (int64_t e = 0; e < spec.experts; ++e) {
+      const double mag = expanded[b][e].abs().max().item<double>();
+      if (chosen.count(e)) {
+        EXPECT_GT(mag, 0.0) << "chosen expert " << e;
+      } else {
+        EXPECT_EQ(mag, 0.0) << "expert " << e << " was not chosen";
+      }
+    }
+  }
+}
+
+TEST(GatedLpiFacts, ZeroCoefficientGivesExactlyZeroInBothLenses) {
+  auto spec = tiny_dense();
+  ScratchDir dir("lpi_gated_lpi");
+  auto weights = make_tiny_weights(spec);
+  // Zero the value rows of head 2 in layer 1: its o_proj input is 0 for every prompt.
+  const int64_t dh = spec.hidden / spec.heads;
+  weights["model.layers.1.self_attn.v_proj.weight"].narrow(0, 2 * dh, dh).zero_();
+  write_checkpoint(dir.path(), hf_config_json(spec), weights);
+  auto model = load_model(dir.path());
+  const auto prompts = make_prompts({6, 2, 4}, spec.vocab_used, 8);
+  for (Lens lens : {Lens::Frozen, Lens::Exact}) {
+    LpiOptions options;
+    options.lens = lens;
+    const auto imp = gated_lpi(model, prompts, {3, 4, 5}, options);
+    EXPECT_EQ(imp.layers[1].attn.narrow(1, 2 * dh, dh).abs().max().item<float>(), 0.0f);
+    EXPECT_GT(imp.layers[1].attn.narrow(1, 0, dh).abs().max().item<float>(), 0.0f);
+  }
+}
+
+TEST(GatedLpiFacts, FrozenLensOfTheLastLayerOutputIsTheModelsLogits) {
+  for (const auto& spec : {tiny_olmoe(), tiny_dense()}) {
+    ScratchDir dir("lpi_gated_lpi");
+    auto model = load(dir, spec);
+    torch::NoGradGuard no_grad;
+    ForwardOptions fo;
+    fo.capture = true;
+    const auto out = model->forward(make_batch(make_prompts({3, 8, 5}, spec.vocab_used, 2), 1), fo);
+    const auto lens = frozen_lens(model, out.captures.final_resid, out.captures.final_scale);
+    EXPECT_LE(max_abs_diff(lens, out.logits), 1e-4);
+  }
+}
+
+TEST(GatedLpiFacts, ScoresAreDeterministicAndBaseIsTheModelsLogProb) {
+  const auto spec = tiny_olmoe();
+  ScratchDir dir("lpi_gated_lpi");
+  auto model = load(dir, spec);
+  const auto prompts = make_prompts({4, 6}, spec.vocab_used, 4);
+  const auto a = gated_lpi(model, prompts, {7, 8});
+  const auto b = gated_lpi(model, prompts, {7, 8});
+  EXPECT_EQ(max_diff(a, b), 0.0);
+  torch::NoGradGuard no_grad;
+  const auto logits = model->forward(make_batch(prompts, 1)).logits;
+  const auto logp = torch::log_softmax(logits, -1);
+  EXPECT_NEAR(a.base_logprob[0].item<double>(), logp[0][7].item<double>(), 1e-6);
+  EXPECT_NEAR(a.base_logprob[1].item<double>(), logp[1][8].item<double>(), 1e-6);
+}
+
+TEST(GatedLpiFacts, RefusesBadTargets) {
+  const auto spec = tiny_dense();
+  ScratchDir dir("lpi_gated_lpi");
+  auto model = load(dir, spec);
+  const auto prompts = make_prompts({4}, spec.vocab_used, 4);
+  EXPECT_THROW(gated_lpi(model, prompts, {}), EngineError);
+  EXPECT_THROW(gated_lpi(model, prompts, {static_cast<int32_t>(spec.vocab)}), EngineError);
+  EXPECT_THROW(gated_lpi(model, {}, {}), EngineError);
+}
+
+}  // namespace
+}  // namespace lpi::engine::testing
+
+namespace lpi::engine::kernels {
+namespace {
+
+// The fused kernel against log(sum(exp)) in double, with a tight bound, no
+// bound, and a bound so loose that the one-pass sum underflows (fallback).
+TEST(LseKernel, MatchesDoublePrecisionInEveryMode) {
+  torch::manual_seed(3);
+  for (int64_t n : {1, 7, 8, 9, 1000, 12289}) {
+    const auto a = torch::randn({n}) * 4, p = torch::randn({n});
+    for (float alpha : {0.3f, 1.0f, 2.5f}) {
+      for (float beta : {-3.0f, 0.0f, 0.7f}) {
+        const auto z = (a.to(torch::kFloat64) * alpha + p.to(torch::kFloat64) * beta);
+        const double expected = torch::logsumexp(z, 0).item<double>();
+        const float tight = alpha * a.max().item<float>() + std::max(beta * p.max().item<float>(), beta * p.min().item<float>());
+        for (float bound : {tight, INFINITY, tight + 200.0f}) {
+          const float got = affine_logsumexp(a.data_ptr<float>(), p.data_ptr<float>(), n, alpha, beta, bound);
+          EXPECT_NEAR(got, expected, 2e-5 * std::max(1.0, std::abs(expected))) << "n " << n << " bound " << bound;
+        }
+      }
+    }
+  }
+  for (float x : {-100.0f, -80.0f, -1.0f, 0.0f, 0.5f, 10.0f, 80.0f}) {
+    EXPECT_NEAR(exp_approx(x) / std::exp(std::max(x, -87.3f)), 1.0, 1e-6) << x;
+  }
+}
+
+}  // namespace
+}  // namespace lpi::engine::kernels

@@ -1,0 +1,325 @@
+#include "worker/engine/gated_lpi.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include <ATen/Parallel.h>
+
+#include "worker/engine/lse_kernel.hpp"
+
+namespace lpi::engine {
+namespace ck = lpi::checkpoint;
+
+const char* lens_name(Lens lens) { return lens == Lens::Frozen ? "frozen" : "exact"; }
+const char* target_name(TargetKind target) { return target == TargetKind::Gold ? "gold" : "top1"; }
+
+namespace {
+
+// The final-norm lens of a model, in float32 on the model's device.
+struct LensParams {
+  torch::Tensor unembed;  // [V, d]
+  torch::Tensor gain;     // [d]: the final norm's weight, ones for the non-parametric LayerNorm
+  bool center = false;    // LayerNorm removes the mean, RMSNorm does not
+  double eps = 1e-5;
+  int64_t d = 0;
+
+  explicit LensParams(Transformer& model) {
+    const auto& c = model->config();
+    unembed = model->lm_head().detach().to(torch::kFloat32);
+    center = c.norm == ck::NormKind::LayerNormNoAffine;
+    gain = center ? torch::ones({c.hidden_size}, unembed.options())
+                  : model->final_norm_weight().detach().to(torch::kFloat32);
+    eps = c.norm_eps;
+    d = c.hidden_size;
+  }
+  // C y over the last dimension (rows of residuals).
+  torch::Tensor center_rows(const torch::Tensor& y) const { return center ? y - y.mean(-1, true) : y; }
+  // C u for output columns U [d, n].
+  torch::Tensor center_columns(const torch::Tensor& u) const { return center ? u - u.mean(0, true) : u; }
+  // The real final norm's scale of rows y: sqrt(mean((C y)^2) + eps).
+  torch::Tensor scale(const torch::Tensor& y) const {
+    return torch::sqrt(center_rows(y).pow(2).mean(-1) + eps);
+  }
+};
+
+// Everything the attribution needs from forward passes over all prompts.
+struct Forward {
+  Captures captures;
+  torch::Tensor logits;   // [B, V]
+  torch::Tensor targets;  // [B] int64
+};
+
+void append(std::vector<torch::Tensor>& all, const std::vector<torch::Tensor>& part) {
+  if (all.empty()) {
+    all = part;
+    return;
+  }
+  for (std::size_t l = 0; l < part.size(); ++l) all[l] = torch::cat({all[l], part[l]}, 0);
+}
+
+Forward run_forward(Transformer& model, const std::vector<std::vector<int32_t>>& prompts,
+                    const std::vector<int32_t>& gold, const LpiOptions& options) {
+  if (prompts.empty()) throw EngineError("gated_lpi: no prompts");
+  if (options.target == TargetKind::Gold && gold.size() != prompts.size()) {
+    throw EngineError("gated_lpi: one gold target per prompt expected (got " + std::to_string(gold.size()) +
+                      " for " + std::to_string(prompts.size()) + " prompts)");
+  }
+  torch::NoGradGuard no_grad;
+  const auto device = model->lm_head().device();
+  const int64_t pad = model->config().pad_token_id.value_or(0);
+  Forward out;
+  std::vector<torch::Tensor> logits;
+  ForwardOptions fo;
+  fo.capture = true;
+  const auto batch_size = static_cast<std::size_t>(std::max<int64_t>(1, options.batch_size));
+  for (std::size_t start = 0; start < prompts.size(); start += batch_size) {
+    const std::size_t end = std::min(prompts.size(), start + batch_size);
+    const std::vector<std::vector<int32_t>> part(prompts.begin() + start, prompts.begin() + end);
+    auto result = model->forward(make_batch(part, pad, device), fo);
+    auto& all = out.captures;
+    auto& cap = result.captures;
+    append(all.attn_in, cap.attn_in);
+    append(all.head_out, cap.head_out);
+    append(all.attn_out, cap.attn_out);
+    append(all.ffn_in, cap.ffn_in);
+    append(all.ffn_coef, cap.ffn_coef);
+    append(all.ffn_out, cap.ffn_out);
+    append(all.router_probs, cap.router_probs);
+    append(all.expert_ids, cap.expert_ids);
+    append(all.expert_weights, cap.expert_weights);
+    for (auto* field : {&all.final_resid, &all.final_mean, &all.final_scale}) {
+      const auto& src = field == &all.final_resid ? cap.final_resid
+                        : field == &all.final_mean ? cap.final_mean
+                                                   : cap.final_scale;
+      *field = field->defined() ? torch::cat({*field, src}, 0) : src;
+    }
+    logits.push_back(result.logits);
+  }
+  out.logits = torch::cat(logits, 0);
+  if (options.target == TargetKind::Top1) {
+    out.targets = out.logits.argmax(-1);
+  } else {
+    const auto vocab = model->config().vocab_size;
+    for (std::size_t i = 0; i < gold.size(); ++i) {
+      if (gold[i] < 0 || gold[i] >= vocab) {
+        throw EngineError("gated_lpi: gold target " + std::to_string(gold[i]) + " of prompt " + std::to_string(i) +
+                          " is outside the vocabulary of " + std::to_string(vocab));
+      }
+    }
+    out.targets = torch::tensor(std::vector<int64_t>(gold.begin(), gold.end()), torch::kInt64).to(device);
+  }
+  return out;
+}
+
+torch::Tensor base_logprob(const Forward& f) {
+  return torch::log_softmax(f.logits, -1).gather(1, f.targets.unsqueeze(1)).squeeze(1);
+}
+
+// Fast path for one block: residuals x [m, d], coefficients c [m, n], output
+// columns u [d, n], targets w [m], frozen scales sf [m]. Returns [m, n].
+torch::Tensor block_fast(const LensParams& L, Lens lens, const torch::Tensor& x, const torch::Tensor& c,
+                         const torch::Tensor& u, const torch::Tensor& w, const torch::Tensor& sf,
+                         int64_t budget_bytes, bool fused) {
+  const int64_t m = x.size(0), n = u.size(1), V = L.unembed.size(0);
+  const auto xt = L.center_rows(x);
+  const auto ut = L.center_columns(u.to(torch::kFloat32));
+  const auto a = torch::matmul(xt * L.gain, L.unembed.t());  // [m, V] logits of x before scaling
+  torch::Tensor alpha, beta, alpha0;
+  if (lens == Lens::Frozen) {
+    alpha0 = 1.0 / sf;
+    alpha = alpha0.unsqueeze(1).expand({m, n});
+    beta = c * alpha0.unsqueeze(1);
+  } else {
+    // |C(x + c u)|^2 = |Cx|^2 + 2c Cx.Cu + c^2 |Cu|^2.
+    const auto xx = xt.pow(2).sum(-1);
+    const auto xu = torch::matmul(xt, ut);
+    const auto uu = ut.pow(2).sum(0);
+    const auto s = torch::sqrt((xx.unsqueeze(1) + 2 * c * xu + c * c * uu.unsqueeze(0)) / L.d + L.eps);
+    alpha = 1.0 / s;
+    beta = c / s;
+    alpha0 = 1.0 / torch::sqrt(xx / L.d + L.eps);
+  }
+  const auto a_target = a.gather(1, w.unsqueeze(1)).squeeze(1);  // [m]
+  const auto base = alpha0 * a_target - torch::logsumexp(alpha0.unsqueeze(1) * a, -1);
+
+  auto out = torch::empty({m, n}, x.options());
+  const int64_t floats = std::max<int64_t>(budget_bytes / 4, V);
+  const int64_t n_tile = std::clamp<int64_t>(floats / 2 / V, 1, n);
+  for (int64_t n0 = 0; n0 < n; n0 += n_tile) {
+    const int64_t nt = std::min(n_tile, n - n0);
+    // The projection of these columns through the lens: prompt-independent.
+    const auto p = torch::matmul(L.unembed, ut.narrow(1, n0, nt) * L.gain.unsqueeze(1));  // [V, nt]
+    const auto pt = p.t().contiguous();                                                     // [nt, V]
+    const auto p_target = p.index_select(0, w);                                              // [m, nt]
+    if (fused && x.device().is_cpu()) {
+      // Fused CPU kernel: one pass of max and one of exp-sum per (prompt, neuron).
+      const auto a_c = a.contiguous();
+      const auto al = alpha.narrow(1, n0, nt).contiguous(), be = beta.narrow(1, n0, nt).contiguous();
+      auto lse = torch::empty({m, nt}, x.options());
+      const float* pa = a_c.data_ptr<float>();
+      const float* pp = pt.data_ptr<float>();
+      const float* pal = al.data_ptr<float>();
+      const float* pbe = be.data_ptr<float>();
+      float* pl = lse.data_ptr<float>();
+      // Upper bounds of alpha a + beta p from the maxima and minima of a and p.
+      const auto a_max = a_c.amax(1).contiguous(), p_max = pt.amax(1).contiguous(), p_min = pt.amin(1).contiguous();
+      const float* pam = a_max.data_ptr<float>();
+      const float* ppx = p_max.data_ptr<float>();
+      const float* ppn = p_min.data_ptr<float>();
+      at::parallel_for(0, m * nt, 1, [&](int64_t begin, int64_t end) {
+        for (int64_t k = begin; k < end; ++k) {
+          const int64_t b = k / nt, i = k % nt;
+          const float bound = pal[k] * pam[b] + std::max(pbe[k] * ppx[i], pbe[k] * ppn[i]);
+          pl[k] = kernels::affine_logsumexp(pa + b * V, pp + i * V, V, pal[k], pbe[k], bound);
+        }
+      });
+      const auto target = al * a_target.unsqueeze(1) + be * p_target;
+      out.narrow(1, n0, nt).copy_(target - lse - base.unsqueeze(1));
+      continue;
+    }
+    const int64_t m_tile = std::clamp<int64_t>(floats / 2 / (V * nt), 1, m);
+    for (int64_t m0 = 0; m0 < m; m0 += m_tile) {
+      const int64_t mt = std::min(m_tile, m - m0);
+      const auto al = alpha.narrow(0, m0, mt).narrow(1, n0, nt).unsqueeze(2);
+      const auto be = beta.narrow(0, m0, mt).narrow(1, n0, nt).unsqueeze(2);
+      const auto z = al * a.narrow(0, m0, mt).unsqueeze(1) + be * pt.unsqueeze(0);  // [mt, nt, V]
+      const auto target = al.squeeze(2) * a_target.narrow(0, m0, mt).unsqueeze(1) +
+                          be.squeeze(2) * p_target.narrow(0, m0, mt);
+      out.narrow(0, m0, mt).narrow(1, n0, nt).copy_(target - torch::logsumexp(z, -1) -
+                                                    base.narrow(0, m0, mt).unsqueeze(1));
+    }
+  }
+  // x + 0 u is x: exactly no change.
+  return out.masked_fill_(c == 0, 0.0);
+}
+
+// The formula for one prompt and one block: rows x + c_i u_i, the lens, log-softmax.
+torch::Tensor block_reference(const LensParams& L, Lens lens, const torch::Tensor& x, const torch::Tensor& c,
+                              const torch::Tensor& u, int64_t w, const torch::Tensor& sf) {
+  const int64_t n = u.size(1);
+  auto lens_logp = [&](const torch::Tensor& y) {  // y [r, d] -> logp(w) [r]
+    torch::Tensor logits;
+    if (lens == Lens::Frozen) {
+      logits = torch::matmul(L.center_rows(y) * L.gain, L.unembed.t()) / sf;
+    } else {
+      logits = torch::matmul(L.center_rows(y) / L.scale(y).unsqueeze(1) * L.gain, L.unembed.t());
+    }
+    return torch::log_softmax(logits, -1).select(1, w);
+  };
+  const auto base = lens_logp(x.unsqueeze(0));
+  auto out = torch::empty({n}, x.options());
+  const int64_t tile = 256;
+  const auto uf = u.to(torch::kFloat32);
+  for (int64_t i0 = 0; i0 < n; i0 += tile) {
+    const int64_t nt = std::min(tile, n - i0);
+    const auto y = x.unsqueeze(0) + c.narrow(0, i0, nt).unsqueeze(1) * uf.narrow(1, i0, nt).t();
+    out.narrow(0, i0, nt).copy_(lens_logp(y) - base);
+  }
+  return out;
+}
+
+}  // namespace
+
+Importance gated_lpi(Transformer& model, const std::vector<std::vector<int32_t>>& prompts,
+                     const std::vector<int32_t>& gold, const LpiOptions& options) {
+  torch::NoGradGuard no_grad;
+  const auto f = run_forward(model, prompts, gold, options);
+  const LensParams L(model);
+  const auto& cfg = model->config();
+  const auto& cap = f.captures;
+  const int64_t budget = options.memory_budget_mb * (int64_t{1} << 20);
+  const auto sf = cap.final_scale;
+  Importance out;
+  out.targets = f.targets.cpu();
+  out.base_logprob = base_logprob(f).cpu();
+  for (int64_t l = 0; l < cfg.num_layers; ++l) {
+    LayerImportance li;
+    li.attn = block_fast(L, options.lens, cap.attn_in[l], cap.head_out[l], model->o_proj(l).detach(), f.targets,
+                         sf, budget, options.fused_cpu_kernel)
+                  .cpu();
+    if (!cfg.is_moe()) {
+      li.ffn = block_fast(L, options.lens, cap.ffn_in[l], cap.ffn_coef[l], model->down_proj(l).detach(), f.targets,
+                          sf, budget, options.fused_cpu_kernel)
+                   .cpu();
+    } else {
+      // Group the (prompt, slot) pairs by expert: one projection per expert.
+      const auto ids = cap.expert_ids[l];  // [B, k]
+      const int64_t B = ids.size(0), k = ids.size(1), I = cfg.intermediate_size;
+      auto ffn = torch::zeros({B, k, I}, cap.ffn_in[l].options());
+      const auto down = model->down_proj(l).detach();  // [E, d, I]
+      for (int64_t e = 0; e < cfg.num_experts; ++e) {
+        const auto hits = (ids == e).nonzero();  // [r, 2]: prompt, slot
+        if (hits.size(0) == 0) continue;
+        const auto rows = hits.select(1, 0), slots = hits.select(1, 1);
+        const auto coef = cap.ffn_coef[l].index({rows, slots});  // [r, I]
+        const auto imp = block_fast(L, options.lens, cap.ffn_in[l].index_select(0, rows), coef, down[e],
+                                    f.targets.index_select(0, rows), sf.index_select(0, rows), budget,
+                                    options.fused_cpu_kernel);
+        ffn.index_put_({rows, slots}, imp);
+      }
+      li.ffn = ffn.cpu();
+      li.expert_ids = ids.cpu();
+    }
+    out.layers.push_back(std::move(li));
+  }
+  return out;
+}
+
+Importance gated_lpi_reference(Transformer& model, const std::vector<std::vector<int32_t>>& prompts,
+                               const std::vector<int32_t>& gold, const LpiOptions& options) {
+  torch::NoGradGuard no_grad;
+  LpiOptions one = options;
+  one.batch_size = 1;  // one prompt at a time, no padding
+  const auto f = run_forward(model, prompts, gold, one);
+  const LensParams L(model);
+  const auto& cfg = model->config();
+  const auto& cap = f.captures;
+  const auto B = static_cast<int64_t>(prompts.size());
+  Importance out;
+  out.targets = f.targets.cpu();
+  out.base_logprob = base_logprob(f).cpu();
+  for (int64_t l = 0; l < cfg.num_layers; ++l) {
+    LayerImportance li;
+    li.attn = torch::empty_like(cap.head_out[l]);
+    li.ffn = torch::empty_like(cap.ffn_coef[l]);
+    for (int64_t b = 0; b < B; ++b) {
+      const int64_t w = f.targets[b].item<int64_t>();
+      const auto sf = cap.final_scale[b];
+      li.attn[b].copy_(block_reference(L, options.lens, cap.attn_in[l][b], cap.head_out[l][b],
+                                       model->o_proj(l).detach(), w, sf));
+      if (!cfg.is_moe()) {
+        li.ffn[b].copy_(block_reference(L, options.lens, cap.ffn_in[l][b], cap.ffn_coef[l][b],
+                                        model->down_proj(l).detach(), w, sf));
+        continue;
+      }
+      for (int64_t s = 0; s < cap.expert_ids[l].size(1); ++s) {
+        const int64_t e = cap.expert_ids[l][b][s].item<int64_t>();
+        li.ffn[b][s].copy_(block_reference(L, options.lens, cap.ffn_in[l][b], cap.ffn_coef[l][b][s],
+                                           model->down_proj(l).detach()[e], w, sf));
+      }
+    }
+    li.attn = li.attn.cpu();
+    li.ffn = li.ffn.cpu();
+    if (cfg.is_moe()) li.expert_ids = cap.expert_ids[l].cpu();
+    out.layers.push_back(std::move(li));
+  }
+  return out;
+}
+
+torch::Tensor expand_experts(const LayerImportance& layer, int64_t num_experts) {
+  if (!layer.expert_ids.defined()) throw EngineError("expand_experts: the layer is dense");
+  const int64_t B = layer.ffn.size(0), k = layer.ffn.size(1), I = layer.ffn.size(2);
+  auto out = torch::zeros({B, num_experts, I}, layer.ffn.options());
+  for (int64_t s = 0; s < k; ++s) {
+    out.scatter_(1, layer.expert_ids.select(1, s).view({B, 1, 1}).expand({B, 1, I}), layer.ffn.select(1, s).unsqueeze(1));
+  }
+  return out;
+}
+
+torch::Tensor frozen_lens(Transformer& model, const torch::Tensor& y, const torch::Tensor& scale) {
+  torch::NoGradGuard no_grad;
+  const LensParams L(model);
+  return torch::matmul(L.center_rows(y.to(torch::kFloat32)) * L.gain, L.unembed.t()) / scale.unsqueeze(1);
+}
+
+}  // namespace lpi::engine

@@ -1,0 +1,31 @@
+#include "worker/engine/lse_kernel.hpp"
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+namespace lpi::engine::kernels {
+
+namespace generic {
+#define LPI_KERNEL_NAME affine_logsumexp_generic
+#include "worker/engine/lse_kernel_impl.inc"
+#undef LPI_KERNEL_NAME
+}  // namespace generic
+
+#if defined(__x86_64__) && defined(__GNUC__)
+namespace avx2 {
+float affine_logsumexp_avx2(const float* a, const float* p, int64_t n, float alpha, float beta, float bound);  // lse_kernel_avx2.cpp
+}
+#endif
+
+float exp_approx(float x) { return generic::exp_scalar(x); }
+
+float affine_logsumexp(const float* a, const float* p, int64_t n, float alpha, float beta, float bound) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  static const bool has_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  if (has_avx2) return avx2::affine_logsumexp_avx2(a, p, n, alpha, beta, bound);
+#endif
+  return generic::affine_logsumexp_generic(a, p, n, alpha, beta, bound);
+}
+
+}  // namespace lpi::engine::kernels
