@@ -1,0 +1,194 @@
+// lpi-attribute end to end on a checkpoint the test trains (the tiny test
+// job): the printed view, the HDF5 file read back with the store layer and
+// with h5py, equal to gated_lpi() in process; bad options; and the ablation
+// check (top heads by Gated-LPI matter more than random heads).
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <memory>
+#include <random>
+
+#include "common/relations/relations.hpp"
+#include "common/store/h5.hpp"
+#include "tiny_models.hpp"
+#include "worker/engine/evaluate.hpp"
+#include "worker/engine/gated_lpi.hpp"
+#include "worker/pretrain/trainer.hpp"
+
+namespace lpi::engine::testing {
+namespace {
+namespace fs = std::filesystem;
+
+struct Command {
+  int status = -1;
+  std::string output;
+};
+
+Command run(const std::string& command) {
+  Command out;
+  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
+  if (!pipe) return out;
+  std::array<char, 4096> buffer{};
+  while (std::fgets(buffer.data(), buffer.size(), pipe)) out.output += buffer.data();
+  const int status = ::pclose(pipe);
+  out.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return out;
+}
+
+std::string tool(const std::string& name) {
+  const char* dir = std::getenv("LPI_TOOLS_DIR");
+  return (fs::path(dir ? dir : ".") / name).string();
+}
+
+// The tiny test job trained longer, so that the model knows some facts.
+struct Trained {
+  ScratchDir dir{"lpi_attribute_test"};
+  fs::path checkpoint;
+  relations::PromptSet set;
+};
+
+Trained& trained() {
+  static std::unique_ptr<Trained> t = [] {
+    auto t = std::make_unique<Trained>();
+    std::string text;
+    {
+      std::ifstream in(fs::path(LPI_TEST_FIXTURES_DIR) / "pretrain" / "tiny-test.ini");
+      text.assign(std::istreambuf_iterator<char>(in), {});
+    }
+    for (const auto& [from, to] : std::vector<std::pair<std::string, std::string>>{
+             {"steps = 24", "steps = 160"}, {"layers = 2", "layers = 3"}, {"heads = 2", "heads = 4"}}) {
+      const auto at = text.find(from);
+      text.replace(at, from.size(), to);
+    }
+    std::ofstream(t->dir / "job.ini") << text;
+    const auto report = pretrain::pretrain(pretrain::read_job(t->dir / "job.ini"), t->dir / "run", {});
+    t->checkpoint = t->dir / "run" / report.checkpoints.back().name;
+    const auto tok = tokenizer::Tokenizer::from_file(t->checkpoint / "tokenizer.json");
+    t->set = relations::build_prompts(relations::load_relations(t->dir / "run" / "relations"), tok, {});
+    return t;
+  }();
+  return *t;
+}
+
+TEST(Attribute, WritesTheStoreEqualToGatedLpi) {
+  auto& t = trained();
+  const fs::path h5 = t.dir / "imp.h5";
+  const auto cmd = run(tool("lpi-attribute") + " --model " + t.checkpoint.string() + " --relations " +
+                       (t.dir / "run" / "relations").string() + " --out " + h5.string() + " --top 5");
+  ASSERT_EQ(cmd.status, 0) << cmd.output;
+  EXPECT_NE(cmd.output.find("overall"), std::string::npos) << cmd.output;
+  EXPECT_NE(cmd.output.find("country_capital_city"), std::string::npos) << cmd.output;
+  EXPECT_FALSE(fs::exists(h5.string() + ".partial"));
+
+  auto model = load_model(t.checkpoint);
+  std::vector<std::vector<int32_t>> prompts;
+  std::vector<int32_t> gold;
+  for (const auto& p : t.set.prompts) {
+    prompts.push_back(p.prompt_ids);
+    gold.push_back(p.target_id);
+  }
+  const auto imp = gated_lpi(model, prompts, gold);
+  const auto& c = model->config();
+  const auto P = static_cast<int64_t>(prompts.size());
+
+  const auto file = store::open_file(h5.string());
+  EXPECT_EQ(store::attr_string(file.id(), "lens"), "frozen");
+  EXPECT_EQ(store::attr_string(file.id(), "architecture"), "OlmoeForCausalLM");
+  EXPECT_EQ(store::attr_int(file.id(), "num_experts"), c.num_experts);
+  const auto g = store::open_group(file.id(), "importance");
+  EXPECT_EQ(store::dataset_shape(g.id(), "attn"),
+            (std::vector<int64_t>{P, c.num_layers, c.num_heads * c.head_dim}));
+  EXPECT_EQ(store::dataset_shape(g.id(), "ffn"),
+            (std::vector<int64_t>{P, c.num_layers, c.num_experts_per_tok, c.intermediate_size}));
+  const auto attn = store::read_f32(g.id(), "attn");
+  const auto ffn = store::read_f32(g.id(), "ffn");
+  const auto ids = store::read_i32(g.id(), "expert_ids");
+  std::vector<torch::Tensor> a, f, e;
+  for (const auto& l : imp.layers) {
+    a.push_back(l.attn);
+    f.push_back(l.ffn);
+    e.push_back(l.expert_ids.to(torch::kInt32));
+  }
+  const auto ea = torch::stack(a, 1).contiguous(), ef = torch::stack(f, 1).contiguous();
+  const auto ee = torch::stack(e, 1).contiguous();
+  EXPECT_LE(max_abs_diff(torch::from_blob(const_cast<float*>(attn.data()), ea.sizes()), ea), 1e-6);
+  EXPECT_LE(max_abs_diff(torch::from_blob(const_cast<float*>(ffn.data()), ef.sizes()), ef), 1e-6);
+  EXPECT_TRUE(torch::equal(torch::from_blob(const_cast<int32_t*>(ids.data()), ee.sizes(), torch::kInt32), ee));
+  const auto p = store::open_group(file.id(), "prompts");
+  const auto gold_stored = store::read_i32(p.id(), "gold_target");
+  EXPECT_EQ(gold_stored, gold);
+  const auto offsets = store::read_i64(p.id(), "token_offsets");
+  const auto tokens = store::read_i32(p.id(), "token_ids");
+  ASSERT_EQ(offsets.size(), prompts.size() + 1);
+  EXPECT_EQ(std::vector<int32_t>(tokens.begin() + offsets[3], tokens.begin() + offsets[4]), prompts[3]);
+  EXPECT_EQ(store::read_strings(p.id(), "text")[0], t.set.prompts[0].text);
+
+  // Another tool reads it: the h5py summary script of docs/STORE.md.
+  if (fs::exists("/usr/bin/python3")) {
+    const auto py = run("/usr/bin/python3 " + std::string(LPI_SOURCE_DIR) + "/analysis/scripts/store_summary.py " +
+                        h5.string() + " --top 3");
+    ASSERT_EQ(py.status, 0) << py.output;
+    EXPECT_NE(py.output.find("prompts " + std::to_string(P)), std::string::npos) << py.output;
+    EXPECT_NE(py.output.find("expert neuron L"), std::string::npos) << py.output;
+  }
+}
+
+TEST(Attribute, BadInputIsAClearError) {
+  auto& t = trained();
+  const std::string rel = " --relations " + (t.dir / "run" / "relations").string();
+  auto cmd = run(tool("lpi-attribute") + " --model " + t.checkpoint.string() + rel + " --lens sideways");
+  EXPECT_EQ(cmd.status, 2);
+  EXPECT_NE(cmd.output.find("--lens"), std::string::npos) << cmd.output;
+  cmd = run(tool("lpi-attribute") + " --model " + (t.dir / "nowhere").string() + rel);
+  EXPECT_EQ(cmd.status, 1);
+  EXPECT_NE(cmd.output.find("nowhere"), std::string::npos) << cmd.output;
+}
+
+// The paper's head ablation, scaled to the test model's 12 heads: the 3 heads
+// with the highest mean Gated-LPI lower HIT@10 more than 3 random heads (mean
+// of 5 draws).
+TEST(Attribute, TopHeadsMatterMoreThanRandomHeads) {
+  auto& t = trained();
+  auto model = load_model(t.checkpoint);
+  std::vector<std::vector<int32_t>> prompts;
+  std::vector<int32_t> gold;
+  for (const auto& p : t.set.prompts) {
+    prompts.push_back(p.prompt_ids);
+    gold.push_back(p.target_id);
+  }
+  const auto& c = model->config();
+  const double base = hit_at_10(evaluate(model, prompts, gold));
+  ASSERT_GT(base, 0.3) << "the test model must know some facts";
+  const auto imp = gated_lpi(model, prompts, gold);
+  std::vector<torch::Tensor> scores;
+  for (const auto& l : imp.layers) scores.push_back(l.attn.view({l.attn.size(0), c.num_heads, -1}).sum(2).mean(0));
+  const auto flat = torch::stack(scores).reshape({-1});
+  const int64_t n_heads = flat.numel(), k = n_heads / 4;  // 3 of 12
+  auto ablate = [&](const std::vector<int64_t>& heads) {
+    Ablation ab;
+    for (int64_t h : heads) ab.heads[h / c.num_heads].push_back(h % c.num_heads);
+    EvaluateOptions o;
+    o.ablation = &ab;
+    return hit_at_10(evaluate(model, prompts, gold, o));
+  };
+  const auto top = std::get<1>(flat.topk(k));
+  const double top_hit = ablate(std::vector<int64_t>(top.data_ptr<int64_t>(), top.data_ptr<int64_t>() + k));
+  std::mt19937 rng(5);
+  double random_hit = 0;
+  for (int draw = 0; draw < 5; ++draw) {
+    std::vector<int64_t> all(n_heads);
+    for (int64_t i = 0; i < n_heads; ++i) all[i] = i;
+    std::shuffle(all.begin(), all.end(), rng);
+    random_hit += ablate(std::vector<int64_t>(all.begin(), all.begin() + k)) / 5;
+  }
+  std::printf("HIT@10 %.3f; ablating the top %lld of %lld heads: %.3f; %lld random heads: %.3f\n", base,
+              static_cast<long long>(k), static_cast<long long>(n_heads), top_hit, static_cast<long long>(k),
+              random_hit);
+  EXPECT_LT(top_hit, random_hit);
+}
+
+}  // namespace
+}  // namespace lpi::engine::testing
