@@ -93,6 +93,15 @@ TEST(Attribute, WritesTheStoreEqualToGatedLpi) {
   const auto imp = gated_lpi(model, prompts, gold);
   const auto& c = model->config();
   const auto P = static_cast<int64_t>(prompts.size());
+  for (const auto& l : imp.layers) {
+    EXPECT_TRUE(torch::isfinite(l.attn).all().item<bool>());
+    EXPECT_TRUE(torch::isfinite(l.ffn).all().item<bool>());
+  }
+  const auto again = gated_lpi(model, prompts, gold);
+  for (std::size_t l = 0; l < imp.layers.size(); ++l) {
+    EXPECT_TRUE(torch::equal(imp.layers[l].attn, again.layers[l].attn)) << "deterministic";
+    EXPECT_TRUE(torch::equal(imp.layers[l].ffn, again.layers[l].ffn)) << "deterministic";
+  }
 
   const auto file = store::open_file(h5.string());
   EXPECT_EQ(store::attr_string(file.id(), "lens"), "frozen");
