@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "expect_error.hpp"
 #include "temp_dir.hpp"
 #include "common/checkpoint/model_config.hpp"
 #include "common/checkpoint/safetensors.hpp"
@@ -95,14 +96,7 @@ json olmo_7b_hf_olmo() {
 
 template <typename F>
 void expect_error(F&& f, const std::vector<std::string>& parts) {
-  try {
-    f();
-    ADD_FAILURE() << "expected a CheckpointError";
-  } catch (const ck::CheckpointError& e) {
-    const std::string what = e.what();
-    for (const std::string& part : parts)
-      EXPECT_NE(what.find(part), std::string::npos) << "'" << part << "' not in: " << what;
-  }
+  lpi::test::expect_error<ck::CheckpointError>(std::forward<F>(f), parts);
 }
 
 // Writes `config` to a fresh folder and expects the read to fail with a message

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "expect_error.hpp"
 #include "temp_dir.hpp"
 #include "common/checkpoint/safetensors.hpp"
 
@@ -47,17 +48,9 @@ fs::path raw_file(const TempDir& dir, const std::string& header, std::size_t dat
   return path;
 }
 
-// Runs `f`, expects a CheckpointError whose message contains every one of `parts`.
 template <typename F>
 void expect_error(F&& f, const std::vector<std::string>& parts) {
-  try {
-    f();
-    ADD_FAILURE() << "expected a CheckpointError";
-  } catch (const ck::CheckpointError& e) {
-    const std::string what = e.what();
-    for (const std::string& part : parts)
-      EXPECT_NE(what.find(part), std::string::npos) << "'" << part << "' not in: " << what;
-  }
+  lpi::test::expect_error<ck::CheckpointError>(std::forward<F>(f), parts);
 }
 
 uint32_t bits_of(float f) {

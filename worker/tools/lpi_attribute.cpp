@@ -15,6 +15,7 @@
 #include "common/tokenizer/tokenizer.hpp"
 #include "lpi/lpi_config.hpp"
 #include "worker/engine/gated_lpi.hpp"
+#include "worker/tools/tool_main.hpp"
 #include "worker/tools/tool_options.hpp"
 
 namespace po = boost::program_options;
@@ -26,18 +27,20 @@ namespace {
 
 // Mean importance over the selected prompts of every FFN (dense) or expert
 // neuron of a layer: [I] or [E * I] (experts not chosen count as 0).
-torch::Tensor ffn_means(const en::LayerImportance& layer, int64_t experts, const torch::Tensor& rows) {
+torch::Tensor ffn_means(const en::LayerImportance& layer, int64_t experts,
+                        const torch::Tensor& rows) {
   const auto ffn = layer.expert_ids.defined() ? en::expand_experts(layer, experts) : layer.ffn;
   return ffn.index_select(0, rows).mean(0).reshape({-1});
 }
 
 // Mean over prompts of each head's summed attention-neuron importance: [H].
-torch::Tensor head_means(const en::LayerImportance& layer, int64_t heads, const torch::Tensor& rows) {
+torch::Tensor head_means(const en::LayerImportance& layer, int64_t heads,
+                         const torch::Tensor& rows) {
   return layer.attn.index_select(0, rows).view({rows.size(0), heads, -1}).sum(2).mean(0);
 }
 
-void print_top(const en::Importance& imp, const lpi::checkpoint::ModelConfig& c, const torch::Tensor& rows,
-               int64_t top, const std::string& title) {
+void print_top(const en::Importance& imp, const lpi::checkpoint::ModelConfig& c,
+               const torch::Tensor& rows, int64_t top, const std::string& title) {
   std::vector<torch::Tensor> ffn, heads;
   for (const auto& layer : imp.layers) {
     ffn.push_back(ffn_means(layer, c.num_experts, rows));
@@ -47,16 +50,18 @@ void print_top(const en::Importance& imp, const lpi::checkpoint::ModelConfig& c,
   const auto [fv, fi] = f.reshape({-1}).topk(std::min<int64_t>(top, f.numel()));
   const auto [hv, hi] = h.reshape({-1}).topk(std::min<int64_t>(top, h.numel()));
   std::printf("%s (%lld prompts)\n", title.c_str(), static_cast<long long>(rows.size(0)));
-  std::printf("  %-34s %12s   %-16s %12s\n", c.is_moe() ? "expert neuron (layer, expert, i)" : "FFN neuron (layer, i)",
-              "mean LPI", "head (layer, j)", "mean LPI");
+  std::printf("  %-34s %12s   %-16s %12s\n",
+              c.is_moe() ? "expert neuron (layer, expert, i)" : "FFN neuron (layer, i)", "mean LPI",
+              "head (layer, j)", "mean LPI");
   for (int64_t k = 0; k < std::max(fv.size(0), hv.size(0)); ++k) {
     std::string fname, hname;
     double fval = 0, hval = 0;
     if (k < fv.size(0)) {
       const int64_t flat = fi[k].item<int64_t>(), n = f.size(1), layer = flat / n, idx = flat % n;
-      fname = c.is_moe() ? "L" + std::to_string(layer) + " E" + std::to_string(idx / c.intermediate_size) + " #" +
-                               std::to_string(idx % c.intermediate_size)
-                         : "L" + std::to_string(layer) + " #" + std::to_string(idx);
+      fname = c.is_moe()
+                  ? "L" + std::to_string(layer) + " E" + std::to_string(idx / c.intermediate_size) +
+                        " #" + std::to_string(idx % c.intermediate_size)
+                  : "L" + std::to_string(layer) + " #" + std::to_string(idx);
       fval = fv[k].item<double>();
     }
     if (k < hv.size(0)) {
@@ -68,8 +73,9 @@ void print_top(const en::Importance& imp, const lpi::checkpoint::ModelConfig& c,
   }
 }
 
-void write_store(const fs::path& file, const en::Importance& imp, const lpi::relations::PromptSet& set,
-                 const lpi::checkpoint::ModelConfig& c, const std::string& model_dir, const en::LpiOptions& o) {
+void write_store(const fs::path& file, const en::Importance& imp,
+                 const lpi::relations::PromptSet& set, const lpi::checkpoint::ModelConfig& c,
+                 const std::string& model_dir, const en::LpiOptions& o) {
   const fs::path partial = file.string() + ".partial";
   {
     const auto file_handle = st::create_file(partial.string());
@@ -81,10 +87,15 @@ void write_store(const fs::path& file, const en::Importance& imp, const lpi::rel
     st::set_attr(root, "architecture", c.architecture);
     st::set_attr(root, "lens", std::string(en::lens_name(o.lens)));
     st::set_attr(root, "target", std::string(en::target_name(o.target)));
-    for (const auto& [k, v] : std::vector<std::pair<const char*, int64_t>>{
-             {"num_layers", c.num_layers}, {"hidden_size", c.hidden_size}, {"num_heads", c.num_heads},
-             {"head_dim", c.head_dim}, {"intermediate_size", c.intermediate_size}, {"num_experts", c.num_experts},
-             {"experts_per_token", c.num_experts_per_tok}, {"vocab_size", c.vocab_size}}) {
+    for (const auto& [k, v] :
+         std::vector<std::pair<const char*, int64_t>>{{"num_layers", c.num_layers},
+                                                      {"hidden_size", c.hidden_size},
+                                                      {"num_heads", c.num_heads},
+                                                      {"head_dim", c.head_dim},
+                                                      {"intermediate_size", c.intermediate_size},
+                                                      {"num_experts", c.num_experts},
+                                                      {"experts_per_token", c.num_experts_per_tok},
+                                                      {"vocab_size", c.vocab_size}}) {
       st::set_attr(root, k, v);
     }
     const auto P = static_cast<int64_t>(set.prompts.size());
@@ -142,11 +153,12 @@ void write_store(const fs::path& file, const en::Importance& imp, const lpi::rel
 }
 
 int run(int argc, char** argv) {
-  std::string model_dir, relations_dir, tokenizer_file, out_file, select, lens, target, dtype_name, device_name;
+  std::string model_dir, relations_dir, tokenizer_file, out_file, select, lens, target, dtype_name,
+      device_name;
   int64_t top = 10, batch = 32, budget = 256;
   po::options_description opts("lpi-attribute: Gated-LPI of every neuron at one checkpoint");
-  opts.add_options()("help,h", "show this help")(
-      "model", po::value(&model_dir)->required(), "checkpoint folder (config.json, *.safetensors)")(
+  opts.add_options()("help,h", "show this help")("model", po::value(&model_dir)->required(),
+                                                 "checkpoint folder (config.json, *.safetensors)")(
       "relations", po::value(&relations_dir)->required(), "relations folder")(
       "tokenizer", po::value(&tokenizer_file), "tokenizer.json (default: MODEL/tokenizer.json)")(
       "out", po::value(&out_file), "write all importance tensors to this HDF5 file")(
@@ -166,8 +178,10 @@ int run(int argc, char** argv) {
   }
   po::notify(vm);
   en::LpiOptions options;
-  if (lens != "frozen" && lens != "exact") throw po::error("--lens must be frozen or exact, not '" + lens + "'");
-  if (target != "gold" && target != "top1") throw po::error("--target must be gold or top1, not '" + target + "'");
+  if (lens != "frozen" && lens != "exact")
+    throw po::error("--lens must be frozen or exact, not '" + lens + "'");
+  if (target != "gold" && target != "top1")
+    throw po::error("--target must be gold or top1, not '" + target + "'");
   options.lens = lens == "exact" ? en::Lens::Exact : en::Lens::Frozen;
   options.target = target == "top1" ? en::TargetKind::Top1 : en::TargetKind::Gold;
   options.batch_size = batch;
@@ -193,9 +207,10 @@ int run(int argc, char** argv) {
   const auto t2 = std::chrono::steady_clock::now();
   const auto& c = model->config();
   const auto P = static_cast<int64_t>(prompts.size());
-  std::printf("%s: %lld prompts, %s lens, %s target, Gated-LPI in %.2f s (load %.2f s)\n\n", model_dir.c_str(),
-              static_cast<long long>(P), lens.c_str(), target.c_str(),
-              std::chrono::duration<double>(t2 - t1).count(), std::chrono::duration<double>(t1 - t0).count());
+  std::printf("%s: %lld prompts, %s lens, %s target, Gated-LPI in %.2f s (load %.2f s)\n\n",
+              model_dir.c_str(), static_cast<long long>(P), lens.c_str(), target.c_str(),
+              std::chrono::duration<double>(t2 - t1).count(),
+              std::chrono::duration<double>(t1 - t0).count());
   print_top(imp, c, torch::arange(P), top, "overall");
   for (std::size_t r = 0; r < set.relations.size(); ++r) {
     std::vector<int64_t> rows;
@@ -204,7 +219,8 @@ int run(int argc, char** argv) {
     }
     if (rows.empty()) continue;
     std::printf("\n");
-    print_top(imp, c, torch::tensor(rows, torch::kInt64), std::min<int64_t>(top, 3), set.relations[r].id);
+    print_top(imp, c, torch::tensor(rows, torch::kInt64), std::min<int64_t>(top, 3),
+              set.relations[r].id);
   }
   if (!out_file.empty()) {
     write_store(out_file, imp, set, c, model_dir, options);
@@ -216,13 +232,5 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const po::error& e) {
-    std::cerr << "lpi-attribute: " << e.what() << " (see --help)\n";
-    return 2;
-  } catch (const std::exception& e) {
-    std::cerr << "lpi-attribute: " << e.what() << "\n";
-    return 1;
-  }
+  return lpi::tools::run_tool("lpi-attribute", [&] { return run(argc, argv); });
 }

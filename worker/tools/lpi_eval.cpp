@@ -14,6 +14,7 @@
 #include "common/relations/relations.hpp"
 #include "common/tokenizer/tokenizer.hpp"
 #include "worker/engine/evaluate.hpp"
+#include "worker/tools/tool_main.hpp"
 #include "worker/tools/tool_options.hpp"
 
 namespace po = boost::program_options;
@@ -34,8 +35,8 @@ int run(int argc, char** argv) {
   int threads = 0;
   bool skip_unusable = false;
   po::options_description opts("lpi-eval: HIT@10 of one checkpoint on the relations prompts");
-  opts.add_options()("help,h", "show this help")(
-      "model", po::value(&model_dir)->required(), "checkpoint folder (config.json, *.safetensors)")(
+  opts.add_options()("help,h", "show this help")("model", po::value(&model_dir)->required(),
+                                                 "checkpoint folder (config.json, *.safetensors)")(
       "relations", po::value(&relations_dir)->required(), "relations folder (JSON files)")(
       "tokenizer", po::value(&tokenizer_file), "tokenizer.json (default: MODEL/tokenizer.json)")(
       "csv", po::value(&csv_file), "write one row per prompt to this CSV file")(
@@ -45,7 +46,8 @@ int run(int argc, char** argv) {
       "dtype", po::value(&dtype_name)->default_value("float32"), "float32 or bfloat16")(
       "device", po::value(&device_name)->default_value("cpu"), "cpu, cuda or cuda:N")(
       "threads", po::value(&threads)->default_value(0), "CPU threads (0: libtorch's default)")(
-      "skip-unusable", po::bool_switch(&skip_unusable), "drop samples that cannot be prompts (listed)");
+      "skip-unusable", po::bool_switch(&skip_unusable),
+      "drop samples that cannot be prompts (listed)");
   po::variables_map vm;
   po::store(po::parse_command_line(argc, argv, opts), vm);
   if (vm.count("help")) {
@@ -89,8 +91,8 @@ int run(int argc, char** argv) {
     last_report = now;
     const double secs = std::chrono::duration<double>(now - t_loaded).count();
     const double rate = done / std::max(secs, 1e-9);
-    std::fprintf(stderr, "lpi-eval: %zu/%zu prompts, %.1f prompts/s, ETA %.0f s\n", done, total, rate,
-                 (total - done) / std::max(rate, 1e-9));
+    std::fprintf(stderr, "lpi-eval: %zu/%zu prompts, %.1f prompts/s, ETA %.0f s\n", done, total,
+                 rate, (total - done) / std::max(rate, 1e-9));
   };
   const auto scores = lpi::engine::evaluate(model, prompts, targets, eval);
   const auto t_done = Clock::now();
@@ -108,17 +110,20 @@ int run(int argc, char** argv) {
   }
   std::size_t hits = 0;
   for (const auto& s : scores) hits += s.hit_at_10();
-  std::printf("%-24s %8zu %8zu %8.3f\n", "overall", scores.size(), hits, lpi::engine::hit_at_10(scores));
+  std::printf("%-24s %8zu %8zu %8.3f\n", "overall", scores.size(), hits,
+              lpi::engine::hit_at_10(scores));
   const double load_s = std::chrono::duration<double>(t_loaded - t0).count();
   const double eval_s = std::chrono::duration<double>(t_done - t_loaded).count();
-  std::printf("model %s (%s, %lld layers%s), %s on %s: load %.2f s, %zu prompts in %.2f s (%.1f prompts/s)\n",
-              model_dir.c_str(), config.architecture.c_str(), static_cast<long long>(config.num_layers),
-              config.is_moe() ? (", " + std::to_string(config.num_experts) + " experts top-" +
-                                 std::to_string(config.num_experts_per_tok))
-                                    .c_str()
-                              : "",
-              dtype_name.c_str(), device_name.c_str(), load_s, scores.size(), eval_s,
-              scores.size() / std::max(eval_s, 1e-9));
+  std::printf(
+      "model %s (%s, %lld layers%s), %s on %s: load %.2f s, %zu prompts in %.2f s (%.1f "
+      "prompts/s)\n",
+      model_dir.c_str(), config.architecture.c_str(), static_cast<long long>(config.num_layers),
+      config.is_moe() ? (", " + std::to_string(config.num_experts) + " experts top-" +
+                         std::to_string(config.num_experts_per_tok))
+                            .c_str()
+                      : "",
+      dtype_name.c_str(), device_name.c_str(), load_s, scores.size(), eval_s,
+      scores.size() / std::max(eval_s, 1e-9));
 
   if (!csv_file.empty()) {
     std::ofstream csv(csv_file);
@@ -129,8 +134,9 @@ int run(int argc, char** argv) {
       const auto& p = set.prompts[i];
       std::snprintf(logp, sizeof logp, "%.9g", scores[i].target_logprob);
       std::vector<int64_t> ids(p.prompt_ids.begin(), p.prompt_ids.end());
-      csv << set.relations[p.relation].id << "," << p.sample << "," << join(ids) << "," << p.target_id
-          << "," << logp << "," << scores[i].target_rank << "," << join(scores[i].top10) << "\n";
+      csv << set.relations[p.relation].id << "," << p.sample << "," << join(ids) << ","
+          << p.target_id << "," << logp << "," << scores[i].target_rank << ","
+          << join(scores[i].top10) << "\n";
     }
     if (!csv) throw std::runtime_error("error writing " + csv_file);
   }
@@ -140,13 +146,5 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const po::error& e) {
-    std::cerr << "lpi-eval: " << e.what() << " (see --help)\n";
-    return 2;
-  } catch (const std::exception& e) {
-    std::cerr << "lpi-eval: " << e.what() << "\n";
-    return 1;
-  }
+  return lpi::tools::run_tool("lpi-eval", [&] { return run(argc, argv); });
 }

@@ -12,6 +12,7 @@
 #include <set>
 
 #include "worker/pretrain/trainer.hpp"
+#include "worker/tools/tool_main.hpp"
 
 namespace po = boost::program_options;
 
@@ -25,7 +26,8 @@ void print_curve(const std::filesystem::path& out) {
   std::map<std::pair<std::string, int64_t>, double> value;
   for (const auto& p : points) {
     steps.insert(p.step);
-    if (value.empty() || std::find(relations.begin(), relations.end(), p.relation) == relations.end()) {
+    if (value.empty() ||
+        std::find(relations.begin(), relations.end(), p.relation) == relations.end()) {
       relations.push_back(p.relation);
     }
     value[{p.relation, p.step}] = p.prompts ? static_cast<double>(p.hits) / p.prompts : 0.0;
@@ -37,57 +39,57 @@ void print_curve(const std::filesystem::path& out) {
     std::printf("%-22s", r.c_str());
     for (auto s : steps) {
       auto it = value.find({r, s});
-      if (it == value.end()) std::printf("     -");
-      else std::printf(" %5.2f", it->second);
+      if (it == value.end())
+        std::printf("     -");
+      else
+        std::printf(" %5.2f", it->second);
     }
     std::printf("\n");
   }
 }
 
+int run(int argc, char** argv) {
+  std::string job_file, out_dir;
+  int threads = 0;
+  bool prepare_only = false;
+  po::options_description opts("lpi-pretrain: pre-train a tiny model on the synthetic world");
+  opts.add_options()("help,h", "show this help")("job", po::value(&job_file)->required(),
+                                                 "job file (INI), e.g. jobs/tiny-olmoe.ini")(
+      "out", po::value(&out_dir)->required(),
+      "output folder (checkpoints, relations/, tokenizer.json)")(
+      "threads", po::value(&threads)->default_value(0), "CPU threads (0: the job's setting)")(
+      "prepare-only", po::bool_switch(&prepare_only),
+      "write relations/, tokenizer.json and corpus.txt, and do not train");
+  po::variables_map vm;
+  po::store(po::parse_command_line(argc, argv, opts), vm);
+  if (vm.count("help")) {
+    std::cout << opts << "\n";
+    return 0;
+  }
+  po::notify(vm);
+  auto job = lpi::pretrain::read_job(job_file);
+  if (threads > 0) job.train.threads = threads;
+  if (prepare_only) {
+    const auto data = lpi::pretrain::prepare_data(job);
+    lpi::pretrain::write_world(job, data, out_dir);
+    lpi::pretrain::write_corpus(job, std::filesystem::path(out_dir) / "corpus.txt");
+    std::printf("%s: wrote %s/relations, tokenizer.json and corpus.txt (%zu tokens)\n",
+                job.name.c_str(), out_dir.c_str(), data.stream.size());
+    return 0;
+  }
+  lpi::pretrain::PretrainOptions options;
+  options.log = &std::cout;
+  const auto report = lpi::pretrain::pretrain(job, out_dir, options);
+  print_curve(out_dir);
+  std::printf("%s: %lld parameters (%lld active per token), %.1f s%s\n", job.name.c_str(),
+              static_cast<long long>(report.parameters),
+              static_cast<long long>(report.active_parameters), report.seconds,
+              report.resumed ? " (resumed)" : "");
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    std::string job_file, out_dir;
-    int threads = 0;
-    bool prepare_only = false;
-    po::options_description opts("lpi-pretrain: pre-train a tiny model on the synthetic world");
-    opts.add_options()("help,h", "show this help")(
-        "job", po::value(&job_file)->required(), "job file (INI), e.g. jobs/tiny-olmoe.ini")(
-        "out", po::value(&out_dir)->required(), "output folder (checkpoints, relations/, tokenizer.json)")(
-        "threads", po::value(&threads)->default_value(0), "CPU threads (0: the job's setting)")(
-        "prepare-only", po::bool_switch(&prepare_only),
-        "write relations/, tokenizer.json and corpus.txt, and do not train");
-    po::variables_map vm;
-    po::store(po::parse_command_line(argc, argv, opts), vm);
-    if (vm.count("help")) {
-      std::cout << opts << "\n";
-      return 0;
-    }
-    po::notify(vm);
-    auto job = lpi::pretrain::read_job(job_file);
-    if (threads > 0) job.train.threads = threads;
-    if (prepare_only) {
-      const auto data = lpi::pretrain::prepare_data(job);
-      lpi::pretrain::write_world(job, data, out_dir);
-      lpi::pretrain::write_corpus(job, std::filesystem::path(out_dir) / "corpus.txt");
-      std::printf("%s: wrote %s/relations, tokenizer.json and corpus.txt (%zu tokens)\n", job.name.c_str(),
-                  out_dir.c_str(), data.stream.size());
-      return 0;
-    }
-    lpi::pretrain::PretrainOptions options;
-    options.log = &std::cout;
-    const auto report = lpi::pretrain::pretrain(job, out_dir, options);
-    print_curve(out_dir);
-    std::printf("%s: %lld parameters (%lld active per token), %.1f s%s\n", job.name.c_str(),
-                static_cast<long long>(report.parameters), static_cast<long long>(report.active_parameters),
-                report.seconds, report.resumed ? " (resumed)" : "");
-    return 0;
-  } catch (const po::error& e) {
-    std::cerr << "lpi-pretrain: " << e.what() << " (see --help)\n";
-    return 2;
-  } catch (const std::exception& e) {
-    std::cerr << "lpi-pretrain: " << e.what() << "\n";
-    return 1;
-  }
+  return lpi::tools::run_tool("lpi-pretrain", [&] { return run(argc, argv); });
 }
