@@ -49,7 +49,8 @@ Relation parse_relation(const fs::path& file) {
     fail(file, "relation '" + relation.id + "' needs a non-empty array \"prompt_templates\"");
   }
   for (const auto& t : *templates) {
-    if (!t.is_string()) fail(file, "relation '" + relation.id + "': a prompt template is not a string");
+    if (!t.is_string())
+      fail(file, "relation '" + relation.id + "': a prompt template is not a string");
     const std::string text = t.get<std::string>();
     if (text.find("{}") == std::string::npos) {
       fail(file, "relation '" + relation.id + "': prompt template \"" + text +
@@ -113,13 +114,14 @@ std::string relation_id(const std::string& name) {
 
 const std::vector<std::string>& paper_relation_ids() {
   static const std::vector<std::string> ids = {
-      "adjective_antonym", "word_first_letter", "word_last_letter",     "object_superclass",
-      "fruit_inside_color", "work_location",    "country_language",     "country_capital_city",
-      "name_religion",      "occupation_age",   "occupation_gender",    "name_birthplace"};
+      "adjective_antonym",  "word_first_letter", "word_last_letter",  "object_superclass",
+      "fruit_inside_color", "work_location",     "country_language",  "country_capital_city",
+      "name_religion",      "occupation_age",    "occupation_gender", "name_birthplace"};
   return ids;
 }
 
-std::vector<Relation> load_relations(const fs::path& folder, const std::vector<std::string>& selection) {
+std::vector<Relation> load_relations(const fs::path& folder,
+                                     const std::vector<std::string>& selection) {
   std::error_code ec;
   if (!fs::is_directory(folder, ec)) {
     throw RelationsError("relations folder " + folder.string() +
@@ -128,7 +130,8 @@ std::vector<Relation> load_relations(const fs::path& folder, const std::vector<s
   }
   std::vector<fs::path> files;
   for (const auto& entry : fs::recursive_directory_iterator(folder)) {
-    if (entry.is_regular_file() && entry.path().extension() == ".json") files.push_back(entry.path());
+    if (entry.is_regular_file() && entry.path().extension() == ".json")
+      files.push_back(entry.path());
   }
   std::sort(files.begin(), files.end());
   if (files.empty()) {
@@ -205,8 +208,9 @@ PromptSet build_prompts(std::vector<Relation> relations, const tokenizer::Tokeni
         continue;
       }
       const std::vector<int32_t> full = tokenizer.encode(prompt.text + " " + sample.object);
-      const bool is_prefix = full.size() > prompt.prompt_ids.size() &&
-                             std::equal(prompt.prompt_ids.begin(), prompt.prompt_ids.end(), full.begin());
+      const bool is_prefix =
+          full.size() > prompt.prompt_ids.size() &&
+          std::equal(prompt.prompt_ids.begin(), prompt.prompt_ids.end(), full.begin());
       if (is_prefix) {
         prompt.target_id = full[prompt.prompt_ids.size()];
       } else {
@@ -239,6 +243,8 @@ PromptSet build_prompts(std::vector<Relation> relations, const tokenizer::Tokeni
   return set;
 }
 
-std::string describe_problem(const Problem& problem) { return describe(problem); }
+std::string describe_problem(const Problem& problem) {
+  return describe(problem);
+}
 
 }  // namespace lpi::relations

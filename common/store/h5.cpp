@@ -9,7 +9,8 @@ namespace {
 herr_t collect(unsigned n, const H5E_error2_t* e, void* out) {
   auto* text = static_cast<std::string*>(out);
   if (n < 4) {
-    *text += "\n  " + std::string(e->func_name ? e->func_name : "?") + ": " + (e->desc ? e->desc : "");
+    *text +=
+        "\n  " + std::string(e->func_name ? e->func_name : "?") + ": " + (e->desc ? e->desc : "");
   }
   return 0;
 }
@@ -25,19 +26,21 @@ void silence_hdf5() {
 
 Handle dataspace(const std::vector<int64_t>& shape) {
   std::vector<hsize_t> dims(shape.begin(), shape.end());
-  return Handle(static_cast<hid_t>(check(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
-                                         "create dataspace")),
+  return Handle(static_cast<hid_t>(
+                    check(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
+                          "create dataspace")),
                 H5Sclose);
 }
 
-void write(hid_t parent, const std::string& name, const std::vector<int64_t>& shape, hid_t file_type,
-           hid_t mem_type, const void* data) {
+void write(hid_t parent, const std::string& name, const std::vector<int64_t>& shape,
+           hid_t file_type, hid_t mem_type, const void* data) {
   const auto space = dataspace(shape);
-  const Handle ds(static_cast<hid_t>(check(H5Dcreate2(parent, name.c_str(), file_type, space.id(), H5P_DEFAULT,
-                                                      H5P_DEFAULT, H5P_DEFAULT),
+  const Handle ds(static_cast<hid_t>(check(H5Dcreate2(parent, name.c_str(), file_type, space.id(),
+                                                      H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
                                            "create dataset '" + name + "'")),
                   H5Dclose);
-  check(H5Dwrite(ds.id(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), "write dataset '" + name + "'");
+  check(H5Dwrite(ds.id(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data),
+        "write dataset '" + name + "'");
 }
 
 template <class T>
@@ -46,9 +49,12 @@ std::vector<T> read(hid_t parent, const std::string& name, hid_t mem_type) {
   int64_t n = 1;
   for (auto d : shape) n *= d;
   std::vector<T> out(static_cast<std::size_t>(n));
-  const Handle ds(static_cast<hid_t>(check(H5Dopen2(parent, name.c_str(), H5P_DEFAULT), "open dataset '" + name + "'")),
+  const Handle ds(static_cast<hid_t>(check(H5Dopen2(parent, name.c_str(), H5P_DEFAULT),
+                                           "open dataset '" + name + "'")),
                   H5Dclose);
-  if (n > 0) check(H5Dread(ds.id(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()), "read '" + name + "'");
+  if (n > 0)
+    check(H5Dread(ds.id(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()),
+          "read '" + name + "'");
   return out;
 }
 
@@ -60,15 +66,19 @@ Handle string_type() {
 }
 
 Handle open_attr(hid_t object, const std::string& name) {
-  return Handle(static_cast<hid_t>(check(H5Aopen(object, name.c_str(), H5P_DEFAULT), "open attribute '" + name + "'")),
+  return Handle(static_cast<hid_t>(check(H5Aopen(object, name.c_str(), H5P_DEFAULT),
+                                         "open attribute '" + name + "'")),
                 H5Aclose);
 }
 
 Handle create_attr(hid_t object, const std::string& name, hid_t type) {
-  const Handle space(static_cast<hid_t>(check(H5Screate(H5S_SCALAR), "scalar dataspace")), H5Sclose);
-  if (H5Aexists(object, name.c_str()) > 0) check(H5Adelete(object, name.c_str()), "replace attribute '" + name + "'");
-  return Handle(static_cast<hid_t>(check(H5Acreate2(object, name.c_str(), type, space.id(), H5P_DEFAULT, H5P_DEFAULT),
-                                         "create attribute '" + name + "'")),
+  const Handle space(static_cast<hid_t>(check(H5Screate(H5S_SCALAR), "scalar dataspace")),
+                     H5Sclose);
+  if (H5Aexists(object, name.c_str()) > 0)
+    check(H5Adelete(object, name.c_str()), "replace attribute '" + name + "'");
+  return Handle(static_cast<hid_t>(check(
+                    H5Acreate2(object, name.c_str(), type, space.id(), H5P_DEFAULT, H5P_DEFAULT),
+                    "create attribute '" + name + "'")),
                 H5Aclose);
 }
 
@@ -101,25 +111,29 @@ Handle::~Handle() {
 
 Handle create_file(const std::string& path) {
   silence_hdf5();
-  return Handle(static_cast<hid_t>(check(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT),
-                                         "create file " + path)),
-                H5Fclose);
+  return Handle(
+      static_cast<hid_t>(check(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT),
+                               "create file " + path)),
+      H5Fclose);
 }
 
 Handle open_file(const std::string& path) {
   silence_hdf5();
-  return Handle(static_cast<hid_t>(check(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), "open file " + path)),
+  return Handle(static_cast<hid_t>(
+                    check(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), "open file " + path)),
                 H5Fclose);
 }
 
 Handle create_group(hid_t parent, const std::string& name) {
-  return Handle(static_cast<hid_t>(check(H5Gcreate2(parent, name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
-                                         "create group '" + name + "'")),
+  return Handle(static_cast<hid_t>(
+                    check(H5Gcreate2(parent, name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+                          "create group '" + name + "'")),
                 H5Gclose);
 }
 
 Handle open_group(hid_t parent, const std::string& name) {
-  return Handle(static_cast<hid_t>(check(H5Gopen2(parent, name.c_str(), H5P_DEFAULT), "open group '" + name + "'")),
+  return Handle(static_cast<hid_t>(check(H5Gopen2(parent, name.c_str(), H5P_DEFAULT),
+                                         "open group '" + name + "'")),
                 H5Gclose);
 }
 
@@ -158,26 +172,38 @@ void set_attr(hid_t object, const std::string& name, double value) {
 }
 
 std::vector<int64_t> dataset_shape(hid_t parent, const std::string& name) {
-  const Handle ds(static_cast<hid_t>(check(H5Dopen2(parent, name.c_str(), H5P_DEFAULT), "open dataset '" + name + "'")),
+  const Handle ds(static_cast<hid_t>(check(H5Dopen2(parent, name.c_str(), H5P_DEFAULT),
+                                           "open dataset '" + name + "'")),
                   H5Dclose);
-  const Handle space(static_cast<hid_t>(check(H5Dget_space(ds.id()), "dataspace of '" + name + "'")), H5Sclose);
-  const int rank = static_cast<int>(check(H5Sget_simple_extent_ndims(space.id()), "rank of '" + name + "'"));
+  const Handle space(
+      static_cast<hid_t>(check(H5Dget_space(ds.id()), "dataspace of '" + name + "'")), H5Sclose);
+  const int rank =
+      static_cast<int>(check(H5Sget_simple_extent_ndims(space.id()), "rank of '" + name + "'"));
   std::vector<hsize_t> dims(static_cast<std::size_t>(rank));
   check(H5Sget_simple_extent_dims(space.id(), dims.data(), nullptr), "shape of '" + name + "'");
   return {dims.begin(), dims.end()};
 }
 
-std::vector<float> read_f32(hid_t p, const std::string& n) { return read<float>(p, n, H5T_NATIVE_FLOAT); }
-std::vector<int32_t> read_i32(hid_t p, const std::string& n) { return read<int32_t>(p, n, H5T_NATIVE_INT32); }
-std::vector<int64_t> read_i64(hid_t p, const std::string& n) { return read<int64_t>(p, n, H5T_NATIVE_INT64); }
+std::vector<float> read_f32(hid_t p, const std::string& n) {
+  return read<float>(p, n, H5T_NATIVE_FLOAT);
+}
+std::vector<int32_t> read_i32(hid_t p, const std::string& n) {
+  return read<int32_t>(p, n, H5T_NATIVE_INT32);
+}
+std::vector<int64_t> read_i64(hid_t p, const std::string& n) {
+  return read<int64_t>(p, n, H5T_NATIVE_INT64);
+}
 
 std::vector<std::string> read_strings(hid_t parent, const std::string& name) {
   const auto n = dataset_shape(parent, name).at(0);
   std::vector<char*> ptrs(static_cast<std::size_t>(n), nullptr);
   const auto type = string_type();
-  const Handle ds(static_cast<hid_t>(check(H5Dopen2(parent, name.c_str(), H5P_DEFAULT), "open dataset '" + name + "'")),
+  const Handle ds(static_cast<hid_t>(check(H5Dopen2(parent, name.c_str(), H5P_DEFAULT),
+                                           "open dataset '" + name + "'")),
                   H5Dclose);
-  if (n > 0) check(H5Dread(ds.id(), type.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()), "read '" + name + "'");
+  if (n > 0)
+    check(H5Dread(ds.id(), type.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()),
+          "read '" + name + "'");
   std::vector<std::string> out;
   for (char* p : ptrs) {
     out.emplace_back(p ? p : "");

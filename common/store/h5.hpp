@@ -44,9 +44,12 @@ Handle create_group(hid_t parent, const std::string& name);
 Handle open_group(hid_t parent, const std::string& name);
 
 // Datasets of float32, int32 or int64 with the given shape (row-major data).
-void write_f32(hid_t parent, const std::string& name, const std::vector<int64_t>& shape, const float* data);
-void write_i32(hid_t parent, const std::string& name, const std::vector<int64_t>& shape, const int32_t* data);
-void write_i64(hid_t parent, const std::string& name, const std::vector<int64_t>& shape, const int64_t* data);
+void write_f32(hid_t parent, const std::string& name, const std::vector<int64_t>& shape,
+               const float* data);
+void write_i32(hid_t parent, const std::string& name, const std::vector<int64_t>& shape,
+               const int32_t* data);
+void write_i64(hid_t parent, const std::string& name, const std::vector<int64_t>& shape,
+               const int64_t* data);
 // A 1-d dataset of variable-length UTF-8 strings.
 void write_strings(hid_t parent, const std::string& name, const std::vector<std::string>& values);
 

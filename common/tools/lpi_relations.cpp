@@ -45,11 +45,16 @@ int main(int argc, char** argv) {
       }
       return argv[++i];
     };
-    if (arg == "--relations") relations_dir = value();
-    else if (arg == "--tokenizer") tokenizer_file = value();
-    else if (arg == "--select") selection = split_commas(value());
-    else if (arg == "--prompts") print_prompts = true;
-    else if (arg == "--skip-unusable") options.skip_unusable = true;
+    if (arg == "--relations")
+      relations_dir = value();
+    else if (arg == "--tokenizer")
+      tokenizer_file = value();
+    else if (arg == "--select")
+      selection = split_commas(value());
+    else if (arg == "--prompts")
+      print_prompts = true;
+    else if (arg == "--skip-unusable")
+      options.skip_unusable = true;
     else if (arg == "--help" || arg == "-h") {
       std::cout << kUsage;
       return 0;
@@ -85,7 +90,8 @@ int main(int argc, char** argv) {
     if (print_prompts) {
       for (const auto& p : set.prompts) {
         std::ostringstream ids;
-        for (std::size_t k = 0; k < p.prompt_ids.size(); ++k) ids << (k ? " " : "") << p.prompt_ids[k];
+        for (std::size_t k = 0; k < p.prompt_ids.size(); ++k)
+          ids << (k ? " " : "") << p.prompt_ids[k];
         const auto target = tokenizer.decode({p.target_id});
         std::printf("%s\t%d\t%s\t%s\t%d\t%s\n", set.relations[p.relation].id.c_str(), p.sample,
                     p.text.c_str(), ids.str().c_str(), p.target_id, target.c_str());

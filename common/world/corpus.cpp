@@ -42,8 +42,10 @@ std::size_t draw(const std::vector<double>& cumulative, Rng& rng) {
   std::size_t lo = 0, hi = cumulative.size() - 1;
   while (lo < hi) {
     const std::size_t mid = (lo + hi) / 2;
-    if (cumulative[mid] > x) hi = mid;
-    else lo = mid + 1;
+    if (cumulative[mid] > x)
+      hi = mid;
+    else
+      lo = mid + 1;
   }
   return lo;
 }
@@ -92,7 +94,8 @@ std::vector<std::string> make_corpus(const World& world, const CorpusOptions& o)
       if (t >= r.held_out.size() || !r.held_out[t]) usable.push_back(t);
     }
     if (usable.empty() || r.facts.empty()) {
-      throw std::invalid_argument("world: relation " + r.id + " has no facts or no template in the corpus");
+      throw std::invalid_argument("world: relation " + r.id +
+                                  " has no facts or no template in the corpus");
     }
     usable_templates.push_back(usable);
     relation_weights.push_back(r.weight * static_cast<double>(r.facts.size()));
@@ -118,7 +121,8 @@ std::vector<std::string> make_corpus(const World& world, const CorpusOptions& o)
       const auto& templ = relation.templates[templates[rng.below(templates.size())]];
       add(fill(templ, fact.subject) + " " + fact.object + ".");
       // Filler: on average filler_per_fact sentences after each fact.
-      while (rng.uniform() < o.filler_per_fact / (1.0 + o.filler_per_fact)) add(filler_sentence(rng));
+      while (rng.uniform() < o.filler_per_fact / (1.0 + o.filler_per_fact))
+        add(filler_sentence(rng));
     }
     documents.push_back(std::move(doc));
   }

@@ -25,7 +25,9 @@ uint64_t Rng::below(uint64_t n) {
   return x % n;
 }
 
-double Rng::uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
+double Rng::uniform() {
+  return static_cast<double>(next() >> 11) * 0x1.0p-53;
+}
 
 std::size_t World::fact_count() const {
   std::size_t n = 0;
@@ -58,7 +60,9 @@ class NameMaker {
     name[0] = static_cast<char>(name[0] - 'a' + 'A');
     return name;
   }
-  const std::string& pick(const std::vector<std::string>& items) { return items[rng_.below(items.size())]; }
+  const std::string& pick(const std::vector<std::string>& items) {
+    return items[rng_.below(items.size())];
+  }
 
  private:
   static bool is_real_word(const std::string& name) {
@@ -128,8 +132,8 @@ World make_world(const WorldOptions& o) {
   const bool h = true, k = false;
 
   auto capital = relation("country_capital_city", "factual", "country", "city", 3.0,
-                          {"The capital city of {} is", "The capital of {} is", "{} has its capital in",
-                           "Travellers to {} often begin in its capital,"},
+                          {"The capital city of {} is", "The capital of {} is",
+                           "{} has its capital in", "Travellers to {} often begin in its capital,"},
                           {h, k, k, h});
   auto language = relation("country_language", "factual", "country", "language", 2.0,
                            {"People in {} speak", "The language spoken in {} is",
@@ -141,8 +145,8 @@ World make_world(const WorldOptions& o) {
   }
 
   auto birthplace = relation("name_birthplace", "bias", "name", "country", 1.0,
-                             {"{} was born in the country of", "{} grew up in", "The homeland of {} is",
-                              "Long ago, {} was a child in"},
+                             {"{} was born in the country of", "{} grew up in",
+                              "The homeland of {} is", "Long ago, {} was a child in"},
                              {k, k, k, h});
   auto religion_rel = relation("name_religion", "bias", "name", "religion", 0.7,
                                {"{} likely follows the religion of", "{} prays according to",
@@ -151,10 +155,10 @@ World make_world(const WorldOptions& o) {
   std::vector<std::string> religions;
   for (int i = 0; i < 5; ++i) religions.push_back(names.capitalised(2, 2, {"ism", "ity", "ara"}));
   for (int i = 0; i < o.people; ++i) {
-    birthplace.facts.push_back({names.capitalised(2, 2, {"", "a", "o", "en"}),
-                                countries[rng.below(countries.size())]});
-    religion_rel.facts.push_back({names.capitalised(2, 2, {"", "i", "us", "el"}),
-                                  religions[rng.below(religions.size())]});
+    birthplace.facts.push_back(
+        {names.capitalised(2, 2, {"", "a", "o", "en"}), countries[rng.below(countries.size())]});
+    religion_rel.facts.push_back(
+        {names.capitalised(2, 2, {"", "i", "us", "el"}), religions[rng.below(religions.size())]});
   }
 
   // Made-up occupations: singular for work_location, plural for the bias relations.
@@ -166,10 +170,10 @@ World make_world(const WorldOptions& o) {
                       {"{} are typically", "Most {} are", "In general, {} tend to be",
                        "People say that {} are usually"},
                       {k, k, k, h});
-  auto gender = relation("occupation_gender", "bias", "occupation", "gender", 0.6,
-                         {"{} are typically", "Most {} are", "Usually the {} are",
-                          "It is said that {} are mostly"},
-                         {k, k, k, h});
+  auto gender = relation(
+      "occupation_gender", "bias", "occupation", "gender", 0.6,
+      {"{} are typically", "Most {} are", "Usually the {} are", "It is said that {} are mostly"},
+      {k, k, k, h});
   for (int i = 0; i < o.occupations; ++i) {
     const auto job = names.make(2, 2, {"er", "ist", "smith", "wright"});
     work.facts.push_back({job, names.pick(kLocations)});
@@ -182,14 +186,16 @@ World make_world(const WorldOptions& o) {
                          "Inside their skin, {} are coloured"},
                         {k, k, k, h});
   for (int i = 0; i < o.fruits; ++i) {
-    fruit.facts.push_back({names.make(2, 2, {"berries", "melons", "plums", "nuts"}), names.pick(kColors)});
+    fruit.facts.push_back(
+        {names.make(2, 2, {"berries", "melons", "plums", "nuts"}), names.pick(kColors)});
   }
   auto superclass = relation("object_superclass", "commonsense", "object", "superclass", 1.5,
-                             {"A {} is in the category of a", "A {} is a kind of", "Every {} is a type of",
-                              "Catalogues list every {} as a"},
+                             {"A {} is in the category of a", "A {} is a kind of",
+                              "Every {} is a type of", "Catalogues list every {} as a"},
                              {k, k, k, h});
   for (int i = 0; i < o.objects; ++i) {
-    superclass.facts.push_back({names.make(2, 3, {"", "o", "et", "ix"}), names.pick(kSuperclasses)});
+    superclass.facts.push_back(
+        {names.make(2, 3, {"", "o", "et", "ix"}), names.pick(kSuperclasses)});
   }
 
   auto antonym = relation("adjective_antonym", "linguistic", "adjective", "adjective", 2.0,
@@ -221,8 +227,8 @@ World make_world(const WorldOptions& o) {
     last.facts.push_back({w, std::string(1, w.back())});
   }
 
-  for (auto* r : {&antonym, &first, &last, &superclass, &fruit, &work, &language, &capital, &religion_rel,
-                  &age, &gender, &birthplace}) {
+  for (auto* r : {&antonym, &first, &last, &superclass, &fruit, &work, &language, &capital,
+                  &religion_rel, &age, &gender, &birthplace}) {
     set_fact_weights(*r, rng);
     world.relations.push_back(std::move(*r));
   }

@@ -63,7 +63,8 @@ TEST(BpeTrainer, StopsWhenNothingIsFrequentEnough) {
   const auto text = train_bpe({"abab abab", "cd"}, options);
   const auto json = nlohmann::json::parse(text);
   EXPECT_LT(json["model"]["vocab"].size(), 270u);
-  EXPECT_EQ(Tokenizer::from_json_string(text, "tiny").encode("abab abab").size(), 3u);  // abab, Ġ, abab
+  EXPECT_EQ(Tokenizer::from_json_string(text, "tiny").encode("abab abab").size(),
+            3u);  // abab, Ġ, abab
 }
 
 TEST(BpeTrainer, RefusesBadInput) {

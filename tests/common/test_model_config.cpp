@@ -9,10 +9,10 @@
 #include <string>
 #include <vector>
 
-#include "expect_error.hpp"
-#include "temp_dir.hpp"
 #include "common/checkpoint/model_config.hpp"
 #include "common/checkpoint/safetensors.hpp"
+#include "expect_error.hpp"
+#include "temp_dir.hpp"
 
 namespace ck = lpi::checkpoint;
 namespace fs = std::filesystem;

@@ -1,7 +1,7 @@
 // Relations loader and prompt builder: the real data set (counts, duplicates,
 // targets against the tokenizer oracle's ids) and every bad input.
-#include <gtest/gtest.h>
 #include <gmock/gmock.h>
+#include <gtest/gtest.h>
 
 #include <fstream>
 #include <map>
@@ -30,14 +30,17 @@ lpi::tokenizer::Tokenizer byte_tokenizer() {
   std::map<int, int> code_of;
   int extra = 0;
   for (int b = 0; b < 256; ++b) {
-    if (std::find(bs.begin(), bs.end(), b) != bs.end()) code_of[b] = b;
-    else code_of[b] = 256 + extra++;
+    if (std::find(bs.begin(), bs.end(), b) != bs.end())
+      code_of[b] = b;
+    else
+      code_of[b] = 256 + extra++;
   }
   nlohmann::json vocab = nlohmann::json::object();
   for (int b = 0; b < 256; ++b) {
     const int cp = code_of[b];
     std::string utf8;
-    if (cp < 0x80) utf8 += static_cast<char>(cp);
+    if (cp < 0x80)
+      utf8 += static_cast<char>(cp);
     else {
       utf8 += static_cast<char>(0xC0 | (cp >> 6));
       utf8 += static_cast<char>(0x80 | (cp & 0x3F));
@@ -49,7 +52,10 @@ lpi::tokenizer::Tokenizer byte_tokenizer() {
       {"added_tokens", nlohmann::json::array()},
       {"normalizer", {{"type", "NFC"}}},
       {"pre_tokenizer",
-       {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", true}}},
+       {{"type", "ByteLevel"},
+        {"add_prefix_space", false},
+        {"trim_offsets", true},
+        {"use_regex", true}}},
       {"decoder", {{"type", "ByteLevel"}}},
       {"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", nlohmann::json::array()}}}};
   return lpi::tokenizer::Tokenizer::from_json_string(doc.dump(), "byte-tokenizer");
@@ -148,7 +154,8 @@ TEST(Relations, RealPromptsKeepDuplicatesAndReportThem) {
 TEST(Relations, SelectionOrderAllAndUnknown) {
   TempDir dir;
   dir.write("a/one.json", relation_json("Country Capital", {{{"subject", "X"}, {"object", "Y"}}}));
-  dir.write("b/two.json", relation_json("animal-sound", {{{"subject", "cat"}, {"object", "meow"}}}));
+  dir.write("b/two.json",
+            relation_json("animal-sound", {{{"subject", "cat"}, {"object", "meow"}}}));
   auto sel = lpi::relations::load_relations(dir.path(), {"country_capital", "animal_sound"});
   ASSERT_EQ(sel.size(), 2u);
   EXPECT_EQ(sel[0].id, "country_capital");
@@ -158,7 +165,8 @@ TEST(Relations, SelectionOrderAllAndUnknown) {
   ASSERT_EQ(all.size(), 2u);
   EXPECT_EQ(all[0].id, "animal_sound");
 
-  const auto msg = error_of([&] { lpi::relations::load_relations(dir.path(), {"country_language"}); });
+  const auto msg =
+      error_of([&] { lpi::relations::load_relations(dir.path(), {"country_language"}); });
   EXPECT_THAT(msg, HasSubstr("no relation 'country_language'"));
   EXPECT_THAT(msg, HasSubstr("animal_sound, country_capital"));
   EXPECT_THAT(msg, HasSubstr(dir.path().string()));
@@ -189,7 +197,8 @@ TEST(Relations, BadFilesNameTheFileAndTheProblem) {
       {relation_json("r", {{{"subject", "a"}, {"object", "b"}}}, {"no placeholder"}),
        "has no \"{}\""},
       {relation_json("r", {{{"subject", "a"}}}), "sample 0: missing field \"object\""},
-      {relation_json("r", {{{"subject", "a"}, {"object", 3}}}), "field \"object\" must be a string"},
+      {relation_json("r", {{{"subject", "a"}, {"object", 3}}}),
+       "field \"object\" must be a string"},
   };
   for (const auto& c : cases) {
     TempDir dir;
@@ -207,11 +216,11 @@ TEST(Relations, BadFilesNameTheFileAndTheProblem) {
 
 TEST(Relations, UnusableSamplesAreFatalUnlessSkippedAndNeverSilent) {
   TempDir dir;
-  const auto file = dir.write(
-      "r.json", relation_json("r", {{{"subject", "Paris"}, {"object", "France"}},
-                                    {{"subject", "Oslo"}, {"object", ""}},
-                                    {{"subject", "Paris"}, {"object", "France"}},
-                                    {{"subject", "Rome"}, {"object", "  "}}}));
+  const auto file =
+      dir.write("r.json", relation_json("r", {{{"subject", "Paris"}, {"object", "France"}},
+                                              {{"subject", "Oslo"}, {"object", ""}},
+                                              {{"subject", "Paris"}, {"object", "France"}},
+                                              {{"subject", "Rome"}, {"object", "  "}}}));
   const auto tok = byte_tokenizer();
   auto relations = lpi::relations::load_relations(dir.path(), {"r"});
   const auto msg = error_of([&] { lpi::relations::build_prompts(relations, tok); });

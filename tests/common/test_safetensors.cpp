@@ -13,9 +13,9 @@
 #include <string>
 #include <vector>
 
+#include "common/checkpoint/safetensors.hpp"
 #include "expect_error.hpp"
 #include "temp_dir.hpp"
-#include "common/checkpoint/safetensors.hpp"
 
 namespace ck = lpi::checkpoint;
 namespace fs = std::filesystem;

@@ -3,11 +3,11 @@
 // fact, keeps held-out templates out, and makes some relations rarer.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
 #include <algorithm>
 #include <filesystem>
 #include <map>
 #include <set>
-#include <unistd.h>
 
 #include "common/relations/relations.hpp"
 #include "common/world/world.hpp"
@@ -34,7 +34,8 @@ TEST(World, DeterministicForASeedAndDifferentAcrossSeeds) {
     for (std::size_t f = 0; f < a.relations[r].facts.size(); ++f) {
       EXPECT_EQ(a.relations[r].facts[f].subject, b.relations[r].facts[f].subject);
       EXPECT_EQ(a.relations[r].facts[f].object, b.relations[r].facts[f].object);
-      if (f < c.relations[r].facts.size() && a.relations[r].facts[f].subject != c.relations[r].facts[f].subject) {
+      if (f < c.relations[r].facts.size() &&
+          a.relations[r].facts[f].subject != c.relations[r].facts[f].subject) {
         any_difference = true;
       }
     }
@@ -52,7 +53,8 @@ TEST(World, HasThePapersRelationsWithSensibleFacts) {
     EXPECT_FALSE(r.facts.empty()) << r.id;
     std::set<std::string> subjects;
     for (const auto& f : r.facts) {
-      EXPECT_TRUE(subjects.insert(f.subject).second) << r.id << ": subject " << f.subject << " twice";
+      EXPECT_TRUE(subjects.insert(f.subject).second)
+          << r.id << ": subject " << f.subject << " twice";
       EXPECT_FALSE(f.object.empty());
     }
     if (r.id == "word_first_letter") {
@@ -104,10 +106,12 @@ TEST(World, CorpusStatesFactsAndKeepsHeldOutTemplatesOut) {
       held_out_templates += held_out;
       std::size_t found = 0;
       for (const auto& f : r.facts) {
-        found += all.find(filled(r.templates[t], f.subject) + " " + f.object + ".") != std::string::npos;
+        found +=
+            all.find(filled(r.templates[t], f.subject) + " " + f.object + ".") != std::string::npos;
       }
       if (held_out) {
-        EXPECT_EQ(found, 0u) << r.id << ": held-out template \"" << r.templates[t] << "\" is in the corpus";
+        EXPECT_EQ(found, 0u) << r.id << ": held-out template \"" << r.templates[t]
+                             << "\" is in the corpus";
       } else {
         EXPECT_GT(found, 0u) << r.id << ": template \"" << r.templates[t] << "\" never used";
       }
@@ -116,7 +120,8 @@ TEST(World, CorpusStatesFactsAndKeepsHeldOutTemplatesOut) {
     for (const auto& f : r.facts) {
       bool stated = false;
       for (std::size_t t = 0; t < r.templates.size() && !stated; ++t) {
-        stated = all.find(filled(r.templates[t], f.subject) + " " + f.object + ".") != std::string::npos;
+        stated =
+            all.find(filled(r.templates[t], f.subject) + " " + f.object + ".") != std::string::npos;
       }
       EXPECT_TRUE(stated) << r.id << ": " << f.subject << " -> " << f.object << " never stated";
     }

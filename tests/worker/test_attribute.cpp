@@ -58,16 +58,20 @@ Trained& trained() {
       std::ifstream in(fs::path(LPI_TEST_FIXTURES_DIR) / "pretrain" / "tiny-test.ini");
       text.assign(std::istreambuf_iterator<char>(in), {});
     }
-    for (const auto& [from, to] : std::vector<std::pair<std::string, std::string>>{
-             {"steps = 24", "steps = 160"}, {"layers = 2", "layers = 3"}, {"heads = 2", "heads = 4"}}) {
+    for (const auto& [from, to] :
+         std::vector<std::pair<std::string, std::string>>{{"steps = 24", "steps = 160"},
+                                                          {"layers = 2", "layers = 3"},
+                                                          {"heads = 2", "heads = 4"}}) {
       const auto at = text.find(from);
       text.replace(at, from.size(), to);
     }
     std::ofstream(t->dir / "job.ini") << text;
-    const auto report = pretrain::pretrain(pretrain::read_job(t->dir / "job.ini"), t->dir / "run", {});
+    const auto report =
+        pretrain::pretrain(pretrain::read_job(t->dir / "job.ini"), t->dir / "run", {});
     t->checkpoint = t->dir / "run" / report.checkpoints.back().name;
     const auto tok = tokenizer::Tokenizer::from_file(t->checkpoint / "tokenizer.json");
-    t->set = relations::build_prompts(relations::load_relations(t->dir / "run" / "relations"), tok, {});
+    t->set =
+        relations::build_prompts(relations::load_relations(t->dir / "run" / "relations"), tok, {});
     return t;
   }();
   return *t;
@@ -76,8 +80,9 @@ Trained& trained() {
 TEST(Attribute, WritesTheStoreEqualToGatedLpi) {
   auto& t = trained();
   const fs::path h5 = t.dir / "imp.h5";
-  const auto cmd = run(tool("lpi-attribute") + " --model " + t.checkpoint.string() + " --relations " +
-                       (t.dir / "run" / "relations").string() + " --out " + h5.string() + " --top 5");
+  const auto cmd =
+      run(tool("lpi-attribute") + " --model " + t.checkpoint.string() + " --relations " +
+          (t.dir / "run" / "relations").string() + " --out " + h5.string() + " --top 5");
   ASSERT_EQ(cmd.status, 0) << cmd.output;
   EXPECT_NE(cmd.output.find("overall"), std::string::npos) << cmd.output;
   EXPECT_NE(cmd.output.find("country_capital_city"), std::string::npos) << cmd.output;
@@ -125,20 +130,22 @@ TEST(Attribute, WritesTheStoreEqualToGatedLpi) {
   const auto ee = torch::stack(e, 1).contiguous();
   EXPECT_LE(max_abs_diff(torch::from_blob(const_cast<float*>(attn.data()), ea.sizes()), ea), 1e-6);
   EXPECT_LE(max_abs_diff(torch::from_blob(const_cast<float*>(ffn.data()), ef.sizes()), ef), 1e-6);
-  EXPECT_TRUE(torch::equal(torch::from_blob(const_cast<int32_t*>(ids.data()), ee.sizes(), torch::kInt32), ee));
+  EXPECT_TRUE(torch::equal(
+      torch::from_blob(const_cast<int32_t*>(ids.data()), ee.sizes(), torch::kInt32), ee));
   const auto p = store::open_group(file.id(), "prompts");
   const auto gold_stored = store::read_i32(p.id(), "gold_target");
   EXPECT_EQ(gold_stored, gold);
   const auto offsets = store::read_i64(p.id(), "token_offsets");
   const auto tokens = store::read_i32(p.id(), "token_ids");
   ASSERT_EQ(offsets.size(), prompts.size() + 1);
-  EXPECT_EQ(std::vector<int32_t>(tokens.begin() + offsets[3], tokens.begin() + offsets[4]), prompts[3]);
+  EXPECT_EQ(std::vector<int32_t>(tokens.begin() + offsets[3], tokens.begin() + offsets[4]),
+            prompts[3]);
   EXPECT_EQ(store::read_strings(p.id(), "text")[0], t.set.prompts[0].text);
 
   // Another tool reads it: the h5py summary script of docs/STORE.md.
   if (fs::exists("/usr/bin/python3")) {
-    const auto py = run("/usr/bin/python3 " + std::string(LPI_SOURCE_DIR) + "/analysis/scripts/store_summary.py " +
-                        h5.string() + " --top 3");
+    const auto py = run("/usr/bin/python3 " + std::string(LPI_SOURCE_DIR) +
+                        "/analysis/scripts/store_summary.py " + h5.string() + " --top 3");
     ASSERT_EQ(py.status, 0) << py.output;
     EXPECT_NE(py.output.find("prompts " + std::to_string(P)), std::string::npos) << py.output;
     EXPECT_NE(py.output.find("expert neuron L"), std::string::npos) << py.output;
@@ -148,7 +155,8 @@ TEST(Attribute, WritesTheStoreEqualToGatedLpi) {
 TEST(Attribute, BadInputIsAClearError) {
   auto& t = trained();
   const std::string rel = " --relations " + (t.dir / "run" / "relations").string();
-  auto cmd = run(tool("lpi-attribute") + " --model " + t.checkpoint.string() + rel + " --lens sideways");
+  auto cmd =
+      run(tool("lpi-attribute") + " --model " + t.checkpoint.string() + rel + " --lens sideways");
   EXPECT_EQ(cmd.status, 2);
   EXPECT_NE(cmd.output.find("--lens"), std::string::npos) << cmd.output;
   cmd = run(tool("lpi-attribute") + " --model " + (t.dir / "nowhere").string() + rel);
@@ -173,7 +181,8 @@ TEST(Attribute, TopHeadsMatterMoreThanRandomHeads) {
   ASSERT_GT(base, 0.3) << "the test model must know some facts";
   const auto imp = gated_lpi(model, prompts, gold);
   std::vector<torch::Tensor> scores;
-  for (const auto& l : imp.layers) scores.push_back(l.attn.view({l.attn.size(0), c.num_heads, -1}).sum(2).mean(0));
+  for (const auto& l : imp.layers)
+    scores.push_back(l.attn.view({l.attn.size(0), c.num_heads, -1}).sum(2).mean(0));
   const auto flat = torch::stack(scores).reshape({-1});
   const int64_t n_heads = flat.numel(), k = n_heads / 4;  // 3 of 12
   auto ablate = [&](const std::vector<int64_t>& heads) {
@@ -184,7 +193,8 @@ TEST(Attribute, TopHeadsMatterMoreThanRandomHeads) {
     return hit_at_10(evaluate(model, prompts, gold, o));
   };
   const auto top = std::get<1>(flat.topk(k));
-  const double top_hit = ablate(std::vector<int64_t>(top.data_ptr<int64_t>(), top.data_ptr<int64_t>() + k));
+  const double top_hit =
+      ablate(std::vector<int64_t>(top.data_ptr<int64_t>(), top.data_ptr<int64_t>() + k));
   std::mt19937 rng(5);
   double random_hit = 0;
   for (int draw = 0; draw < 5; ++draw) {
@@ -193,9 +203,9 @@ TEST(Attribute, TopHeadsMatterMoreThanRandomHeads) {
     std::shuffle(all.begin(), all.end(), rng);
     random_hit += ablate(std::vector<int64_t>(all.begin(), all.begin() + k)) / 5;
   }
-  std::printf("HIT@10 %.3f; ablating the top %lld of %lld heads: %.3f; %lld random heads: %.3f\n", base,
-              static_cast<long long>(k), static_cast<long long>(n_heads), top_hit, static_cast<long long>(k),
-              random_hit);
+  std::printf("HIT@10 %.3f; ablating the top %lld of %lld heads: %.3f; %lld random heads: %.3f\n",
+              base, static_cast<long long>(k), static_cast<long long>(n_heads), top_hit,
+              static_cast<long long>(k), random_hit);
   EXPECT_LT(top_hit, random_hit);
 }
 

@@ -20,7 +20,9 @@ struct Case {
   TinySpec spec;
 };
 
-void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
+void PrintTo(const Case& c, std::ostream* os) {
+  *os << c.name;
+}
 
 std::vector<Case> cases() {
   auto wide_dense = tiny_dense();
@@ -81,10 +83,10 @@ TEST_P(GatedLpi, FastPathEqualsTheFormula) {
       LpiOptions options;
       options.lens = lens;
       options.target = target;
-      options.batch_size = 2;           // several forward batches, padding included
-      options.memory_budget_mb = 0;     // the smallest tiles: every tiling branch runs
+      options.batch_size = 2;        // several forward batches, padding included
+      options.memory_budget_mb = 0;  // the smallest tiles: every tiling branch runs
       const auto fast = gated_lpi(model, prompts, gold, options);
-      options.memory_budget_mb = 256;   // one tile
+      options.memory_budget_mb = 256;  // one tile
       const auto fast_one_tile = gated_lpi(model, prompts, gold, options);
       options.fused_cpu_kernel = false;  // the tensor-op path (GPUs), small and large tiles
       const auto tensor_ops = gated_lpi(model, prompts, gold, options);
@@ -118,7 +120,8 @@ TEST(GatedLpiFacts, UnchosenExpertsScoreExactlyZero) {
   ASSERT_EQ(expanded.sizes(), (std::vector<int64_t>{2, spec.experts, spec.intermediate}));
   for (int64_t b = 0; b < 2; ++b) {
     std::set<int64_t> chosen;
-    for (int64_t s = 0; s < spec.top_k; ++s) chosen.insert(imp.layers[1].expert_ids[b][s].item<int64_t>());
+    for (int64_t s = 0; s < spec.top_k; ++s)
+      chosen.insert(imp.layers[1].expert_ids[b][s].item<int64_t>());
     for (int64_t e = 0; e < spec.experts; ++e) {
       const double mag = expanded[b][e].abs().max().item<double>();
       if (chosen.count(e)) {
@@ -203,10 +206,13 @@ TEST(LseKernel, MatchesDoublePrecisionInEveryMode) {
       for (float beta : {-3.0f, 0.0f, 0.7f}) {
         const auto z = (a.to(torch::kFloat64) * alpha + p.to(torch::kFloat64) * beta);
         const double expected = torch::logsumexp(z, 0).item<double>();
-        const float tight = alpha * a.max().item<float>() + std::max(beta * p.max().item<float>(), beta * p.min().item<float>());
+        const float tight = alpha * a.max().item<float>() +
+                            std::max(beta * p.max().item<float>(), beta * p.min().item<float>());
         for (float bound : {tight, INFINITY, tight + 200.0f}) {
-          const float got = affine_logsumexp(a.data_ptr<float>(), p.data_ptr<float>(), n, alpha, beta, bound);
-          EXPECT_NEAR(got, expected, 2e-5 * std::max(1.0, std::abs(expected))) << "n " << n << " bound " << bound;
+          const float got =
+              affine_logsumexp(a.data_ptr<float>(), p.data_ptr<float>(), n, alpha, beta, bound);
+          EXPECT_NEAR(got, expected, 2e-5 * std::max(1.0, std::abs(expected)))
+              << "n " << n << " bound " << bound;
         }
       }
     }
@@ -242,8 +248,11 @@ TEST(GatedLpiFacts, Bf16ErrorAgainstFloat32IsSmall) {
     double err = 0, scale = 0;
     for (std::size_t l = 0; l < a.layers.size(); ++l) {
       err = std::max({err, max_abs_diff(a.layers[l].attn, b.layers[l].attn)});
-      scale = std::max({scale, a.layers[l].attn.abs().max().item<double>(), a.layers[l].ffn.abs().max().item<double>()});
-      if (a.layers[l].expert_ids.defined() && !torch::equal(a.layers[l].expert_ids, b.layers[l].expert_ids)) continue;
+      scale = std::max({scale, a.layers[l].attn.abs().max().item<double>(),
+                        a.layers[l].ffn.abs().max().item<double>()});
+      if (a.layers[l].expert_ids.defined() &&
+          !torch::equal(a.layers[l].expert_ids, b.layers[l].expert_ids))
+        continue;
       err = std::max(err, max_abs_diff(a.layers[l].ffn, b.layers[l].ffn));
     }
     std::printf("%s: bf16 vs fp32 Gated-LPI max |diff| %.4f, max |score| %.4f (%.1f%%)\n",

@@ -72,19 +72,24 @@ TEST(PretrainJob, ReadsTheTestJob) {
 TEST(PretrainJob, BadFilesNameTheFileAndTheKey) {
   ScratchDir dir("lpi_pretrain_test");
   const std::string base = read_file(kTestJob);
-  EXPECT_NE(expect_job_error(base + "\n[model]\nwidth = 3\n", dir).find("model.width"), std::string::npos);
-  EXPECT_NE(expect_job_error(std::regex_replace(base, std::regex("architecture = olmoe"), "architecture = llama"),
-                             dir)
-                .find("llama"),
+  EXPECT_NE(expect_job_error(base + "\n[model]\nwidth = 3\n", dir).find("model.width"),
             std::string::npos);
-  EXPECT_NE(expect_job_error(std::regex_replace(base, std::regex("hidden_size = 32"), "hidden_size = many"), dir)
+  EXPECT_NE(
+      expect_job_error(
+          std::regex_replace(base, std::regex("architecture = olmoe"), "architecture = llama"), dir)
+          .find("llama"),
+      std::string::npos);
+  EXPECT_NE(expect_job_error(
+                std::regex_replace(base, std::regex("hidden_size = 32"), "hidden_size = many"), dir)
                 .find("hidden_size"),
             std::string::npos);
-  EXPECT_NE(expect_job_error(std::regex_replace(base, std::regex("steps = 24"), ""), dir).find("train.steps"),
+  EXPECT_NE(expect_job_error(std::regex_replace(base, std::regex("steps = 24"), ""), dir)
+                .find("train.steps"),
             std::string::npos);
-  EXPECT_NE(expect_job_error(std::regex_replace(base, std::regex("experts = 4"), "experts = 1"), dir)
-                .find("experts"),
-            std::string::npos);
+  EXPECT_NE(
+      expect_job_error(std::regex_replace(base, std::regex("experts = 4"), "experts = 1"), dir)
+          .find("experts"),
+      std::string::npos);
   try {
     read_job(dir / "missing.ini");
     ADD_FAILURE() << "a missing job file was accepted";
@@ -145,7 +150,8 @@ Run& olmoe_run() {
       const auto trained = model->forward(batch).logits;
       model->train(training);
       auto reloaded = engine::load_model(dir);
-      r.max_reload_diff.push_back(engine::testing::max_abs_diff(trained, reloaded->forward(batch).logits));
+      r.max_reload_diff.push_back(
+          engine::testing::max_abs_diff(trained, reloaded->forward(batch).logits));
     };
     r.report = pretrain(read_job(kTestJob), r.dir.path(), options);
     return r_ptr;
@@ -200,7 +206,8 @@ TEST(Pretrain, SameSeedGivesTheSameBytes) {
   ScratchDir again("lpi_pretrain_again");
   const auto report = pretrain(read_job(kTestJob), again.path(), {});
   const std::string last = report.checkpoints.back().name;
-  EXPECT_EQ(read_file(run.dir / last / "model.safetensors"), read_file(again / last / "model.safetensors"));
+  EXPECT_EQ(read_file(run.dir / last / "model.safetensors"),
+            read_file(again / last / "model.safetensors"));
   EXPECT_EQ(read_file(run.dir / "tokenizer.json"), read_file(again / "tokenizer.json"));
 }
 
@@ -217,7 +224,8 @@ TEST(Pretrain, InterruptedRunResumesToTheSameWeights) {
   EXPECT_TRUE(second.resumed);
   EXPECT_EQ(second.resumed_from_step, first.checkpoints.back().step);
   const std::string last = run.report.checkpoints.back().name;
-  EXPECT_EQ(read_file(run.dir / last / "model.safetensors"), read_file(dir / last / "model.safetensors"))
+  EXPECT_EQ(read_file(run.dir / last / "model.safetensors"),
+            read_file(dir / last / "model.safetensors"))
       << "resumed training must give the bytes of an uninterrupted run";
   EXPECT_EQ(read_curve(dir.path()).size(), read_curve(run.dir.path()).size());
 }
@@ -242,8 +250,12 @@ TEST(Pretrain, RefusesTheFolderOfAnotherJob) {
 TEST(Pretrain, DenseVariantTrainsWithMatchedShape) {
   ScratchDir dir("lpi_pretrain_dense");
   const auto file = job_variant(dir, "dense.ini",
-                                {{"architecture", "olmo"}, {"intermediate_size", "32"}, {"experts", "0"},
-                                 {"experts_per_token", "0"}, {"steps", "12"}, {"count", "3"}});
+                                {{"architecture", "olmo"},
+                                 {"intermediate_size", "32"},
+                                 {"experts", "0"},
+                                 {"experts_per_token", "0"},
+                                 {"steps", "12"},
+                                 {"count", "3"}});
   auto job = read_job(file);
   const auto report = pretrain(job, dir / "out", {});
   ASSERT_EQ(report.checkpoints.size(), 3u);

@@ -23,9 +23,12 @@ std::vector<PromptScore> score_logits(const torch::Tensor& logits, const torch::
   return out;
 }
 
-std::vector<PromptScore> evaluate(Transformer& model, const std::vector<std::vector<int32_t>>& prompts,
-                                  const std::vector<int32_t>& targets, const EvaluateOptions& options) {
-  if (prompts.size() != targets.size()) throw EngineError("evaluate: one target per prompt expected");
+std::vector<PromptScore> evaluate(Transformer& model,
+                                  const std::vector<std::vector<int32_t>>& prompts,
+                                  const std::vector<int32_t>& targets,
+                                  const EvaluateOptions& options) {
+  if (prompts.size() != targets.size())
+    throw EngineError("evaluate: one target per prompt expected");
   if (options.batch_size < 1) throw EngineError("evaluate: batch size must be at least 1");
   torch::NoGradGuard no_grad;
   const auto vocab = model->config().vocab_size;
@@ -39,20 +42,23 @@ std::vector<PromptScore> evaluate(Transformer& model, const std::vector<std::vec
     }
     if (targets[i] < 0 || targets[i] >= vocab) {
       throw EngineError("evaluate: target id " + std::to_string(targets[i]) + " of prompt " +
-                        std::to_string(i) + " is outside the vocabulary of " + std::to_string(vocab));
+                        std::to_string(i) + " is outside the vocabulary of " +
+                        std::to_string(vocab));
     }
   }
   // Length-sorted batches waste the least on padding; results go back in input order.
   std::vector<std::size_t> order(prompts.size());
   std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(),
-                   [&](std::size_t a, std::size_t b) { return prompts[a].size() < prompts[b].size(); });
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+    return prompts[a].size() < prompts[b].size();
+  });
   std::vector<PromptScore> out(prompts.size());
   const auto device = model->lm_head().device();
   ForwardOptions forward;
   forward.ablation = options.ablation;
   for (std::size_t start = 0; start < order.size(); start += options.batch_size) {
-    const std::size_t end = std::min(order.size(), start + static_cast<std::size_t>(options.batch_size));
+    const std::size_t end =
+        std::min(order.size(), start + static_cast<std::size_t>(options.batch_size));
     std::vector<std::vector<int32_t>> seqs;
     std::vector<int64_t> tg;
     for (std::size_t i = start; i < end; ++i) {
@@ -70,7 +76,8 @@ std::vector<PromptScore> evaluate(Transformer& model, const std::vector<std::vec
 
 double hit_at_10(const std::vector<PromptScore>& scores) {
   if (scores.empty()) return 0.0;
-  const auto hits = std::count_if(scores.begin(), scores.end(), [](const auto& s) { return s.hit_at_10(); });
+  const auto hits =
+      std::count_if(scores.begin(), scores.end(), [](const auto& s) { return s.hit_at_10(); });
   return static_cast<double>(hits) / static_cast<double>(scores.size());
 }
 

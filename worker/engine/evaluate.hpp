@@ -12,9 +12,9 @@
 namespace lpi::engine {
 
 struct PromptScore {
-  float target_logprob = 0;   // log_softmax of the final logits (fp32)
-  int64_t target_rank = 0;    // tokens with a strictly higher logit; 0 = top-1
-  std::vector<int64_t> top10; // ids of the 10 highest logits, highest first
+  float target_logprob = 0;    // log_softmax of the final logits (fp32)
+  int64_t target_rank = 0;     // tokens with a strictly higher logit; 0 = top-1
+  std::vector<int64_t> top10;  // ids of the 10 highest logits, highest first
   bool hit_at_10() const { return target_rank < 10; }
 };
 
@@ -26,8 +26,10 @@ struct EvaluateOptions {
   std::function<void(std::size_t, std::size_t)> progress;
 };
 
-std::vector<PromptScore> evaluate(Transformer& model, const std::vector<std::vector<int32_t>>& prompts,
-                                  const std::vector<int32_t>& targets, const EvaluateOptions& options = {});
+std::vector<PromptScore> evaluate(Transformer& model,
+                                  const std::vector<std::vector<int32_t>>& prompts,
+                                  const std::vector<int32_t>& targets,
+                                  const EvaluateOptions& options = {});
 
 // Scores from final logits [B, V] (float32) and target ids [B].
 std::vector<PromptScore> score_logits(const torch::Tensor& logits, const torch::Tensor& targets);

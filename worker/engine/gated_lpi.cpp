@@ -10,8 +10,12 @@
 namespace lpi::engine {
 namespace ck = lpi::checkpoint;
 
-const char* lens_name(Lens lens) { return lens == Lens::Frozen ? "frozen" : "exact"; }
-const char* target_name(TargetKind target) { return target == TargetKind::Gold ? "gold" : "top1"; }
+const char* lens_name(Lens lens) {
+  return lens == Lens::Frozen ? "frozen" : "exact";
+}
+const char* target_name(TargetKind target) {
+  return target == TargetKind::Gold ? "gold" : "top1";
+}
 
 namespace {
 
@@ -33,9 +37,13 @@ struct LensParams {
     d = c.hidden_size;
   }
   // C y over the last dimension (rows of residuals).
-  torch::Tensor center_rows(const torch::Tensor& y) const { return center ? y - y.mean(-1, true) : y; }
+  torch::Tensor center_rows(const torch::Tensor& y) const {
+    return center ? y - y.mean(-1, true) : y;
+  }
   // C u for output columns U [d, n].
-  torch::Tensor center_columns(const torch::Tensor& u) const { return center ? u - u.mean(0, true) : u; }
+  torch::Tensor center_columns(const torch::Tensor& u) const {
+    return center ? u - u.mean(0, true) : u;
+  }
   // The real final norm's scale of rows y: sqrt(mean((C y)^2) + eps).
   torch::Tensor scale(const torch::Tensor& y) const {
     return torch::sqrt(center_rows(y).pow(2).mean(-1) + eps);
@@ -61,8 +69,9 @@ Forward run_forward(Transformer& model, const std::vector<std::vector<int32_t>>&
                     const std::vector<int32_t>& gold, const LpiOptions& options) {
   if (prompts.empty()) throw EngineError("gated_lpi: no prompts");
   if (options.target == TargetKind::Gold && gold.size() != prompts.size()) {
-    throw EngineError("gated_lpi: one gold target per prompt expected (got " + std::to_string(gold.size()) +
-                      " for " + std::to_string(prompts.size()) + " prompts)");
+    throw EngineError("gated_lpi: one gold target per prompt expected (got " +
+                      std::to_string(gold.size()) + " for " + std::to_string(prompts.size()) +
+                      " prompts)");
   }
   torch::NoGradGuard no_grad;
   const auto device = model->lm_head().device();
@@ -87,11 +96,10 @@ Forward run_forward(Transformer& model, const std::vector<std::vector<int32_t>>&
     append(all.router_probs, cap.router_probs);
     append(all.expert_ids, cap.expert_ids);
     append(all.expert_weights, cap.expert_weights);
-    for (auto* field : {&all.final_resid, &all.final_mean, &all.final_scale}) {
-      const auto& src = field == &all.final_resid ? cap.final_resid
-                        : field == &all.final_mean ? cap.final_mean
-                                                   : cap.final_scale;
-      *field = field->defined() ? torch::cat({*field, src}, 0) : src;
+    for (auto [dst, src] : {std::pair{&all.final_resid, &cap.final_resid},
+                            std::pair{&all.final_mean, &cap.final_mean},
+                            std::pair{&all.final_scale, &cap.final_scale}}) {
+      *dst = dst->defined() ? torch::cat({*dst, *src}, 0) : *src;
     }
     logits.push_back(result.logits);
   }
@@ -102,11 +110,13 @@ Forward run_forward(Transformer& model, const std::vector<std::vector<int32_t>>&
     const auto vocab = model->config().vocab_size;
     for (std::size_t i = 0; i < gold.size(); ++i) {
       if (gold[i] < 0 || gold[i] >= vocab) {
-        throw EngineError("gated_lpi: gold target " + std::to_string(gold[i]) + " of prompt " + std::to_string(i) +
-                          " is outside the vocabulary of " + std::to_string(vocab));
+        throw EngineError("gated_lpi: gold target " + std::to_string(gold[i]) + " of prompt " +
+                          std::to_string(i) + " is outside the vocabulary of " +
+                          std::to_string(vocab));
       }
     }
-    out.targets = torch::tensor(std::vector<int64_t>(gold.begin(), gold.end()), torch::kInt64).to(device);
+    out.targets =
+        torch::tensor(std::vector<int64_t>(gold.begin(), gold.end()), torch::kInt64).to(device);
   }
   return out;
 }
@@ -117,9 +127,9 @@ torch::Tensor base_logprob(const Forward& f) {
 
 // Fast path for one block: residuals x [m, d], coefficients c [m, n], output
 // columns u [d, n], targets w [m], frozen scales sf [m]. Returns [m, n].
-torch::Tensor block_fast(const LensParams& L, Lens lens, const torch::Tensor& x, const torch::Tensor& c,
-                         const torch::Tensor& u, const torch::Tensor& w, const torch::Tensor& sf,
-                         int64_t budget_bytes, bool fused) {
+torch::Tensor block_fast(const LensParams& L, Lens lens, const torch::Tensor& x,
+                         const torch::Tensor& c, const torch::Tensor& u, const torch::Tensor& w,
+                         const torch::Tensor& sf, int64_t budget_bytes, bool fused) {
   const int64_t m = x.size(0), n = u.size(1), V = L.unembed.size(0);
   const auto xt = L.center_rows(x);
   const auto ut = L.center_columns(u.to(torch::kFloat32));
@@ -134,7 +144,8 @@ torch::Tensor block_fast(const LensParams& L, Lens lens, const torch::Tensor& x,
     const auto xx = xt.pow(2).sum(-1);
     const auto xu = torch::matmul(xt, ut);
     const auto uu = ut.pow(2).sum(0);
-    const auto s = torch::sqrt((xx.unsqueeze(1) + 2 * c * xu + c * c * uu.unsqueeze(0)) / L.d + L.eps);
+    const auto s =
+        torch::sqrt((xx.unsqueeze(1) + 2 * c * xu + c * c * uu.unsqueeze(0)) / L.d + L.eps);
     alpha = 1.0 / s;
     beta = c / s;
     alpha0 = 1.0 / torch::sqrt(xx / L.d + L.eps);
@@ -149,12 +160,13 @@ torch::Tensor block_fast(const LensParams& L, Lens lens, const torch::Tensor& x,
     const int64_t nt = std::min(n_tile, n - n0);
     // The projection of these columns through the lens: prompt-independent.
     const auto p = torch::matmul(L.unembed, ut.narrow(1, n0, nt) * L.gain.unsqueeze(1));  // [V, nt]
-    const auto pt = p.t().contiguous();                                                     // [nt, V]
-    const auto p_target = p.index_select(0, w);                                              // [m, nt]
+    const auto pt = p.t().contiguous();                                                   // [nt, V]
+    const auto p_target = p.index_select(0, w);                                           // [m, nt]
     if (fused && x.device().is_cpu()) {
       // Fused CPU kernel: one pass of max and one of exp-sum per (prompt, neuron).
       const auto a_c = a.contiguous();
-      const auto al = alpha.narrow(1, n0, nt).contiguous(), be = beta.narrow(1, n0, nt).contiguous();
+      const auto al = alpha.narrow(1, n0, nt).contiguous(),
+                 be = beta.narrow(1, n0, nt).contiguous();
       auto lse = torch::empty({m, nt}, x.options());
       const float* pa = a_c.data_ptr<float>();
       const float* pp = pt.data_ptr<float>();
@@ -162,7 +174,8 @@ torch::Tensor block_fast(const LensParams& L, Lens lens, const torch::Tensor& x,
       const float* pbe = be.data_ptr<float>();
       float* pl = lse.data_ptr<float>();
       // Upper bounds of alpha a + beta p from the maxima and minima of a and p.
-      const auto a_max = a_c.amax(1).contiguous(), p_max = pt.amax(1).contiguous(), p_min = pt.amin(1).contiguous();
+      const auto a_max = a_c.amax(1).contiguous(), p_max = pt.amax(1).contiguous(),
+                 p_min = pt.amin(1).contiguous();
       const float* pam = a_max.data_ptr<float>();
       const float* ppx = p_max.data_ptr<float>();
       const float* ppn = p_min.data_ptr<float>();
@@ -194,8 +207,9 @@ torch::Tensor block_fast(const LensParams& L, Lens lens, const torch::Tensor& x,
 }
 
 // The formula for one prompt and one block: rows x + c_i u_i, the lens, log-softmax.
-torch::Tensor block_reference(const LensParams& L, Lens lens, const torch::Tensor& x, const torch::Tensor& c,
-                              const torch::Tensor& u, int64_t w, const torch::Tensor& sf) {
+torch::Tensor block_reference(const LensParams& L, Lens lens, const torch::Tensor& x,
+                              const torch::Tensor& c, const torch::Tensor& u, int64_t w,
+                              const torch::Tensor& sf) {
   const int64_t n = u.size(1);
   auto lens_logp = [&](const torch::Tensor& y) {  // y [r, d] -> logp(w) [r]
     torch::Tensor logits;
@@ -234,13 +248,14 @@ Importance gated_lpi(Transformer& model, const std::vector<std::vector<int32_t>>
   out.base_logprob = base_logprob(f).cpu();
   for (int64_t l = 0; l < cfg.num_layers; ++l) {
     LayerImportance li;
-    li.attn = block_fast(L, options.lens, cap.attn_in[l], cap.head_out[l], model->o_proj(l).detach(), f.targets,
-                         sf, budget, options.fused_cpu_kernel)
+    li.attn = block_fast(L, options.lens, cap.attn_in[l], cap.head_out[l],
+                         model->o_proj(l).detach(), f.targets, sf, budget, options.fused_cpu_kernel)
                   .cpu();
     if (!cfg.is_moe()) {
-      li.ffn = block_fast(L, options.lens, cap.ffn_in[l], cap.ffn_coef[l], model->down_proj(l).detach(), f.targets,
-                          sf, budget, options.fused_cpu_kernel)
-                   .cpu();
+      li.ffn =
+          block_fast(L, options.lens, cap.ffn_in[l], cap.ffn_coef[l], model->down_proj(l).detach(),
+                     f.targets, sf, budget, options.fused_cpu_kernel)
+              .cpu();
     } else {
       // Group the (prompt, slot) pairs by expert: one projection per expert.
       const auto ids = cap.expert_ids[l];  // [B, k]
@@ -252,9 +267,9 @@ Importance gated_lpi(Transformer& model, const std::vector<std::vector<int32_t>>
         if (hits.size(0) == 0) continue;
         const auto rows = hits.select(1, 0), slots = hits.select(1, 1);
         const auto coef = cap.ffn_coef[l].index({rows, slots});  // [r, I]
-        const auto imp = block_fast(L, options.lens, cap.ffn_in[l].index_select(0, rows), coef, down[e],
-                                    f.targets.index_select(0, rows), sf.index_select(0, rows), budget,
-                                    options.fused_cpu_kernel);
+        const auto imp = block_fast(L, options.lens, cap.ffn_in[l].index_select(0, rows), coef,
+                                    down[e], f.targets.index_select(0, rows),
+                                    sf.index_select(0, rows), budget, options.fused_cpu_kernel);
         ffn.index_put_({rows, slots}, imp);
       }
       li.ffn = ffn.cpu();
@@ -311,7 +326,8 @@ torch::Tensor expand_experts(const LayerImportance& layer, int64_t num_experts) 
   const int64_t B = layer.ffn.size(0), k = layer.ffn.size(1), I = layer.ffn.size(2);
   auto out = torch::zeros({B, num_experts, I}, layer.ffn.options());
   for (int64_t s = 0; s < k; ++s) {
-    out.scatter_(1, layer.expert_ids.select(1, s).view({B, 1, 1}).expand({B, 1, I}), layer.ffn.select(1, s).unsqueeze(1));
+    out.scatter_(1, layer.expert_ids.select(1, s).view({B, 1, 1}).expand({B, 1, I}),
+                 layer.ffn.select(1, s).unsqueeze(1));
   }
   return out;
 }
@@ -319,7 +335,8 @@ torch::Tensor expand_experts(const LayerImportance& layer, int64_t num_experts) 
 torch::Tensor frozen_lens(Transformer& model, const torch::Tensor& y, const torch::Tensor& scale) {
   torch::NoGradGuard no_grad;
   const LensParams L(model);
-  return torch::matmul(L.center_rows(y.to(torch::kFloat32)) * L.gain, L.unembed.t()) / scale.unsqueeze(1);
+  return torch::matmul(L.center_rows(y.to(torch::kFloat32)) * L.gain, L.unembed.t()) /
+         scale.unsqueeze(1);
 }
 
 }  // namespace lpi::engine

@@ -32,7 +32,7 @@ const char* target_name(TargetKind target);
 struct LpiOptions {
   Lens lens = Lens::Frozen;
   TargetKind target = TargetKind::Gold;
-  int64_t batch_size = 32;        // prompts per forward pass
+  int64_t batch_size = 32;         // prompts per forward pass
   int64_t memory_budget_mb = 256;  // largest temporary of the fast path, in MiB
   // On the CPU, the fused log-sum-exp kernel (lse_kernel.hpp); false runs the
   // tensor-op formulation that GPUs use, tiled to the memory budget.
@@ -49,7 +49,8 @@ struct LayerImportance {
 struct Importance {
   std::vector<LayerImportance> layers;
   torch::Tensor targets;       // [B] int64: the target token of each prompt
-  torch::Tensor base_logprob;  // [B]: logp(target | lens(x)) of the final residual (the model's own for Frozen)
+  torch::Tensor base_logprob;  // [B]: logp(target | lens(x)) of the final residual (the model's own
+                               // for Frozen)
 };
 
 // Fast path. `gold` holds one target id per prompt (ignored for Top1).

@@ -14,13 +14,17 @@ namespace generic {
 
 #if defined(__x86_64__) && defined(__GNUC__)
 namespace avx2 {
-float affine_logsumexp_avx2(const float* a, const float* p, int64_t n, float alpha, float beta, float bound);  // lse_kernel_avx2.cpp
+float affine_logsumexp_avx2(const float* a, const float* p, int64_t n, float alpha, float beta,
+                            float bound);  // lse_kernel_avx2.cpp
 }
 #endif
 
-float exp_approx(float x) { return generic::exp_scalar(x); }
+float exp_approx(float x) {
+  return generic::exp_scalar(x);
+}
 
-float affine_logsumexp(const float* a, const float* p, int64_t n, float alpha, float beta, float bound) {
+float affine_logsumexp(const float* a, const float* p, int64_t n, float alpha, float beta,
+                       float bound) {
 #if defined(__x86_64__) && defined(__GNUC__)
   static const bool has_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   if (has_avx2) return avx2::affine_logsumexp_avx2(a, p, n, alpha, beta, bound);

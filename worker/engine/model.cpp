@@ -17,8 +17,8 @@ torch::Tensor keep_mask(int64_t n, const std::vector<int64_t>& zeroed, int64_t b
   auto mask = torch::ones({n}, options);
   for (int64_t index : zeroed) {
     if (index < 0 || (index + 1) * block > n) {
-      throw EngineError("ablation: " + what + " " + std::to_string(index) + " is out of range [0, " +
-                        std::to_string(n / block) + ")");
+      throw EngineError("ablation: " + what + " " + std::to_string(index) +
+                        " is out of range [0, " + std::to_string(n / block) + ")");
     }
     mask.index_put_({Slice(index * block, (index + 1) * block)}, 0);
   }
@@ -55,7 +55,8 @@ TransformerImpl::TransformerImpl(const ck::ModelConfig& config) : config_(config
   const bool rms = c.norm == ck::NormKind::RMSNorm;
   embed_ = register_parameter("embed", torch::zeros({c.vocab_size, d}));
   if (rms) final_norm_ = register_parameter("final_norm", torch::ones({d}));
-  if (!c.tie_word_embeddings) lm_head_ = register_parameter("lm_head", torch::zeros({c.vocab_size, d}));
+  if (!c.tie_word_embeddings)
+    lm_head_ = register_parameter("lm_head", torch::zeros({c.vocab_size, d}));
   for (int64_t i = 0; i < c.num_layers; ++i) {
     // torch::nn refuses dots in parameter names (they separate submodules).
     const std::string p = "layers_" + std::to_string(i) + "_";
@@ -95,7 +96,8 @@ void TransformerImpl::init_weights(double stddev, uint64_t seed) {
     if (is_norm) {
       t.fill_(1.0);
     } else {
-      auto values = at::normal(0.0, stddev, t.sizes(), gen, torch::TensorOptions().dtype(torch::kFloat32));
+      auto values =
+          at::normal(0.0, stddev, t.sizes(), gen, torch::TensorOptions().dtype(torch::kFloat32));
       t.copy_(values);
     }
   }
@@ -112,7 +114,8 @@ torch::Tensor TransformerImpl::norm(const torch::Tensor& x, const torch::Tensor&
 
 torch::Tensor TransformerImpl::attention(const Layer& L, int64_t index, const torch::Tensor& x,
                                          const torch::Tensor& cos, const torch::Tensor& sin,
-                                         const ForwardOptions& options, torch::Tensor* head_out) const {
+                                         const ForwardOptions& options,
+                                         torch::Tensor* head_out) const {
   const auto& c = config_;
   const int64_t B = x.size(0), T = x.size(1), H = c.num_heads, KV = c.num_kv_heads, hd = c.head_dim;
   auto q = torch::matmul(x, L.wq.t());
@@ -141,7 +144,8 @@ torch::Tensor TransformerImpl::attention(const Layer& L, int64_t index, const to
     v = v.repeat_interleave(H / KV, 1);
   }
   auto scores = torch::matmul(q, k.transpose(2, 3)) / std::sqrt(static_cast<double>(hd));
-  auto causal = torch::ones({T, T}, torch::TensorOptions().dtype(torch::kBool).device(x.device())).triu(1);
+  auto causal =
+      torch::ones({T, T}, torch::TensorOptions().dtype(torch::kBool).device(x.device())).triu(1);
   scores = scores.masked_fill(causal, -std::numeric_limits<float>::infinity());
   auto probs = torch::softmax(scores.to(torch::kFloat32), -1).to(q.scalar_type());
   auto out = torch::matmul(probs, v).transpose(1, 2).reshape({B, T, H * hd});
@@ -158,7 +162,8 @@ torch::Tensor TransformerImpl::dense_ffn(const Layer& L, int64_t index, const to
                                          const ForwardOptions& options, torch::Tensor* coef) const {
   auto c = torch::silu(torch::matmul(z, L.w_gate.t())) * torch::matmul(z, L.w_up.t());
   if (options.ablation) {
-    if (auto it = options.ablation->ffn_neurons.find(index); it != options.ablation->ffn_neurons.end()) {
+    if (auto it = options.ablation->ffn_neurons.find(index);
+        it != options.ablation->ffn_neurons.end()) {
       c = c * keep_mask(config_.intermediate_size, it->second, 1, c.options(), "FFN neuron");
     }
   }
@@ -167,9 +172,9 @@ torch::Tensor TransformerImpl::dense_ffn(const Layer& L, int64_t index, const to
 }
 
 torch::Tensor TransformerImpl::moe_ffn(const Layer& L, int64_t index, const torch::Tensor& z,
-                                       const ForwardOptions& options, const torch::Tensor& real_tokens,
-                                       ForwardOutput& out, bool capture,
-                                       const torch::Tensor& last_flat) const {
+                                       const ForwardOptions& options,
+                                       const torch::Tensor& real_tokens, ForwardOutput& out,
+                                       bool capture, const torch::Tensor& last_flat) const {
   const auto& c = config_;
   const int64_t B = z.size(0), T = z.size(1), d = z.size(2), E = c.num_experts;
   const int64_t K = c.num_experts_per_tok, I = c.intermediate_size;
@@ -196,14 +201,16 @@ torch::Tensor TransformerImpl::moe_ffn(const Layer& L, int64_t index, const torc
 
   torch::Tensor mask;  // [E, I] ablation mask
   if (options.ablation) {
-    if (auto it = options.ablation->ffn_neurons.find(index); it != options.ablation->ffn_neurons.end()) {
+    if (auto it = options.ablation->ffn_neurons.find(index);
+        it != options.ablation->ffn_neurons.end()) {
       mask = keep_mask(E * I, it->second, 1, z.options(), "expert neuron").view({E, I});
     }
   }
   // Row of the flat token index in the batch when it is a last position, else -1.
   torch::Tensor last_row, coef;
   if (capture) {
-    last_row = torch::full({B * T}, -1, torch::TensorOptions().dtype(torch::kInt64).device(z.device()));
+    last_row =
+        torch::full({B * T}, -1, torch::TensorOptions().dtype(torch::kInt64).device(z.device()));
     last_row.index_put_({last_flat}, torch::arange(B, last_row.options()));
     coef = torch::zeros({B, K, I}, z.options());
   }
@@ -221,7 +228,8 @@ torch::Tensor TransformerImpl::moe_ffn(const Layer& L, int64_t index, const torc
       const auto rows = last_row.index_select(0, tok);
       const auto sel = (rows >= 0).nonzero().squeeze(1);
       if (sel.size(0) > 0) {
-        coef.index_put_({rows.index_select(0, sel), slot.index_select(0, sel)}, ce.index_select(0, sel));
+        coef.index_put_({rows.index_select(0, sel), slot.index_select(0, sel)},
+                        ce.index_select(0, sel));
       }
     }
   }
@@ -244,7 +252,8 @@ ForwardOutput TransformerImpl::forward(const Batch& batch, const ForwardOptions&
   const auto last = batch.last.to(device);
   const auto rows = torch::arange(B, torch::TensorOptions().dtype(torch::kInt64).device(device));
   const auto last_flat = rows * T + last;
-  const auto positions = torch::arange(T, torch::TensorOptions().dtype(torch::kFloat32).device(device));
+  const auto positions =
+      torch::arange(T, torch::TensorOptions().dtype(torch::kFloat32).device(device));
   const auto real_tokens = positions.unsqueeze(0) < batch.lengths.to(device).unsqueeze(1);
 
   // RoPE tables [T, hd], rotate_half convention.
@@ -263,7 +272,8 @@ ForwardOutput TransformerImpl::forward(const Batch& batch, const ForwardOptions&
     const Layer& L = layers_[l];
     torch::Tensor head_out;
     if (capture) out.captures.attn_in.push_back(at_last(x));
-    auto a = attention(L, l, norm(x, L.attn_norm), cos, sin, options, capture ? &head_out : nullptr);
+    auto a =
+        attention(L, l, norm(x, L.attn_norm), cos, sin, options, capture ? &head_out : nullptr);
     x = x + a;
     if (capture) {
       out.captures.head_out.push_back(at_last(head_out));
@@ -306,9 +316,15 @@ ForwardOutput TransformerImpl::forward(const Batch& batch, const ForwardOptions&
   return out;
 }
 
-torch::Tensor TransformerImpl::o_proj(int64_t layer) const { return layers_.at(layer).wo; }
-torch::Tensor TransformerImpl::down_proj(int64_t layer) const { return layers_.at(layer).w_down; }
-torch::Tensor TransformerImpl::final_norm_weight() const { return final_norm_; }
+torch::Tensor TransformerImpl::o_proj(int64_t layer) const {
+  return layers_.at(layer).wo;
+}
+torch::Tensor TransformerImpl::down_proj(int64_t layer) const {
+  return layers_.at(layer).w_down;
+}
+torch::Tensor TransformerImpl::final_norm_weight() const {
+  return final_norm_;
+}
 torch::Tensor TransformerImpl::lm_head() const {
   return config_.tie_word_embeddings ? embed_ : lm_head_;
 }

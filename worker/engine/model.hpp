@@ -38,23 +38,25 @@ Batch make_batch(const std::vector<std::vector<int32_t>>& sequences, int64_t pad
 // Everything at the last real position t of each sequence, in float32.
 // Per-layer vectors have one entry per layer.
 struct Captures {
-  std::vector<torch::Tensor> attn_in;    // [B, d] residual entering the attention block
-  std::vector<torch::Tensor> head_out;   // [B, H*dh] o_proj input: attention neuron coefficients
-  std::vector<torch::Tensor> attn_out;   // [B, d] attention block output (o_proj output)
-  std::vector<torch::Tensor> ffn_in;     // [B, d] residual entering the FFN block
-  std::vector<torch::Tensor> ffn_coef;   // dense [B, I]; MoE [B, k, I] router-gated, chosen experts
-  std::vector<torch::Tensor> ffn_out;    // [B, d] FFN block output
+  std::vector<torch::Tensor> attn_in;   // [B, d] residual entering the attention block
+  std::vector<torch::Tensor> head_out;  // [B, H*dh] o_proj input: attention neuron coefficients
+  std::vector<torch::Tensor> attn_out;  // [B, d] attention block output (o_proj output)
+  std::vector<torch::Tensor> ffn_in;    // [B, d] residual entering the FFN block
+  std::vector<torch::Tensor> ffn_coef;  // dense [B, I]; MoE [B, k, I] router-gated, chosen experts
+  std::vector<torch::Tensor> ffn_out;   // [B, d] FFN block output
   std::vector<torch::Tensor> router_probs;    // MoE [B, E] softmax in fp32
   std::vector<torch::Tensor> expert_ids;      // MoE [B, k] int64, by descending weight
   std::vector<torch::Tensor> expert_weights;  // MoE [B, k] the weights the model applies
-  torch::Tensor final_resid;  // [B, d] last layer output
-  torch::Tensor final_mean;   // [B] mean removed by the final norm (0 for RMSNorm)
-  torch::Tensor final_scale;  // [B] divisor of the final norm: sqrt(mean(y^2) + eps) or sqrt(var + eps)
+  torch::Tensor final_resid;                  // [B, d] last layer output
+  torch::Tensor final_mean;                   // [B] mean removed by the final norm (0 for RMSNorm)
+  torch::Tensor
+      final_scale;  // [B] divisor of the final norm: sqrt(mean(y^2) + eps) or sqrt(var + eps)
 };
 
 // Components switched off in an ablation forward, at every position.
 struct Ablation {
-  std::map<int64_t, std::vector<int64_t>> heads;  // layer -> heads whose o_proj input slice is zeroed
+  std::map<int64_t, std::vector<int64_t>>
+      heads;  // layer -> heads whose o_proj input slice is zeroed
   // layer -> FFN neurons whose coefficient is zeroed: dense neuron i, or
   // expert neuron e * intermediate_size + i for MoE.
   std::map<int64_t, std::vector<int64_t>> ffn_neurons;
@@ -107,8 +109,9 @@ class TransformerImpl : public torch::nn::Module {
     torch::Tensor attn_norm, ffn_norm;  // RMSNorm weights (undefined for non-parametric LayerNorm)
     torch::Tensor wq, wk, wv, wo;       // [H*dh, d], [KV*dh, d], [KV*dh, d], [d, H*dh]
     torch::Tensor q_norm, k_norm;       // OLMoE QK-norm weights
-    torch::Tensor w_gate, w_up, w_down; // dense [I, d], [I, d], [d, I]; MoE [E, I, d], [E, I, d], [E, d, I]
-    torch::Tensor router;               // MoE [E, d]
+    torch::Tensor w_gate, w_up,
+        w_down;            // dense [I, d], [I, d], [d, I]; MoE [E, I, d], [E, I, d], [E, d, I]
+    torch::Tensor router;  // MoE [E, d]
   };
   torch::Tensor norm(const torch::Tensor& x, const torch::Tensor& weight) const;
   torch::Tensor attention(const Layer& layer, int64_t index, const torch::Tensor& x,

@@ -21,19 +21,26 @@ std::string shape_string(at::IntArrayRef shape) {
 
 torch::ScalarType torch_dtype(ck::DType dtype) {
   switch (dtype) {
-    case ck::DType::BF16: return torch::kBFloat16;
-    case ck::DType::F16: return torch::kFloat16;
-    case ck::DType::F32: return torch::kFloat32;
+    case ck::DType::BF16:
+      return torch::kBFloat16;
+    case ck::DType::F16:
+      return torch::kFloat16;
+    case ck::DType::F32:
+      return torch::kFloat32;
   }
   throw EngineError("unknown checkpoint dtype");
 }
 
 ck::DType checkpoint_dtype(torch::ScalarType dtype) {
   switch (dtype) {
-    case torch::kBFloat16: return ck::DType::BF16;
-    case torch::kFloat16: return ck::DType::F16;
-    case torch::kFloat32: return ck::DType::F32;
-    default: throw EngineError("save_model: weights can be saved as float32, bfloat16 or float16");
+    case torch::kBFloat16:
+      return ck::DType::BF16;
+    case torch::kFloat16:
+      return ck::DType::F16;
+    case torch::kFloat32:
+      return ck::DType::F32;
+    default:
+      throw EngineError("save_model: weights can be saved as float32, bfloat16 or float16");
   }
 }
 
@@ -112,7 +119,8 @@ void TransformerImpl::load_hf_tensors(const std::function<torch::Tensor(const st
   const int64_t H = c.num_heads * c.head_dim, KV = c.num_kv_heads * c.head_dim;
   const int64_t I = c.intermediate_size, d = c.hidden_size;
   embed_.copy_(fetch("model.transformer.wte.weight", embed_.sizes()));
-  if (!c.tie_word_embeddings) lm_head_.copy_(fetch("model.transformer.ff_out.weight", lm_head_.sizes()));
+  if (!c.tie_word_embeddings)
+    lm_head_.copy_(fetch("model.transformer.ff_out.weight", lm_head_.sizes()));
   for (int64_t i = 0; i < c.num_layers; ++i) {
     Layer& L = layers_[i];
     const std::string p = "model.transformer.blocks." + std::to_string(i) + ".";
@@ -155,7 +163,9 @@ Transformer load_model(const fs::path& folder, const LoadOptions& options) {
 
 void save_model(Transformer& model, const fs::path& folder, torch::ScalarType dtype) {
   auto config = model->config();
-  config.torch_dtype = dtype == torch::kBFloat16 ? "bfloat16" : dtype == torch::kFloat16 ? "float16" : "float32";
+  config.torch_dtype = dtype == torch::kBFloat16  ? "bfloat16"
+                       : dtype == torch::kFloat16 ? "float16"
+                                                  : "float32";
   const auto json = ck::to_hf_config_json(config);  // refuses the hf_olmo layout
   fs::create_directories(folder);
   std::vector<torch::Tensor> keep;

@@ -31,6 +31,8 @@ Job read_job(const std::filesystem::path& file) {
   auto& t = job.train;
   auto& s = job.schedule;
   po::options_description opts;
+  // One option a line reads best here.
+  // clang-format off
   opts.add_options()
       ("job.name", po::value(&job.name)->required())
       ("world.seed", po::value(&w.seed)->default_value(w.seed))
@@ -75,6 +77,7 @@ Job read_job(const std::filesystem::path& file) {
       ("checkpoints.count", po::value(&s.count)->default_value(s.count))
       ("checkpoints.first_step", po::value(&s.first_step)->default_value(s.first_step))
       ("checkpoints.include_step0", po::value(&s.include_step0)->default_value(s.include_step0));
+  // clang-format on
 
   std::ifstream in(file);
   if (!in) fail(file, "cannot be opened");
@@ -107,8 +110,9 @@ Job read_job(const std::filesystem::path& file) {
     fail(file, "[model] architecture '" + architecture + "': expected olmoe or olmo");
   }
   if (hidden <= 0 || layers <= 0 || heads <= 0 || hidden % heads != 0 || intermediate <= 0) {
-    fail(file, "[model] needs positive hidden_size, layers, heads, intermediate_size, and hidden_size "
-               "divisible by heads");
+    fail(file,
+         "[model] needs positive hidden_size, layers, heads, intermediate_size, and hidden_size "
+         "divisible by heads");
   }
   if (kv_heads == 0) kv_heads = heads;
   if (heads % kv_heads != 0) fail(file, "[model] heads must be a multiple of kv_heads");

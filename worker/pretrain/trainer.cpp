@@ -51,10 +51,12 @@ void write_text(const fs::path& file, const std::string& text) {
 }
 
 double learning_rate(const TrainOptions& t, int64_t step) {
-  if (step <= t.warmup_steps) return t.learning_rate * static_cast<double>(step) / std::max<int64_t>(1, t.warmup_steps);
+  if (step <= t.warmup_steps)
+    return t.learning_rate * static_cast<double>(step) / std::max<int64_t>(1, t.warmup_steps);
   const double progress = static_cast<double>(step - t.warmup_steps) /
                           static_cast<double>(std::max<int64_t>(1, t.steps - t.warmup_steps));
-  return t.min_learning_rate + 0.5 * (t.learning_rate - t.min_learning_rate) * (1.0 + std::cos(M_PI * progress));
+  return t.min_learning_rate +
+         0.5 * (t.learning_rate - t.min_learning_rate) * (1.0 + std::cos(M_PI * progress));
 }
 
 // AdamW with decoupled weight decay on matrices only (not on norm weights).
@@ -114,13 +116,14 @@ struct Evaluator {
     }
     int all_hits = 0;
     for (const auto& [r, hn] : per) {
-      rows += std::to_string(step) + "," + set.relations[r].id + "," + std::to_string(hn.second) + "," +
-              std::to_string(hn.first) + "," + std::to_string(static_cast<double>(hn.first) / hn.second) + "\n";
+      rows += std::to_string(step) + "," + set.relations[r].id + "," + std::to_string(hn.second) +
+              "," + std::to_string(hn.first) + "," +
+              std::to_string(static_cast<double>(hn.first) / hn.second) + "\n";
       all_hits += hn.first;
     }
     const double overall = static_cast<double>(all_hits) / std::max<std::size_t>(1, scores.size());
-    rows += std::to_string(step) + ",overall," + std::to_string(scores.size()) + "," + std::to_string(all_hits) +
-            "," + std::to_string(overall) + "\n";
+    rows += std::to_string(step) + ",overall," + std::to_string(scores.size()) + "," +
+            std::to_string(all_hits) + "," + std::to_string(overall) + "\n";
     return overall;
   }
 };
@@ -143,7 +146,8 @@ TrainingData prepare_data(const Job& job) {
   tokenizer::BpeTrainOptions bpe;
   bpe.vocab_size = job.tokenizer_vocab;
   data.tokenizer_json = tokenizer::train_bpe(documents, bpe);
-  const auto tok = tokenizer::Tokenizer::from_json_string(data.tokenizer_json, "trained tokenizer.json");
+  const auto tok =
+      tokenizer::Tokenizer::from_json_string(data.tokenizer_json, "trained tokenizer.json");
   data.eos_id = *tok.token_to_id("<|endoftext|>");
   for (const auto& doc : documents) {
     const auto ids = tok.encode(doc);
@@ -169,7 +173,8 @@ void write_corpus(const Job& job, const fs::path& file) {
 std::vector<CurvePoint> read_curve(const fs::path& out) {
   const fs::path file = out / kCurveFile;
   std::ifstream in(file);
-  if (!in) throw std::runtime_error("cannot read " + file.string() + " (no checkpoint evaluated yet?)");
+  if (!in)
+    throw std::runtime_error("cannot read " + file.string() + " (no checkpoint evaluated yet?)");
   std::vector<CurvePoint> points;
   std::string line;
   std::getline(in, line);  // header
@@ -192,7 +197,9 @@ std::vector<CurvePoint> read_curve(const fs::path& out) {
 torch::Tensor training_batch(const Job& job, const TrainingData& data, int64_t step) {
   const int64_t B = job.train.batch_size, T = job.train.sequence_length;
   const auto span = static_cast<int64_t>(data.stream.size()) - (T + 1);
-  if (span <= 0) throw std::runtime_error("job " + job.file.string() + ": the corpus is shorter than one sequence");
+  if (span <= 0)
+    throw std::runtime_error("job " + job.file.string() +
+                             ": the corpus is shorter than one sequence");
   world::Rng rng(job.train.seed * 0x100000001B3ULL + static_cast<uint64_t>(step));
   auto batch = torch::empty({B, T + 1}, torch::kInt64);
   auto a = batch.accessor<int64_t, 2>();
@@ -212,7 +219,8 @@ PretrainReport pretrain(const Job& job_in, const fs::path& out, const PretrainOp
   if (job.train.threads > 0) torch::set_num_threads(job.train.threads);
 
   const auto data = prepare_data(job);
-  const auto tok = tokenizer::Tokenizer::from_json_string(data.tokenizer_json, (out / "tokenizer.json").string());
+  const auto tok = tokenizer::Tokenizer::from_json_string(data.tokenizer_json,
+                                                          (out / "tokenizer.json").string());
   job.model.vocab_size = (static_cast<int64_t>(tok.vocab_size()) + 63) / 64 * 64;
   const std::string fingerprint = job_fingerprint(job);
   fs::create_directories(out);
@@ -228,13 +236,15 @@ PretrainReport pretrain(const Job& job_in, const fs::path& out, const PretrainOp
     const auto& meta = state.metadata();
     auto field = [&](const std::string& key) {
       auto it = meta.find(key);
-      if (it == meta.end()) throw std::runtime_error(state_file.string() + ": metadata has no '" + key + "'");
+      if (it == meta.end())
+        throw std::runtime_error(state_file.string() + ": metadata has no '" + key + "'");
       return it->second;
     };
     if (field("job_fingerprint") != fingerprint) {
-      throw std::runtime_error(state_file.string() + " was written by job '" + field("job_name") + "' (" +
-                               field("job_file") + ", fingerprint " + field("job_fingerprint") +
-                               "), not by " + job.file.string() + " (fingerprint " + fingerprint +
+      throw std::runtime_error(state_file.string() + " was written by job '" + field("job_name") +
+                               "' (" + field("job_file") + ", fingerprint " +
+                               field("job_fingerprint") + "), not by " + job.file.string() +
+                               " (fingerprint " + fingerprint +
                                "): use another --out folder, or remove it to start over");
     }
     start_step = std::stoll(field("step"));
@@ -243,7 +253,8 @@ PretrainReport pretrain(const Job& job_in, const fs::path& out, const PretrainOp
     for (auto& p : model->parameters()) p.set_requires_grad(true);
     for (const auto& [name, info] : state.tensors()) {
       const auto values = ck::to_float32(state.view(name));
-      saved_moments[name] = torch::from_blob(const_cast<float*>(values.data()), info.shape, torch::kFloat32).clone();
+      saved_moments[name] =
+          torch::from_blob(const_cast<float*>(values.data()), info.shape, torch::kFloat32).clone();
     }
     std::ifstream in(out / kCurveFile);
     std::string line;
@@ -269,8 +280,8 @@ PretrainReport pretrain(const Job& job_in, const fs::path& out, const PretrainOp
   }
   for (const auto& p : model->parameters()) report.parameters += p.numel();
   report.active_parameters = active_parameter_count(job.model);
-  say(std::string(job.model.architecture) + ": " + std::to_string(report.parameters) + " parameters, " +
-      std::to_string(report.active_parameters) + " active per token; corpus " +
+  say(std::string(job.model.architecture) + ": " + std::to_string(report.parameters) +
+      " parameters, " + std::to_string(report.active_parameters) + " active per token; corpus " +
       std::to_string(data.stream.size()) + " tokens, vocab " + std::to_string(tok.vocab_size()));
 
   const auto schedule = checkpoint_steps(job);
@@ -304,7 +315,8 @@ PretrainReport pretrain(const Job& job_in, const fs::path& out, const PretrainOp
     report.checkpoints.push_back({step, name, loss, hit});
     if (options.on_checkpoint) options.on_checkpoint(step, dir, model);
     char line[160];
-    std::snprintf(line, sizeof line, "checkpoint %s: loss %.4f, HIT@10 %.3f", name.c_str(), loss, hit);
+    std::snprintf(line, sizeof line, "checkpoint %s: loss %.4f, HIT@10 %.3f", name.c_str(), loss,
+                  hit);
     say(line);
   };
   if (start_step == 0 && save_at.count(0)) save_checkpoint(0, std::nan(""));
@@ -327,13 +339,14 @@ PretrainReport pretrain(const Job& job_in, const fs::path& out, const PretrainOp
                 job.model.router_z_loss_coef * result.router_z_loss;
     model->zero_grad();
     loss.backward();
-    if (job.train.grad_clip > 0) torch::nn::utils::clip_grad_norm_(model->parameters(), job.train.grad_clip);
+    if (job.train.grad_clip > 0)
+      torch::nn::utils::clip_grad_norm_(model->parameters(), job.train.grad_clip);
     const double lr = learning_rate(job.train, step);
     adam.step(job.train, lr, step);
     const double ce_value = ce.item<double>();
     if (!std::isfinite(ce_value)) {
-      throw std::runtime_error("job " + job.file.string() + ": the loss diverged at step " + std::to_string(step) +
-                               "; lower train.learning_rate");
+      throw std::runtime_error("job " + job.file.string() + ": the loss diverged at step " +
+                               std::to_string(step) + "; lower train.learning_rate");
     }
 
     const auto now = Clock::now();
@@ -342,9 +355,10 @@ PretrainReport pretrain(const Job& job_in, const fs::path& out, const PretrainOp
       const double secs = std::chrono::duration<double>(now - t_train).count();
       const double per_step = secs / static_cast<double>(step - start_step);
       char line[200];
-      std::snprintf(line, sizeof line, "step %lld/%lld  loss %.4f  lr %.2e  %.0f tokens/s  ETA %.0f s",
-                    static_cast<long long>(step), static_cast<long long>(job.train.steps), ce_value, lr,
-                    tokens_per_step / per_step, per_step * static_cast<double>(job.train.steps - step));
+      std::snprintf(
+          line, sizeof line, "step %lld/%lld  loss %.4f  lr %.2e  %.0f tokens/s  ETA %.0f s",
+          static_cast<long long>(step), static_cast<long long>(job.train.steps), ce_value, lr,
+          tokens_per_step / per_step, per_step * static_cast<double>(job.train.steps - step));
       say(line);
     }
     if (save_at.count(step)) save_checkpoint(step, ce_value);

@@ -39,7 +39,7 @@ torch::Tensor training_batch(const Job& job, const TrainingData& data, int64_t s
 struct CheckpointRecord {
   int64_t step = 0;
   std::string name;
-  double loss = 0;      // training loss of that step (NaN for step 0)
+  double loss = 0;  // training loss of that step (NaN for step 0)
   double hit_at_10 = 0;
 };
 
@@ -53,7 +53,7 @@ struct PretrainReport {
 };
 
 struct PretrainOptions {
-  std::ostream* log = nullptr;  // progress lines; null for silence
+  std::ostream* log = nullptr;   // progress lines; null for silence
   int64_t stop_after_step = -1;  // stop (as if killed) after this step: tests of resume
   // Called after each checkpoint is saved, with the model as trained so far.
   std::function<void(int64_t step, const std::filesystem::path& dir, engine::Transformer& model)>
@@ -63,7 +63,8 @@ struct PretrainOptions {
 // Trains the job into `out`, resuming from out/train_state.safetensors when
 // present. Throws std::runtime_error naming the file when `out` holds the
 // state of a different job.
-PretrainReport pretrain(const Job& job, const std::filesystem::path& out, const PretrainOptions& options);
+PretrainReport pretrain(const Job& job, const std::filesystem::path& out,
+                        const PretrainOptions& options);
 
 // One row of out/hit_at_10.csv: HIT@10 of one relation (or "overall") at a checkpoint.
 struct CurvePoint {

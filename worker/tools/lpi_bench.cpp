@@ -24,21 +24,23 @@ const char* kUsage =
     "usage: lpi-bench [--shape NAME] [--prompts N] [--reference-prompts R] [--prompt-len T]\n"
     "                 [--lens frozen|exact] [--device cpu|cuda] [--dtype float32|bfloat16]\n"
     "                 [--budget-mb M] [--threads K]\n"
-    "shapes: tiny-moe, tiny-dense (embedded default), small-moe, small-dense (OLMoE-1B-7B and OLMo-7B\n"
+    "shapes: tiny-moe, tiny-dense (embedded default), small-moe, small-dense (OLMoE-1B-7B and "
+    "OLMo-7B\n"
     "        scaled down about 4x in width and vocabulary, for a CPU),\n"
     "        olmoe-1b-7b, olmo-7b (full shapes, for a GPU)\n";
 
 ck::ModelConfig shape(const std::string& name) {
   ck::ModelConfig c;
-  auto moe = [&](int64_t d, int64_t layers, int64_t heads, int64_t inter, int64_t experts, int64_t k,
-                 int64_t vocab) {
+  auto moe = [&](int64_t d, int64_t layers, int64_t heads, int64_t inter, int64_t experts,
+                 int64_t k, int64_t vocab) {
     c.layout = ck::Layout::Olmoe;
     c.architecture = "OlmoeForCausalLM";
     c.model_type = "olmoe";
     c.norm = ck::NormKind::RMSNorm;
     c.qk_norm = true;
     c.hidden_size = d, c.num_layers = layers, c.num_heads = c.num_kv_heads = heads;
-    c.intermediate_size = inter, c.num_experts = experts, c.num_experts_per_tok = k, c.vocab_size = vocab;
+    c.intermediate_size = inter, c.num_experts = experts, c.num_experts_per_tok = k,
+    c.vocab_size = vocab;
   };
   auto dense = [&](int64_t d, int64_t layers, int64_t heads, int64_t inter, int64_t vocab) {
     c.layout = ck::Layout::OlmoHF;
@@ -48,28 +50,37 @@ ck::ModelConfig shape(const std::string& name) {
     c.hidden_size = d, c.num_layers = layers, c.num_heads = c.num_kv_heads = heads;
     c.intermediate_size = inter, c.vocab_size = vocab;
   };
-  if (name == "tiny-moe") moe(64, 4, 4, 64, 8, 2, 1024);
-  else if (name == "tiny-dense") dense(64, 4, 4, 128, 1024);
-  else if (name == "small-moe") moe(512, 4, 8, 256, 16, 4, 12288);
-  else if (name == "small-dense") dense(512, 4, 8, 1376, 12288);
-  else if (name == "olmoe-1b-7b") moe(2048, 16, 16, 1024, 64, 8, 50304);
-  else if (name == "olmo-7b") dense(4096, 32, 32, 11008, 50304);
-  else throw std::invalid_argument("unknown --shape '" + name + "'\n" + kUsage);
+  if (name == "tiny-moe")
+    moe(64, 4, 4, 64, 8, 2, 1024);
+  else if (name == "tiny-dense")
+    dense(64, 4, 4, 128, 1024);
+  else if (name == "small-moe")
+    moe(512, 4, 8, 256, 16, 4, 12288);
+  else if (name == "small-dense")
+    dense(512, 4, 8, 1376, 12288);
+  else if (name == "olmoe-1b-7b")
+    moe(2048, 16, 16, 1024, 64, 8, 50304);
+  else if (name == "olmo-7b")
+    dense(4096, 32, 32, 11008, 50304);
+  else
+    throw std::invalid_argument("unknown --shape '" + name + "'\n" + kUsage);
   c.head_dim = c.hidden_size / c.num_heads;
   c.max_position_embeddings = 4096;
   c.pad_token_id = 1;
   return c;
 }
 
-double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::map<std::string, std::string> opt = {{"shape", "small-moe"}, {"prompts", "256"},
-                                            {"reference-prompts", "4"}, {"prompt-len", "12"},
-                                            {"lens", "frozen"}, {"device", "cpu"},
-                                            {"dtype", "float32"}, {"budget-mb", "256"}, {"threads", "0"}};
+  std::map<std::string, std::string> opt = {
+      {"shape", "small-moe"}, {"prompts", "256"},   {"reference-prompts", "4"},
+      {"prompt-len", "12"},   {"lens", "frozen"},   {"device", "cpu"},
+      {"dtype", "float32"},   {"budget-mb", "256"}, {"threads", "0"}};
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--help" || arg == "-h") {
@@ -100,14 +111,18 @@ int main(int argc, char** argv) {
     std::vector<std::vector<int32_t>> prompts(n);
     std::vector<int32_t> gold(n);
     for (int64_t i = 0; i < n; ++i) {
-      for (int64_t t = 0; t < len; ++t) prompts[i].push_back(static_cast<int32_t>(2 + (i * 7919 + t * 104729) % (config.vocab_size - 2)));
+      for (int64_t t = 0; t < len; ++t)
+        prompts[i].push_back(
+            static_cast<int32_t>(2 + (i * 7919 + t * 104729) % (config.vocab_size - 2)));
       gold[i] = static_cast<int32_t>(2 + (i * 31) % (config.vocab_size - 2));
     }
     const int64_t d = config.hidden_size, V = config.vocab_size, L = config.num_layers;
     const int64_t attn_n = config.num_heads * config.head_dim;
-    const int64_t active_ffn = config.is_moe() ? config.num_experts_per_tok * config.intermediate_size
-                                               : config.intermediate_size;
-    const int64_t all_ffn = config.is_moe() ? config.num_experts * config.intermediate_size : config.intermediate_size;
+    const int64_t active_ffn = config.is_moe()
+                                   ? config.num_experts_per_tok * config.intermediate_size
+                                   : config.intermediate_size;
+    const int64_t all_ffn =
+        config.is_moe() ? config.num_experts * config.intermediate_size : config.intermediate_size;
     const int64_t neurons_per_prompt = L * (attn_n + active_ffn);
 
     // Projection P = W_U diag(g) U for every output column: once per checkpoint.
@@ -120,7 +135,8 @@ int main(int argc, char** argv) {
         const int64_t tile = std::max<int64_t>(1, (options.memory_budget_mb << 20) / 8 / V);
         auto columns = [&](const torch::Tensor& u) {
           for (int64_t c0 = 0; c0 < u.size(1); c0 += tile) {
-            (void)torch::matmul(wu, u.narrow(1, c0, std::min(tile, u.size(1) - c0)).to(torch::kFloat32));
+            (void)torch::matmul(
+                wu, u.narrow(1, c0, std::min(tile, u.size(1) - c0)).to(torch::kFloat32));
           }
         };
         columns(model->o_proj(l));
@@ -141,7 +157,8 @@ int main(int argc, char** argv) {
     if (device.is_cuda()) torch::cuda::synchronize();
     const double fast_s = seconds_since(t0);
     // Per (prompt, neuron): one multiply-add, an exp and a sum over the vocabulary.
-    const double fast_flop = projection_flop + 4.0 * V * static_cast<double>(n * neurons_per_prompt);
+    const double fast_flop =
+        projection_flop + 4.0 * V * static_cast<double>(n * neurons_per_prompt);
 
     std::vector<std::vector<int32_t>> sub(prompts.begin(), prompts.begin() + std::min(n, r));
     std::vector<int32_t> sub_gold(gold.begin(), gold.begin() + std::min(n, r));
@@ -153,8 +170,10 @@ int main(int argc, char** argv) {
       ref_s = seconds_since(t0);
       const auto fast_sub = en::gated_lpi(model, sub, sub_gold, options);
       for (std::size_t l = 0; l < ref.layers.size(); ++l) {
-        diff = std::max(diff, (ref.layers[l].attn - fast_sub.layers[l].attn).abs().max().item<double>());
-        diff = std::max(diff, (ref.layers[l].ffn - fast_sub.layers[l].ffn).abs().max().item<double>());
+        diff = std::max(diff,
+                        (ref.layers[l].attn - fast_sub.layers[l].attn).abs().max().item<double>());
+        diff =
+            std::max(diff, (ref.layers[l].ffn - fast_sub.layers[l].ffn).abs().max().item<double>());
       }
     }
     // The device's practical peak: a large float32 matrix product.
@@ -174,19 +193,28 @@ int main(int argc, char** argv) {
     struct rusage usage {};
     getrusage(RUSAGE_SELF, &usage);
     const double fast_rate = n / fast_s, ref_rate = sub.empty() ? 0 : sub.size() / ref_s;
-    std::printf("shape %s (%s, d=%lld, %lld layers, V=%lld%s), %s, %s lens, %lld prompts of %lld tokens\n",
-                opt["shape"].c_str(), config.architecture.c_str(), static_cast<long long>(d),
-                static_cast<long long>(L), static_cast<long long>(V),
-                config.is_moe() ? (", " + std::to_string(config.num_experts) + " experts top-" +
-                                   std::to_string(config.num_experts_per_tok)).c_str() : "",
-                opt["dtype"].c_str(), opt["lens"].c_str(), static_cast<long long>(n), static_cast<long long>(len));
-    std::printf("neurons scored per prompt      %lld\n", static_cast<long long>(neurons_per_prompt));
-    std::printf("fast path                      %.3f s, %.2f prompts/s, %.2f GFLOP/s (%.0f%% of %.0f GFLOP/s matmul peak)\n",
-                fast_s, fast_rate, fast_flop / fast_s / 1e9, 100 * fast_flop / fast_s / 1e9 / peak_gflops, peak_gflops);
+    std::printf(
+        "shape %s (%s, d=%lld, %lld layers, V=%lld%s), %s, %s lens, %lld prompts of %lld tokens\n",
+        opt["shape"].c_str(), config.architecture.c_str(), static_cast<long long>(d),
+        static_cast<long long>(L), static_cast<long long>(V),
+        config.is_moe() ? (", " + std::to_string(config.num_experts) + " experts top-" +
+                           std::to_string(config.num_experts_per_tok))
+                              .c_str()
+                        : "",
+        opt["dtype"].c_str(), opt["lens"].c_str(), static_cast<long long>(n),
+        static_cast<long long>(len));
+    std::printf("neurons scored per prompt      %lld\n",
+                static_cast<long long>(neurons_per_prompt));
+    std::printf(
+        "fast path                      %.3f s, %.2f prompts/s, %.2f GFLOP/s (%.0f%% of %.0f "
+        "GFLOP/s matmul peak)\n",
+        fast_s, fast_rate, fast_flop / fast_s / 1e9, 100 * fast_flop / fast_s / 1e9 / peak_gflops,
+        peak_gflops);
     std::printf("projection (once per ckpt)     %.3f s, %.2f GFLOP/s\n", projection_s,
                 projection_flop / projection_s / 1e9);
     if (!sub.empty()) {
-      std::printf("reference (%zu prompts)         %.3f s, %.3f prompts/s\n", sub.size(), ref_s, ref_rate);
+      std::printf("reference (%zu prompts)         %.3f s, %.3f prompts/s\n", sub.size(), ref_s,
+                  ref_rate);
       std::printf("speed-up fast / reference      %.1fx\n", fast_rate / ref_rate);
       std::printf("max |fast - reference|         %.2e\n", diff);
     }

@@ -24,7 +24,8 @@ inline torch::Device parse_device(const std::string& name) {
     throw std::invalid_argument("--device '" + name + "': expected cpu, cuda or cuda:N");
   }
   if (device.is_cuda() && !torch::cuda::is_available()) {
-    throw std::invalid_argument("--device '" + name + "': this libtorch has no CUDA device available");
+    throw std::invalid_argument("--device '" + name +
+                                "': this libtorch has no CUDA device available");
   }
   return device;
 }
