@@ -1,0 +1,71 @@
+// The coordinator's bookkeeping, without MPI: which unit goes to which worker
+// next (a worker stays on the checkpoint it has loaded while that checkpoint
+// has work; fresh checkpoints go to idle workers in step order; at the tail
+// several workers share the checkpoint with the most work left), each unit's
+// state and attempts, retries of failed units up to a limit, and the units of
+// a lost worker put back. Every unit is in exactly one state at all times
+// (check_invariants()).
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/sweep/grid.hpp"
+
+namespace lpi::coordinator {
+
+struct SchedulerOptions {
+  int max_attempts = 3;  // a unit that failed this many times is given up
+};
+
+struct GivenUp {
+  int32_t unit = 0;
+  std::vector<std::string> errors;  // one per attempt, "worker N: message"
+};
+
+class Scheduler {
+ public:
+  // `done` marks units already complete (resume); empty means none.
+  Scheduler(const sweep::Grid& grid, const std::vector<bool>& done = {},
+            SchedulerOptions options = {});
+
+  // The next unit for `worker`, which has checkpoint `loaded` in memory (-1:
+  // none); empty when nothing is pending right now.
+  std::optional<sweep::WorkUnit> next(int worker, int32_t loaded);
+  void completed(int worker, int32_t unit);
+  // A unit that failed on a worker that stays alive; retried elsewhere or
+  // later until max_attempts.
+  void failed(int worker, int32_t unit, const std::string& error);
+  // The worker is gone: its unit in flight goes back to pending.
+  void worker_lost(int worker);
+
+  bool finished() const { return pending_ == 0 && in_flight_.empty(); }
+  std::size_t done_count() const { return done_; }
+  std::size_t pending_count() const { return pending_; }
+  std::size_t total() const { return state_.size(); }
+  const std::vector<GivenUp>& given_up() const { return given_up_; }
+  // Checkpoints whose every unit is done.
+  std::size_t checkpoints_done() const;
+  void check_invariants() const;  // throws std::logic_error naming the broken one
+
+ private:
+  enum class State : uint8_t { Pending, InFlight, Done, GivenUp };
+  void release(int worker);
+  const sweep::Grid& grid_;
+  SchedulerOptions options_;
+  std::vector<State> state_;
+  std::vector<int> attempts_;
+  std::vector<std::vector<std::string>> errors_;
+  std::vector<std::deque<int32_t>> pending_by_checkpoint_;
+  std::vector<int> workers_on_;               // per checkpoint
+  std::map<int, int32_t> in_flight_;          // worker -> unit
+  std::map<int, int32_t> worker_checkpoint_;  // worker -> checkpoint it works on
+  std::vector<GivenUp> given_up_;
+  std::size_t pending_ = 0, done_ = 0;
+};
+
+}  // namespace lpi::coordinator
