@@ -1,0 +1,62 @@
+// The sweep's message protocol between the coordinator (rank 0) and the
+// worker daemons: one enum of message kinds and one plain struct per message,
+// each with its encoding into bytes (little-endian, fixed layout, a version
+// byte) and back. The MPI layer sends these bytes with the kind as the tag;
+// decoding checks sizes and the version, so a stray or truncated message is
+// an error that names what was expected, never undefined behaviour.
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace lpi::sweep {
+
+constexpr uint8_t kProtocolVersion = 1;
+
+enum class MessageKind : int {
+  WorkRequest = 1,  // worker -> coordinator: give me a unit (I have checkpoint `loaded`)
+  Assign = 2,       // coordinator -> worker: compute this unit
+  UnitDone = 3,     // worker -> coordinator: written and flushed to the store
+  UnitFailed = 4,   // worker -> coordinator: could not compute it (the worker lives on)
+  Shutdown = 5,     // coordinator -> worker: no more work, exit
+};
+
+const char* kind_name(MessageKind kind);
+
+struct ProtocolError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct WorkRequest {
+  int32_t loaded_checkpoint = -1;  // -1: none loaded
+};
+struct Assign {
+  int32_t unit = 0;
+  int32_t prefetch_checkpoint = -1;  // the worker may load this one in the background
+};
+struct UnitDone {
+  int32_t unit = 0;
+  double compute_seconds = 0, load_seconds = 0, store_seconds = 0;
+};
+struct UnitFailed {
+  int32_t unit = 0;
+  std::string error;
+};
+struct Shutdown {};
+
+std::vector<uint8_t> encode(const WorkRequest& m);
+std::vector<uint8_t> encode(const Assign& m);
+std::vector<uint8_t> encode(const UnitDone& m);
+std::vector<uint8_t> encode(const UnitFailed& m);
+std::vector<uint8_t> encode(const Shutdown& m);
+
+// Decoders: throw ProtocolError on a wrong size, version or field.
+WorkRequest decode_work_request(const std::vector<uint8_t>& bytes);
+Assign decode_assign(const std::vector<uint8_t>& bytes);
+UnitDone decode_unit_done(const std::vector<uint8_t>& bytes);
+UnitFailed decode_unit_failed(const std::vector<uint8_t>& bytes);
+Shutdown decode_shutdown(const std::vector<uint8_t>& bytes);
+
+}  // namespace lpi::sweep
