@@ -1,0 +1,45 @@
+// A sweep job file (INI, Boost.Program_options): the model and its folder of
+// revisions, which checkpoints, the relations, the unit size and the
+// attribution options. Every key can be overridden ("section.key=value").
+// Everything is checked here, before anything is written: an unknown key, a
+// bad value, a missing folder or a selected checkpoint that is not there is a
+// SweepJobError naming the file (or override) and the key.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "common/sweep/grid.hpp"
+
+namespace lpi::sweep {
+
+struct SweepJobError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct SweepJob {
+  std::filesystem::path file;
+  std::string name;
+  std::string model_name;
+  std::filesystem::path revisions;  // folder of step{N}-tokens{M} revision folders
+  std::string checkpoint_glob = "step*-tokens*";
+  std::vector<std::string> checkpoint_list;  // explicit names (empty: all that match the glob)
+  int64_t min_step = 0, max_step = INT64_MAX;
+  int64_t every = 1;  // keep every k-th of the selection, by step
+  std::filesystem::path relations;
+  std::vector<std::string> relation_select;  // empty: the paper's 12
+  int32_t prompts_per_unit = 32;
+  std::string lens = "frozen", target = "gold", dtype = "float32", device = "cpu";
+  int64_t batch_size = 32;
+};
+
+SweepJob read_sweep_job(const std::filesystem::path& file,
+                        const std::vector<std::string>& overrides = {});
+
+// The selected checkpoints, by step, each a folder with a config.json.
+std::vector<CheckpointRef> select_checkpoints(const SweepJob& job);
+
+}  // namespace lpi::sweep

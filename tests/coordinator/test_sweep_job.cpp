@@ -1,0 +1,90 @@
+// Sweep job files: checkpoint selection (glob, list, step range, every k-th),
+// overrides, and every bad input named before anything is written.
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "common/sweep/job.hpp"
+#include "expect_error.hpp"
+#include "temp_dir.hpp"
+
+namespace lpi::sweep {
+namespace {
+namespace fs = std::filesystem;
+
+struct Fixture {
+  lpi::test::TempDir dir{"lpi_sweep_job"};
+  fs::path job;
+  Fixture() {
+    for (const char* name : {"step0-tokens0", "step10-tokens41K", "step20-tokens82K",
+                             "step30-tokens123K", "step40-tokens164K", "step50-tokens1B"}) {
+      fs::create_directories(dir / "revisions" / name);
+      std::ofstream(dir / "revisions" / name / "config.json") << "{}";
+    }
+    fs::create_directories(dir / "revisions" / "main");             // not a revision name: ignored
+    fs::create_directories(dir / "revisions" / "step60-tokens2B");  // no config.json: ignored
+    fs::create_directories(dir / "relations");
+    job = write("job.ini", "");
+  }
+  fs::path write(const std::string& name, const std::string& extra) {
+    const fs::path file = dir / name;
+    std::ofstream(file) << "[job]\nname = demo\n[model]\nname = tiny\nrevisions = revisions\n"
+                           "[relations]\nfolder = relations\n"
+                        << extra;
+    return file;
+  }
+};
+
+std::vector<int64_t> steps(const std::vector<CheckpointRef>& refs) {
+  std::vector<int64_t> out;
+  for (const auto& r : refs) out.push_back(r.step);
+  return out;
+}
+
+TEST(SweepJob, SelectsCheckpoints) {
+  Fixture f;
+  const auto all = select_checkpoints(read_sweep_job(f.job));
+  EXPECT_EQ(steps(all), (std::vector<int64_t>{0, 10, 20, 30, 40, 50}));
+  EXPECT_EQ(all[5].tokens, 1000000000);
+  EXPECT_EQ(steps(select_checkpoints(
+                read_sweep_job(f.job, {"checkpoints.steps=10:40", "checkpoints.every=2"}))),
+            (std::vector<int64_t>{10, 30}));
+  EXPECT_EQ(steps(select_checkpoints(
+                read_sweep_job(f.job, {"checkpoints.list=step40-tokens164K, step0-tokens0"}))),
+            (std::vector<int64_t>{0, 40}));
+  EXPECT_EQ(steps(select_checkpoints(read_sweep_job(f.job, {"checkpoints.glob=step[12]0-*"}))),
+            (std::vector<int64_t>{10, 20}));
+  const auto job = read_sweep_job(f.job, {"units.prompts_per_unit=8", "attribution.lens=exact"});
+  EXPECT_EQ(job.prompts_per_unit, 8);
+  EXPECT_EQ(job.lens, "exact");
+  EXPECT_EQ(job.revisions, f.dir / "revisions");
+}
+
+TEST(SweepJob, BadInputNamesTheFileAndTheKey) {
+  Fixture f;
+  using lpi::test::expect_error;
+  const std::string file = f.job.string();
+  expect_error<SweepJobError>([&] { read_sweep_job(f.write("a.ini", "[model]\ncolour = red\n")); },
+                              {"a.ini", "model.colour"});
+  expect_error<SweepJobError>([&] { read_sweep_job(f.job, {"attribution.lens=sideways"}); },
+                              {file, "attribution.lens", "sideways"});
+  expect_error<SweepJobError>([&] { read_sweep_job(f.job, {"nonsense"}); },
+                              {"nonsense", "section.key=value"});
+  expect_error<SweepJobError>([&] { read_sweep_job(f.job, {"checkpoints.steps=ten"}); },
+                              {"checkpoints.steps", "ten"});
+  expect_error<SweepJobError>([&] { read_sweep_job(f.job, {"checkpoints.list=step70-tokens3B"}); },
+                              {"checkpoints.list", "step70-tokens3B", "not there"});
+  expect_error<SweepJobError>([&] { read_sweep_job(f.job, {"checkpoints.steps=100:"}); },
+                              {"no checkpoint", "revisions"});
+  expect_error<SweepJobError>([&] { read_sweep_job(f.job, {"model.revisions=elsewhere"}); },
+                              {"model.revisions", "elsewhere", "not a folder"});
+  expect_error<SweepJobError>([&] { read_sweep_job(f.dir / "missing.ini"); },
+                              {"missing.ini", "cannot be opened"});
+  std::ofstream(f.dir / "norelations.ini")
+      << "[job]\nname = x\n[model]\nname = m\nrevisions = revisions\n";
+  expect_error<SweepJobError>([&] { read_sweep_job(f.dir / "norelations.ini"); },
+                              {"norelations.ini", "relations.folder"});
+}
+
+}  // namespace
+}  // namespace lpi::sweep
