@@ -88,3 +88,24 @@ TEST(SweepJob, BadInputNamesTheFileAndTheKey) {
 
 }  // namespace
 }  // namespace lpi::sweep
+
+namespace lpi::sweep {
+namespace {
+
+// The job files in jobs/ parse, with their folders pointed at a fixture (the
+// real ones name cluster paths).
+TEST(SweepJob, ShippedJobFilesParse) {
+  Fixture f;
+  const std::vector<std::string> here = {"model.revisions=" + (f.dir / "revisions").string(),
+                                         "relations.folder=" + (f.dir / "relations").string()};
+  for (const char* name :
+       {"sweep-tiny-olmoe.ini", "sweep-tiny-olmo.ini", "olmoe-1b-7b.ini", "olmo-7b.ini"}) {
+    const auto job = read_sweep_job(fs::path(LPI_JOBS_DIR) / name, here);
+    EXPECT_FALSE(job.name.empty()) << name;
+    EXPECT_EQ(select_checkpoints(job).size(), 6u) << name;
+  }
+  EXPECT_EQ(read_sweep_job(fs::path(LPI_JOBS_DIR) / "olmoe-1b-7b.ini", here).dtype, "bfloat16");
+}
+
+}  // namespace
+}  // namespace lpi::sweep
