@@ -1,0 +1,41 @@
+#include "common/mpi/comm.hpp"
+
+namespace lpi::mpi {
+
+void check(int rc, const std::string& what) {
+  if (rc == MPI_SUCCESS) return;
+  char text[MPI_MAX_ERROR_STRING];
+  int length = 0;
+  MPI_Error_string(rc, text, &length);
+  throw MpiError("MPI: " + what +
+                 " failed: " + std::string(text, static_cast<std::size_t>(length)));
+}
+
+Comm::Comm(MPI_Comm comm) : comm_(comm) {
+  check(MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN), "set the error handler");
+  check(MPI_Comm_rank(comm_, &rank_), "rank");
+  check(MPI_Comm_size(comm_, &size_), "size");
+}
+
+void send(const Comm& comm, int dest, sweep::MessageKind kind, const std::vector<uint8_t>& bytes) {
+  check(MPI_Send(bytes.data(), static_cast<int>(bytes.size()), MPI_BYTE, dest,
+                 static_cast<int>(kind), comm.get()),
+        std::string("send ") + sweep::kind_name(kind) + " to rank " + std::to_string(dest));
+}
+
+Message receive(const Comm& comm, int source) {
+  MPI_Status status;
+  check(MPI_Probe(source, MPI_ANY_TAG, comm.get(), &status), "probe");
+  int count = 0;
+  check(MPI_Get_count(&status, MPI_BYTE, &count), "message size");
+  Message m;
+  m.source = status.MPI_SOURCE;
+  m.kind = static_cast<sweep::MessageKind>(status.MPI_TAG);
+  m.bytes.resize(static_cast<std::size_t>(count));
+  check(MPI_Recv(m.bytes.data(), count, MPI_BYTE, status.MPI_SOURCE, status.MPI_TAG, comm.get(),
+                 MPI_STATUS_IGNORE),
+        "receive from rank " + std::to_string(status.MPI_SOURCE));
+  return m;
+}
+
+}  // namespace lpi::mpi
