@@ -170,13 +170,7 @@ int run(int argc, char** argv) {
       "budget-mb", po::value(&budget)->default_value(256), "largest temporary of the fast path")(
       "dtype", po::value(&dtype_name)->default_value("float32"), "float32 or bfloat16 weights")(
       "device", po::value(&device_name)->default_value("cpu"), "cpu, cuda or cuda:N");
-  po::variables_map vm;
-  po::store(po::parse_command_line(argc, argv, opts), vm);
-  if (vm.count("help")) {
-    std::cout << opts << "\n";
-    return 0;
-  }
-  po::notify(vm);
+  if (!lpi::tools::parse_command_line(argc, argv, opts)) return 0;
   en::LpiOptions options;
   if (lens != "frozen" && lens != "exact")
     throw po::error("--lens must be frozen or exact, not '" + lens + "'");

@@ -48,13 +48,7 @@ int run(int argc, char** argv) {
       "threads", po::value(&threads)->default_value(0), "CPU threads (0: libtorch's default)")(
       "skip-unusable", po::bool_switch(&skip_unusable),
       "drop samples that cannot be prompts (listed)");
-  po::variables_map vm;
-  po::store(po::parse_command_line(argc, argv, opts), vm);
-  if (vm.count("help")) {
-    std::cout << opts << "\n";
-    return 0;
-  }
-  po::notify(vm);
+  if (!lpi::tools::parse_command_line(argc, argv, opts)) return 0;
   if (threads > 0) torch::set_num_threads(threads);
   if (tokenizer_file.empty()) tokenizer_file = (fs::path(model_dir) / "tokenizer.json").string();
 

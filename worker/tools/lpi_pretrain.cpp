@@ -60,13 +60,7 @@ int run(int argc, char** argv) {
       "threads", po::value(&threads)->default_value(0), "CPU threads (0: the job's setting)")(
       "prepare-only", po::bool_switch(&prepare_only),
       "write relations/, tokenizer.json and corpus.txt, and do not train");
-  po::variables_map vm;
-  po::store(po::parse_command_line(argc, argv, opts), vm);
-  if (vm.count("help")) {
-    std::cout << opts << "\n";
-    return 0;
-  }
-  po::notify(vm);
+  if (!lpi::tools::parse_command_line(argc, argv, opts)) return 0;
   auto job = lpi::pretrain::read_job(job_file);
   if (threads > 0) job.train.threads = threads;
   if (prepare_only) {

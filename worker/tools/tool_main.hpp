@@ -1,14 +1,29 @@
-// The common main() of the Boost.Program_options tools: runs the tool and
-// turns a usage error into exit code 2 and any other error into exit code 1,
-// each with one line on stderr that starts with the tool's name.
+// What the Boost.Program_options tools share: parsing with --help, and a main()
+// that turns a usage error into exit code 2 and any other error into exit
+// code 1, each with one line on stderr that starts with the tool's name.
 #pragma once
 
-#include <boost/program_options/errors.hpp>
+#include <boost/program_options.hpp>
 
 #include <exception>
 #include <iostream>
 
 namespace lpi::tools {
+
+// Parses the command line into `opts`' variables; prints the help and returns
+// false for --help (the tool then exits 0). Usage errors throw.
+inline bool parse_command_line(int argc, char** argv,
+                               const boost::program_options::options_description& opts) {
+  namespace po = boost::program_options;
+  po::variables_map vm;
+  po::store(po::parse_command_line(argc, argv, opts), vm);
+  if (vm.count("help")) {
+    std::cout << opts << "\n";
+    return false;
+  }
+  po::notify(vm);
+  return true;
+}
 
 template <class Body>
 int run_tool(const char* name, Body&& body) {
