@@ -247,4 +247,18 @@ std::string describe_problem(const Problem& problem) {
   return describe(problem);
 }
 
+std::vector<std::vector<int32_t>> prompt_ids(const PromptSet& set) {
+  std::vector<std::vector<int32_t>> out;
+  out.reserve(set.prompts.size());
+  for (const auto& p : set.prompts) out.push_back(p.prompt_ids);
+  return out;
+}
+
+std::vector<int32_t> target_ids(const PromptSet& set) {
+  std::vector<int32_t> out;
+  out.reserve(set.prompts.size());
+  for (const auto& p : set.prompts) out.push_back(p.target_id);
+  return out;
+}
+
 }  // namespace lpi::relations

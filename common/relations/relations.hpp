@@ -90,4 +90,8 @@ std::string relation_id(const std::string& name);
 // "FILE: relation 'id' sample N: message".
 std::string describe_problem(const Problem& problem);
 
+// The prompts' token ids and target ids, in prompt order (what the engine takes).
+std::vector<std::vector<int32_t>> prompt_ids(const PromptSet& set);
+std::vector<int32_t> target_ids(const PromptSet& set);
+
 }  // namespace lpi::relations

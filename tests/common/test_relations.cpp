@@ -149,6 +149,14 @@ TEST(Relations, RealPromptsKeepDuplicatesAndReportThem) {
   EXPECT_EQ(target.front(), ' ');
   EXPECT_EQ((" " + rel.samples[0].object).rfind(target, 0), 0u)
       << "target '" << target << "' is not the start of the object";
+  // The engine's view: ids and targets in prompt order.
+  const auto ids = lpi::relations::prompt_ids(set);
+  const auto targets = lpi::relations::target_ids(set);
+  ASSERT_EQ(ids.size(), 906u);
+  ASSERT_EQ(targets.size(), 906u);
+  const auto at = static_cast<std::size_t>(&prompt - set.prompts.data());
+  EXPECT_EQ(tok.decode(ids[at]), "The capital city of " + rel.samples[0].subject + " is");
+  EXPECT_EQ(targets[at], prompt.target_id);
 }
 
 TEST(Relations, SelectionOrderAllAndUnknown) {

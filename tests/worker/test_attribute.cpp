@@ -89,12 +89,8 @@ TEST(Attribute, WritesTheStoreEqualToGatedLpi) {
   EXPECT_FALSE(fs::exists(h5.string() + ".partial"));
 
   auto model = load_model(t.checkpoint);
-  std::vector<std::vector<int32_t>> prompts;
-  std::vector<int32_t> gold;
-  for (const auto& p : t.set.prompts) {
-    prompts.push_back(p.prompt_ids);
-    gold.push_back(p.target_id);
-  }
+  const auto prompts = relations::prompt_ids(t.set);
+  const auto gold = relations::target_ids(t.set);
   const auto imp = gated_lpi(model, prompts, gold);
   const auto& c = model->config();
   const auto P = static_cast<int64_t>(prompts.size());
@@ -170,12 +166,8 @@ TEST(Attribute, BadInputIsAClearError) {
 TEST(Attribute, TopHeadsMatterMoreThanRandomHeads) {
   auto& t = trained();
   auto model = load_model(t.checkpoint);
-  std::vector<std::vector<int32_t>> prompts;
-  std::vector<int32_t> gold;
-  for (const auto& p : t.set.prompts) {
-    prompts.push_back(p.prompt_ids);
-    gold.push_back(p.target_id);
-  }
+  const auto prompts = relations::prompt_ids(t.set);
+  const auto gold = relations::target_ids(t.set);
   const auto& c = model->config();
   const double base = hit_at_10(evaluate(model, prompts, gold));
   ASSERT_GT(base, 0.3) << "the test model must know some facts";

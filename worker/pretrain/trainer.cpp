@@ -94,10 +94,8 @@ struct Evaluator {
 
   Evaluator(const fs::path& relations_dir, const tokenizer::Tokenizer& tok) {
     set = relations::build_prompts(relations::load_relations(relations_dir), tok, {});
-    for (const auto& p : set.prompts) {
-      prompts.push_back(p.prompt_ids);
-      targets.push_back(p.target_id);
-    }
+    prompts = relations::prompt_ids(set);
+    targets = relations::target_ids(set);
   }
   // Overall HIT@10, and "step,relation,prompts,hits,hit_at_10" rows.
   double run(engine::Transformer& model, int64_t step, std::string& rows) {

@@ -190,12 +190,8 @@ int run(int argc, char** argv) {
   load.dtype = lpi::tools::parse_dtype(dtype_name);
   load.device = lpi::tools::parse_device(device_name);
   auto model = en::load_model(model_dir, load);
-  std::vector<std::vector<int32_t>> prompts;
-  std::vector<int32_t> gold;
-  for (const auto& p : set.prompts) {
-    prompts.push_back(p.prompt_ids);
-    gold.push_back(p.target_id);
-  }
+  const auto prompts = lpi::relations::prompt_ids(set);
+  const auto gold = lpi::relations::target_ids(set);
   const auto t1 = std::chrono::steady_clock::now();
   const auto imp = en::gated_lpi(model, prompts, gold, options);
   const auto t2 = std::chrono::steady_clock::now();

@@ -69,12 +69,8 @@ int run(int argc, char** argv) {
   const auto& config = model->config();
   const auto t_loaded = Clock::now();
 
-  std::vector<std::vector<int32_t>> prompts;
-  std::vector<int32_t> targets;
-  for (const auto& p : set.prompts) {
-    prompts.push_back(p.prompt_ids);
-    targets.push_back(p.target_id);
-  }
+  const auto prompts = lpi::relations::prompt_ids(set);
+  const auto targets = lpi::relations::target_ids(set);
   lpi::engine::EvaluateOptions eval;
   eval.batch_size = batch_size;
   eval.pad_id = config.pad_token_id.value_or(0);
