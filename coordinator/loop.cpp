@@ -1,19 +1,21 @@
 #include "coordinator/loop.hpp"
 
+#include <chrono>
 #include <set>
 
 namespace lpi::coordinator {
 using sweep::MessageKind;
 
 LoopReport run_coordinator(const mpi::Comm& comm, Scheduler& scheduler,
-                           const std::function<void(const Scheduler&)>& progress) {
+                           const CoordinatorHooks& hooks) {
   LoopReport report;
   std::set<int> waiting;  // workers that asked while nothing was pending
   std::map<int, int32_t> loaded;
   int running = comm.size() - 1;
   auto answer = [&](int worker) {
     if (auto unit = scheduler.next(worker, loaded[worker])) {
-      mpi::send(comm, worker, MessageKind::Assign, sweep::encode(sweep::Assign{unit->id, -1}));
+      const auto assign = sweep::Assign{unit->id, scheduler.prefetch_hint(worker)};
+      mpi::send(comm, worker, MessageKind::Assign, sweep::encode(assign));
       loaded[worker] = unit->checkpoint;
     } else if (scheduler.finished()) {
       mpi::send(comm, worker, MessageKind::Shutdown, sweep::encode(sweep::Shutdown{}));
@@ -37,11 +39,13 @@ LoopReport run_coordinator(const mpi::Comm& comm, Scheduler& scheduler,
         loaded[m.source] = sweep::decode_work_request(m.bytes).loaded_checkpoint;
         answer(m.source);
         break;
-      case MessageKind::UnitDone:
-        scheduler.completed(m.source, sweep::decode_unit_done(m.bytes).unit);
-        if (progress) progress(scheduler);
+      case MessageKind::UnitDone: {
+        const auto d = sweep::decode_unit_done(m.bytes);
+        if (hooks.on_done) hooks.on_done(m.source, d);
+        scheduler.completed(m.source, d.unit);
         wake();
         break;
+      }
       case MessageKind::UnitFailed: {
         const auto f = sweep::decode_unit_failed(m.bytes);
         scheduler.failed(m.source, f.unit, f.error);
@@ -54,38 +58,43 @@ LoopReport run_coordinator(const mpi::Comm& comm, Scheduler& scheduler,
                                    std::to_string(m.source));
     }
     scheduler.check_invariants();
+    if (hooks.after_message) hooks.after_message(scheduler);
   }
   report.done = scheduler.done_count();
   report.given_up = scheduler.given_up().size();
   return report;
 }
 
-void run_worker(const mpi::Comm& comm,
-                const std::function<std::optional<std::string>(const sweep::WorkUnit&,
-                                                               int32_t& loaded)>& compute,
-                const sweep::Grid& grid) {
-  int32_t loaded = -1;
+std::size_t run_worker(const mpi::Comm& comm, const WorkerCallbacks& callbacks,
+                       const sweep::Grid& grid) {
+  using clock = std::chrono::steady_clock;
+  std::size_t completed = 0;
   while (true) {
-    mpi::send(comm, 0, MessageKind::WorkRequest, sweep::encode(sweep::WorkRequest{loaded}));
+    const auto asked = clock::now();
+    mpi::send(comm, 0, MessageKind::WorkRequest, sweep::encode(sweep::WorkRequest{callbacks.loaded()}));
     const auto m = mpi::receive(comm, 0);
+    const double waited = std::chrono::duration<double>(clock::now() - asked).count();
     if (m.kind == MessageKind::Shutdown) {
       sweep::decode_shutdown(m.bytes);
-      return;
+      return completed;
     }
     const auto a = sweep::decode_assign(m.bytes);
     if (a.unit >= static_cast<int32_t>(grid.units.size())) {
       throw sweep::ProtocolError("worker: unit " + std::to_string(a.unit) + " is not in the grid");
     }
-    std::optional<std::string> error;
+    UnitReport r;
     try {
-      error = compute(grid.units[a.unit], loaded);
+      r = callbacks.compute(grid.units[a.unit], a.prefetch_checkpoint);
     } catch (const std::exception& e) {
-      error = e.what();
+      r.error = e.what();
     }
-    if (error) {
-      mpi::send(comm, 0, MessageKind::UnitFailed, sweep::encode(sweep::UnitFailed{a.unit, *error}));
+    if (r.error) {
+      mpi::send(comm, 0, MessageKind::UnitFailed, sweep::encode(sweep::UnitFailed{a.unit, *r.error}));
     } else {
-      mpi::send(comm, 0, MessageKind::UnitDone, sweep::encode(sweep::UnitDone{a.unit, 0, 0, 0}));
+      ++completed;
+      mpi::send(comm, 0, MessageKind::UnitDone,
+                sweep::encode(sweep::UnitDone{a.unit, r.compute_seconds, r.load_seconds,
+                                              r.store_seconds, waited}));
     }
   }
 }

@@ -12,7 +12,8 @@ Scheduler::Scheduler(const sweep::Grid& grid, const std::vector<bool>& done,
       attempts_(grid.units.size(), 0),
       errors_(grid.units.size()),
       pending_by_checkpoint_(grid.checkpoints.size()),
-      workers_on_(grid.checkpoints.size(), 0) {
+      workers_on_(grid.checkpoints.size(), 0),
+      remaining_(grid.checkpoints.size(), 0) {
   if (!done.empty() && done.size() != grid.units.size()) {
     throw std::invalid_argument("scheduler: " + std::to_string(done.size()) + " done flags for " +
                                 std::to_string(grid.units.size()) + " units");
@@ -24,6 +25,7 @@ Scheduler::Scheduler(const sweep::Grid& grid, const std::vector<bool>& done,
     } else {
       pending_by_checkpoint_[u.checkpoint].push_back(u.id);
       ++pending_;
+      ++remaining_[u.checkpoint];
     }
   }
 }
@@ -44,8 +46,17 @@ std::optional<sweep::WorkUnit> Scheduler::next(int worker, int32_t loaded) {
   if (loaded >= 0 && loaded < C && !pending_by_checkpoint_[loaded].empty()) {
     pick = loaded;  // stay on the loaded checkpoint
   } else {
-    for (int32_t c = 0; c < C && pick < 0; ++c) {  // a checkpoint nobody works on, in step order
-      if (!pending_by_checkpoint_[c].empty() && workers_on_[c] == 0) pick = c;
+    // A checkpoint nobody works on: the one promised to this worker (it may
+    // have loaded it already), else the first in step order that is not
+    // promised to another, else any.
+    for (const auto& [c, w] : hinted_) {
+      if (w == worker && fresh(c)) pick = c;
+    }
+    for (int32_t c = 0; c < C && pick < 0; ++c) {
+      if (fresh(c) && !hinted_.count(c)) pick = c;
+    }
+    for (int32_t c = 0; c < C && pick < 0; ++c) {
+      if (fresh(c)) pick = c;
     }
     double best = -1;
     if (pick < 0) {  // the tail: share the checkpoint with the most work per worker
@@ -59,6 +70,7 @@ std::optional<sweep::WorkUnit> Scheduler::next(int worker, int32_t loaded) {
       }
     }
   }
+  hinted_.erase(pick);
   auto& queue = pending_by_checkpoint_[pick];
   const int32_t unit = queue.front();
   queue.pop_front();
@@ -83,6 +95,27 @@ void Scheduler::completed(int worker, int32_t unit) {
   in_flight_.erase(it);
   state_[unit] = State::Done;
   ++done_;
+  --remaining_[grid_.units[unit].checkpoint];
+}
+
+int32_t Scheduler::prefetch_hint(int worker) {
+  for (auto it = hinted_.begin(); it != hinted_.end();) {
+    if (it->second != worker) {
+      ++it;
+    } else if (fresh(it->first)) {
+      return it->first;
+    } else {
+      it = hinted_.erase(it);
+    }
+  }
+  const auto C = static_cast<int32_t>(pending_by_checkpoint_.size());
+  for (int32_t c = 0; c < C; ++c) {
+    if (fresh(c) && !hinted_.count(c)) {
+      hinted_[c] = worker;
+      return c;
+    }
+  }
+  return -1;
 }
 
 void Scheduler::failed(int worker, int32_t unit, const std::string& error) {

@@ -37,6 +37,12 @@ class Scheduler {
   // none); empty when nothing is pending right now.
   std::optional<sweep::WorkUnit> next(int worker, int32_t loaded);
   void completed(int worker, int32_t unit);
+  // The checkpoint `worker` should load in the background (-1: none): the
+  // first checkpoint in step order that nobody works on and that is not
+  // promised to another worker; next() then gives it to this worker.
+  int32_t prefetch_hint(int worker);
+  // Every unit of checkpoint c is done.
+  bool checkpoint_done(int32_t c) const { return remaining_[c] == 0; }
   // A unit that failed on a worker that stays alive; retried elsewhere or
   // later until max_attempts.
   void failed(int worker, int32_t unit, const std::string& error);
@@ -55,6 +61,7 @@ class Scheduler {
  private:
   enum class State : uint8_t { Pending, InFlight, Done, GivenUp };
   void release(int worker);
+  bool fresh(int32_t c) const { return !pending_by_checkpoint_[c].empty() && workers_on_[c] == 0; }
   const sweep::Grid& grid_;
   SchedulerOptions options_;
   std::vector<State> state_;
@@ -64,6 +71,8 @@ class Scheduler {
   std::vector<int> workers_on_;               // per checkpoint
   std::map<int, int32_t> in_flight_;          // worker -> unit
   std::map<int, int32_t> worker_checkpoint_;  // worker -> checkpoint it works on
+  std::map<int32_t, int> hinted_;             // checkpoint -> worker it is promised to
+  std::vector<int32_t> remaining_;            // per checkpoint: units not done
   std::vector<GivenUp> given_up_;
   std::size_t pending_ = 0, done_ = 0;
 };

@@ -15,15 +15,6 @@ herr_t collect(unsigned n, const H5E_error2_t* e, void* out) {
   return 0;
 }
 
-// Quiet HDF5's own printing once: errors reach the user through H5Error.
-void silence_hdf5() {
-  static const bool done = [] {
-    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
-    return true;
-  }();
-  (void)done;
-}
-
 Handle dataspace(const std::vector<int64_t>& shape) {
   std::vector<hsize_t> dims(shape.begin(), shape.end());
   return Handle(static_cast<hid_t>(
@@ -84,6 +75,14 @@ Handle create_attr(hid_t object, const std::string& name, hid_t type) {
 
 }  // namespace
 
+void silence_hdf5_errors() {
+  static const bool done = [] {
+    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+    return true;
+  }();
+  (void)done;
+}
+
 int64_t check(int64_t rc, const std::string& what) {
   if (rc >= 0) return rc;
   std::string stack;
@@ -110,7 +109,7 @@ Handle::~Handle() {
 }
 
 Handle create_file(const std::string& path) {
-  silence_hdf5();
+  silence_hdf5_errors();
   return Handle(
       static_cast<hid_t>(check(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT),
                                "create file " + path)),
@@ -118,7 +117,7 @@ Handle create_file(const std::string& path) {
 }
 
 Handle open_file(const std::string& path) {
-  silence_hdf5();
+  silence_hdf5_errors();
   return Handle(static_cast<hid_t>(
                     check(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), "open file " + path)),
                 H5Fclose);

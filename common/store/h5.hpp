@@ -19,6 +19,9 @@ class H5Error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Quiet HDF5's own printing (once per process): errors reach the user through H5Error.
+void silence_hdf5_errors();
+
 // Throws H5Error("what: <HDF5 error stack>") when rc < 0; returns rc.
 int64_t check(int64_t rc, const std::string& what);
 

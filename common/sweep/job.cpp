@@ -25,10 +25,16 @@ std::vector<std::string> split(const std::string& text, char sep) {
 
 }  // namespace
 
-SweepJob read_sweep_job(const fs::path& file, const std::vector<std::string>& overrides) {
+namespace {
+
+// `origin` names the source in messages (a file, or a store); relative
+// folders are relative to `base`.
+SweepJob parse_job(std::istream& in, const fs::path& origin, const fs::path& base,
+                   const std::vector<std::string>& overrides) {
   SweepJob job;
-  job.file = file;
-  std::string revisions, relations, list, steps, select;
+  job.file = origin;
+  const fs::path& file = origin;
+  std::string revisions, relations, list, steps, select, per_prompt;
   // One option a line reads best here.
   // clang-format off
   po::options_description opts;
@@ -47,7 +53,10 @@ SweepJob read_sweep_job(const fs::path& file, const std::vector<std::string>& ov
       ("attribution.target", po::value(&job.target)->default_value(job.target))
       ("attribution.dtype", po::value(&job.dtype)->default_value(job.dtype))
       ("attribution.device", po::value(&job.device)->default_value(job.device))
-      ("attribution.batch_size", po::value(&job.batch_size)->default_value(job.batch_size));
+      ("attribution.batch_size", po::value(&job.batch_size)->default_value(job.batch_size))
+      ("attribution.batch_invariant", po::value(&job.batch_invariant)->default_value(job.batch_invariant))
+      ("units.max_attempts", po::value(&job.max_attempts)->default_value(job.max_attempts))
+      ("store.per_prompt", po::value(&per_prompt)->default_value("attn,ffn"));
   // clang-format on
   po::variables_map vm;
   // Overrides first: Program_options keeps the first value stored for a key.
@@ -65,8 +74,6 @@ SweepJob read_sweep_job(const fs::path& file, const std::vector<std::string>& ov
   } catch (const po::error& e) {
     throw SweepJobError("override: " + std::string(e.what()));
   }
-  std::ifstream in(file);
-  if (!in) throw SweepJobError("job file " + file.string() + " cannot be opened");
   try {
     po::store(po::parse_config_file(in, opts, false), vm);
     po::notify(vm);
@@ -78,7 +85,7 @@ SweepJob read_sweep_job(const fs::path& file, const std::vector<std::string>& ov
   };
   // Relative folders are relative to the job file.
   auto resolve = [&](const std::string& p) {
-    return fs::path(p).is_absolute() ? fs::path(p) : file.parent_path() / p;
+    return fs::path(p).is_absolute() ? fs::path(p) : (base / p).lexically_normal();
   };
   job.revisions = resolve(revisions);
   job.relations = resolve(relations);
@@ -101,6 +108,14 @@ SweepJob read_sweep_job(const fs::path& file, const std::vector<std::string>& ov
   }
   if (job.every < 1) fail("checkpoints.every", "must be at least 1");
   if (job.prompts_per_unit < 1) fail("units.prompts_per_unit", "must be at least 1");
+  if (job.max_attempts < 1) fail("units.max_attempts", "must be at least 1");
+  if (job.batch_size < 1) fail("attribution.batch_size", "must be at least 1");
+  job.per_prompt_attn = job.per_prompt_ffn = false;
+  for (const auto& family : split(per_prompt, ',')) {
+    if (family == "attn") job.per_prompt_attn = true;
+    else if (family == "ffn") job.per_prompt_ffn = true;
+    else if (family != "none") fail("store.per_prompt", "'" + family + "': attn, ffn or none");
+  }
   if (job.lens != "frozen" && job.lens != "exact")
     fail("attribution.lens", "'" + job.lens + "': frozen or exact");
   if (job.target != "gold" && job.target != "top1")
@@ -110,6 +125,64 @@ SweepJob read_sweep_job(const fs::path& file, const std::vector<std::string>& ov
   }
   (void)select_checkpoints(job);  // every selected checkpoint must be there
   return job;
+}
+
+std::string join(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& i : items) out += (out.empty() ? "" : ",") + i;
+  return out;
+}
+
+}  // namespace
+
+SweepJob read_sweep_job(const fs::path& file, const std::vector<std::string>& overrides) {
+  std::ifstream in(file);
+  if (!in) throw SweepJobError("job file " + file.string() + " cannot be opened");
+  return parse_job(in, file, file.parent_path(), overrides);
+}
+
+std::map<std::string, std::string> job_settings(const SweepJob& job) {
+  std::map<std::string, std::string> s;
+  s["job.name"] = job.name;
+  s["model.name"] = job.model_name;
+  s["model.revisions"] = fs::absolute(job.revisions).lexically_normal().string();
+  s["checkpoints.glob"] = job.checkpoint_glob;
+  s["checkpoints.list"] = join(job.checkpoint_list);
+  s["checkpoints.steps"] = (job.min_step > 0 ? std::to_string(job.min_step) : "") + ":" +
+                           (job.max_step == INT64_MAX ? "" : std::to_string(job.max_step));
+  if (s["checkpoints.steps"] == ":") s["checkpoints.steps"] = "";
+  s["checkpoints.every"] = std::to_string(job.every);
+  s["relations.folder"] = fs::absolute(job.relations).lexically_normal().string();
+  s["relations.select"] = join(job.relation_select);
+  s["units.prompts_per_unit"] = std::to_string(job.prompts_per_unit);
+  s["units.max_attempts"] = std::to_string(job.max_attempts);
+  s["attribution.lens"] = job.lens;
+  s["attribution.target"] = job.target;
+  s["attribution.dtype"] = job.dtype;
+  s["attribution.device"] = job.device;
+  s["attribution.batch_size"] = std::to_string(job.batch_size);
+  s["attribution.batch_invariant"] = job.batch_invariant ? "true" : "false";
+  std::vector<std::string> families;
+  if (job.per_prompt_attn) families.push_back("attn");
+  if (job.per_prompt_ffn) families.push_back("ffn");
+  s["store.per_prompt"] = families.empty() ? "none" : join(families);
+  return s;
+}
+
+SweepJob job_from_settings(const std::map<std::string, std::string>& settings,
+                           const std::string& origin, const std::vector<std::string>& overrides) {
+  std::map<std::string, std::vector<std::pair<std::string, std::string>>> sections;
+  for (const auto& [key, value] : settings) {
+    const auto dot = key.find('.');
+    if (dot == std::string::npos) throw SweepJobError(origin + ": job setting '" + key + "'");
+    sections[key.substr(0, dot)].emplace_back(key.substr(dot + 1), value);
+  }
+  std::stringstream text;
+  for (const auto& [section, items] : sections) {
+    text << "[" << section << "]\n";
+    for (const auto& [k, v] : items) text << k << " = " << v << "\n";
+  }
+  return parse_job(text, origin, fs::current_path(), overrides);
 }
 
 std::vector<CheckpointRef> select_checkpoints(const SweepJob& job) {

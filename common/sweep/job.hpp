@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -34,10 +35,20 @@ struct SweepJob {
   int32_t prompts_per_unit = 32;
   std::string lens = "frozen", target = "gold", dtype = "float32", device = "cpu";
   int64_t batch_size = 32;
+  bool batch_invariant = true;  // scores independent of the unit cut (see engine LpiOptions)
+  int32_t max_attempts = 3;     // a unit that failed this often is given up
+  bool per_prompt_attn = true, per_prompt_ffn = true;  // [store] per_prompt
 };
 
 SweepJob read_sweep_job(const std::filesystem::path& file,
                         const std::vector<std::string>& overrides = {});
+
+// The job as "section.key" -> value, folders absolute: what a store records
+// and what resume compares.
+std::map<std::string, std::string> job_settings(const SweepJob& job);
+// The job back from its settings (a store's); `origin` names them in errors.
+SweepJob job_from_settings(const std::map<std::string, std::string>& settings,
+                           const std::string& origin, const std::vector<std::string>& overrides = {});
 
 // The selected checkpoints, by step, each a folder with a config.json.
 std::vector<CheckpointRef> select_checkpoints(const SweepJob& job);

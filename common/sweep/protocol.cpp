@@ -101,6 +101,7 @@ std::vector<uint8_t> encode(const UnitDone& m) {
   w.put(m.compute_seconds);
   w.put(m.load_seconds);
   w.put(m.store_seconds);
+  w.put(m.wait_seconds);
   return w.out;
 }
 std::vector<uint8_t> encode(const UnitFailed& m) {
@@ -136,6 +137,7 @@ UnitDone decode_unit_done(const std::vector<uint8_t>& bytes) {
   m.compute_seconds = r.get<double>();
   m.load_seconds = r.get<double>();
   m.store_seconds = r.get<double>();
+  m.wait_seconds = r.get<double>();
   r.end();
   return m;
 }

@@ -13,7 +13,7 @@
 
 namespace lpi::sweep {
 
-constexpr uint8_t kProtocolVersion = 1;
+constexpr uint8_t kProtocolVersion = 2;
 
 enum class MessageKind : int {
   WorkRequest = 1,  // worker -> coordinator: give me a unit (I have checkpoint `loaded`)
@@ -34,11 +34,13 @@ struct WorkRequest {
 };
 struct Assign {
   int32_t unit = 0;
-  int32_t prefetch_checkpoint = -1;  // the worker may load this one in the background
+  int32_t prefetch_checkpoint = -1;  // the worker may load this one in the background (-1: none)
 };
 struct UnitDone {
   int32_t unit = 0;
-  double compute_seconds = 0, load_seconds = 0, store_seconds = 0;
+  // Where the worker's time for this unit went: Gated-LPI, waiting for its
+  // checkpoint to load, writing the store, and waiting for the assignment.
+  double compute_seconds = 0, load_seconds = 0, store_seconds = 0, wait_seconds = 0;
 };
 struct UnitFailed {
   int32_t unit = 0;

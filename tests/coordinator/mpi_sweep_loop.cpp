@@ -24,20 +24,24 @@ int run(MPI_Comm world) {
   int loads = 0;
   if (comm.rank() != 0) {
     bool failed_once = false;
-    lpi::coordinator::run_worker(
-        comm,
-        [&](const lpi::sweep::WorkUnit& u, int32_t& loaded) -> std::optional<std::string> {
-          if (loaded != u.checkpoint) ++loads;
-          loaded = u.checkpoint;
-          if (u.id == always_fails) return "unit 11 is broken";
-          if (u.id == fails_once_on_rank_1 && comm.rank() == 1 && !failed_once) {
-            failed_once = true;
-            return "transient";
-          }
-          ++computed[u.id];
-          return std::nullopt;
-        },
-        grid);
+    int32_t loaded = -1;
+    lpi::coordinator::WorkerCallbacks callbacks;
+    callbacks.loaded = [&] { return loaded; };
+    callbacks.compute = [&](const lpi::sweep::WorkUnit& u, int32_t) {
+      lpi::coordinator::UnitReport r;
+      if (loaded != u.checkpoint) ++loads;
+      loaded = u.checkpoint;
+      if (u.id == always_fails) {
+        r.error = "unit 11 is broken";
+      } else if (u.id == fails_once_on_rank_1 && comm.rank() == 1 && !failed_once) {
+        failed_once = true;
+        r.error = "transient";
+      } else {
+        ++computed[u.id];
+      }
+      return r;
+    };
+    lpi::coordinator::run_worker(comm, callbacks, grid);
   } else {
     lpi::coordinator::Scheduler scheduler(grid, {}, {3});
     const auto report = lpi::coordinator::run_coordinator(comm, scheduler);

@@ -25,11 +25,12 @@ TEST(Protocol, MessagesRoundTrip) {
   const auto a = decode_assign(encode(Assign{123456, 9}));
   EXPECT_EQ(a.unit, 123456);
   EXPECT_EQ(a.prefetch_checkpoint, 9);
-  const auto d = decode_unit_done(encode(UnitDone{42, 1.5, 0.25, 0.125}));
+  const auto d = decode_unit_done(encode(UnitDone{42, 1.5, 0.25, 0.125, 2.0}));
   EXPECT_EQ(d.unit, 42);
   EXPECT_EQ(d.compute_seconds, 1.5);
   EXPECT_EQ(d.load_seconds, 0.25);
   EXPECT_EQ(d.store_seconds, 0.125);
+  EXPECT_EQ(d.wait_seconds, 2.0);
   const std::string error =
       "checkpoint step10-tokens5K: tensor 'model.norm.weight' missing\nline two \xc3\xa9";
   const auto f = decode_unit_failed(encode(UnitFailed{3, error}));

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 
 #include <ATen/Parallel.h>
 
@@ -80,7 +81,8 @@ Forward run_forward(Transformer& model, const std::vector<std::vector<int32_t>>&
   std::vector<torch::Tensor> logits;
   ForwardOptions fo;
   fo.capture = true;
-  const auto batch_size = static_cast<std::size_t>(std::max<int64_t>(1, options.batch_size));
+  const auto batch_size = static_cast<std::size_t>(
+      options.batch_invariant ? 1 : std::max<int64_t>(1, options.batch_size));
   for (std::size_t start = 0; start < prompts.size(); start += batch_size) {
     const std::size_t end = std::min(prompts.size(), start + batch_size);
     const std::vector<std::vector<int32_t>> part(prompts.begin() + start, prompts.begin() + end);
@@ -121,19 +123,46 @@ Forward run_forward(Transformer& model, const std::vector<std::vector<int32_t>>&
   return out;
 }
 
-torch::Tensor base_logprob(const Forward& f) {
-  return torch::log_softmax(f.logits, -1).gather(1, f.targets.unsqueeze(1)).squeeze(1);
+// f(rows) for a batch of rows, either in one call or one row at a time. One
+// row at a time makes every row's bits independent of which other rows share
+// the call (matrix products and reductions pick their blocking from the
+// shape): the batch-invariant mode.
+torch::Tensor by_rows(const torch::Tensor& x, bool invariant,
+                      const std::function<torch::Tensor(const torch::Tensor&)>& f) {
+  if (!invariant || x.size(0) <= 1) return f(x);
+  std::vector<torch::Tensor> rows;
+  rows.reserve(x.size(0));
+  for (int64_t i = 0; i < x.size(0); ++i) rows.push_back(f(x.narrow(0, i, 1)));
+  return torch::cat(rows, 0);
+}
+
+torch::Tensor base_logprob(const Forward& f, bool invariant) {
+  return by_rows(f.logits, invariant, [](const torch::Tensor& r) { return torch::log_softmax(r, -1); })
+      .gather(1, f.targets.unsqueeze(1))
+      .squeeze(1);
+}
+
+// Rank of each prompt's gold token among the model's logits, as evaluate() counts it.
+torch::Tensor gold_rank(const Forward& f, const std::vector<int32_t>& gold) {
+  if (gold.size() != static_cast<std::size_t>(f.logits.size(0))) return {};
+  const auto g = torch::tensor(std::vector<int64_t>(gold.begin(), gold.end()), torch::kInt64)
+                     .to(f.logits.device());
+  const auto gl = f.logits.gather(1, g.unsqueeze(1));
+  return (f.logits > gl).sum(1).to(torch::kInt64).cpu();
 }
 
 // Fast path for one block: residuals x [m, d], coefficients c [m, n], output
 // columns u [d, n], targets w [m], frozen scales sf [m]. Returns [m, n].
 torch::Tensor block_fast(const LensParams& L, Lens lens, const torch::Tensor& x,
                          const torch::Tensor& c, const torch::Tensor& u, const torch::Tensor& w,
-                         const torch::Tensor& sf, int64_t budget_bytes, bool fused) {
+                         const torch::Tensor& sf, int64_t budget_bytes, bool fused,
+                         bool invariant) {
   const int64_t m = x.size(0), n = u.size(1), V = L.unembed.size(0);
   const auto xt = L.center_rows(x);
   const auto ut = L.center_columns(u.to(torch::kFloat32));
-  const auto a = torch::matmul(xt * L.gain, L.unembed.t());  // [m, V] logits of x before scaling
+  // [m, V] logits of x before scaling
+  const auto a = by_rows(xt, invariant,
+                         [&](const torch::Tensor& r) { return torch::matmul(r * L.gain, L.unembed.t()); });
   torch::Tensor alpha, beta, alpha0;
   if (lens == Lens::Frozen) {
     alpha0 = 1.0 / sf;
@@ -142,7 +171,8 @@ torch::Tensor block_fast(const LensParams& L, Lens lens, const torch::Tensor& x,
   } else {
     // |C(x + c u)|^2 = |Cx|^2 + 2c Cx.Cu + c^2 |Cu|^2.
     const auto xx = xt.pow(2).sum(-1);
-    const auto xu = torch::matmul(xt, ut);
+    const auto xu =
+        by_rows(xt, invariant, [&](const torch::Tensor& r) { return torch::matmul(r, ut); });
     const auto uu = ut.pow(2).sum(0);
     const auto s =
         torch::sqrt((xx.unsqueeze(1) + 2 * c * xu + c * c * uu.unsqueeze(0)) / L.d + L.eps);
@@ -151,7 +181,10 @@ torch::Tensor block_fast(const LensParams& L, Lens lens, const torch::Tensor& x,
     alpha0 = 1.0 / torch::sqrt(xx / L.d + L.eps);
   }
   const auto a_target = a.gather(1, w.unsqueeze(1)).squeeze(1);  // [m]
-  const auto base = alpha0 * a_target - torch::logsumexp(alpha0.unsqueeze(1) * a, -1);
+  const auto scaled = alpha0.unsqueeze(1) * a;
+  const auto base = alpha0 * a_target - by_rows(scaled, invariant, [](const torch::Tensor& r) {
+                      return torch::logsumexp(r, -1);
+                    });
 
   auto out = torch::empty({m, n}, x.options());
   const int64_t floats = std::max<int64_t>(budget_bytes / 4, V);
@@ -245,16 +278,18 @@ Importance gated_lpi(Transformer& model, const std::vector<std::vector<int32_t>>
   const auto sf = cap.final_scale;
   Importance out;
   out.targets = f.targets.cpu();
-  out.base_logprob = base_logprob(f).cpu();
+  out.base_logprob = base_logprob(f, options.batch_invariant).cpu();
+  out.gold_rank = gold_rank(f, gold);
   for (int64_t l = 0; l < cfg.num_layers; ++l) {
     LayerImportance li;
     li.attn = block_fast(L, options.lens, cap.attn_in[l], cap.head_out[l],
-                         model->o_proj(l).detach(), f.targets, sf, budget, options.fused_cpu_kernel)
+                         model->o_proj(l).detach(), f.targets, sf, budget, options.fused_cpu_kernel,
+                         options.batch_invariant)
                   .cpu();
     if (!cfg.is_moe()) {
       li.ffn =
           block_fast(L, options.lens, cap.ffn_in[l], cap.ffn_coef[l], model->down_proj(l).detach(),
-                     f.targets, sf, budget, options.fused_cpu_kernel)
+                     f.targets, sf, budget, options.fused_cpu_kernel, options.batch_invariant)
               .cpu();
     } else {
       // Group the (prompt, slot) pairs by expert: one projection per expert.
@@ -269,7 +304,8 @@ Importance gated_lpi(Transformer& model, const std::vector<std::vector<int32_t>>
         const auto coef = cap.ffn_coef[l].index({rows, slots});  // [r, I]
         const auto imp = block_fast(L, options.lens, cap.ffn_in[l].index_select(0, rows), coef,
                                     down[e], f.targets.index_select(0, rows),
-                                    sf.index_select(0, rows), budget, options.fused_cpu_kernel);
+                                    sf.index_select(0, rows), budget, options.fused_cpu_kernel,
+                                    options.batch_invariant);
         ffn.index_put_({rows, slots}, imp);
       }
       li.ffn = ffn.cpu();
@@ -292,7 +328,7 @@ Importance gated_lpi_reference(Transformer& model, const std::vector<std::vector
   const auto B = static_cast<int64_t>(prompts.size());
   Importance out;
   out.targets = f.targets.cpu();
-  out.base_logprob = base_logprob(f).cpu();
+  out.base_logprob = base_logprob(f, options.batch_invariant).cpu();
   for (int64_t l = 0; l < cfg.num_layers; ++l) {
     LayerImportance li;
     li.attn = torch::empty_like(cap.head_out[l]);

@@ -32,7 +32,13 @@ const char* target_name(TargetKind target);
 struct LpiOptions {
   Lens lens = Lens::Frozen;
   TargetKind target = TargetKind::Gold;
-  int64_t batch_size = 32;         // prompts per forward pass
+  int64_t batch_size = 32;         // prompts per forward pass (when not batch-invariant)
+  // Every prompt's scores bit for bit independent of the other prompts in the
+  // call: one prompt per forward pass and per-prompt lens products (matrix
+  // products pick their blocking from the shape). The sweep relies on it so
+  // that a store equals lpi-attribute whatever the units; costs little on
+  // the CPU, more on a GPU, where false batches the forward passes.
+  bool batch_invariant = true;
   int64_t memory_budget_mb = 256;  // largest temporary of the fast path, in MiB
   // On the CPU, the fused log-sum-exp kernel (lse_kernel.hpp); false runs the
   // tensor-op formulation that GPUs use, tiled to the memory budget.
@@ -51,6 +57,8 @@ struct Importance {
   torch::Tensor targets;       // [B] int64: the target token of each prompt
   torch::Tensor base_logprob;  // [B]: logp(target | lens(x)) of the final residual (the model's own
                                // for Frozen)
+  torch::Tensor gold_rank;     // [B] int64: tokens whose logit beats the gold target's (0 = top-1;
+                               // HIT@10 is rank < 10); undefined when no gold ids were given
 };
 
 // Fast path. `gold` holds one target id per prompt (ignored for Top1).

@@ -1,0 +1,318 @@
+#include "common/store/sweep_store.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "common/store/sweep_schema.hpp"
+#include "lpi/lpi_config.hpp"
+
+namespace lpi::store {
+namespace fs = std::filesystem;
+using namespace schema;
+
+bool ModelShape::operator==(const ModelShape& o) const {
+  return architecture == o.architecture && num_layers == o.num_layers &&
+         hidden_size == o.hidden_size && num_heads == o.num_heads && head_dim == o.head_dim &&
+         intermediate_size == o.intermediate_size && num_experts == o.num_experts &&
+         experts_per_token == o.experts_per_token && vocab_size == o.vocab_size;
+}
+
+std::string ModelShape::describe() const {
+  std::ostringstream s;
+  s << architecture << " (layers " << num_layers << ", d " << hidden_size << ", heads "
+    << num_heads << "x" << head_dim << ", FFN " << intermediate_size;
+  if (is_moe()) s << ", experts " << num_experts << " top-" << experts_per_token;
+  s << ", vocab " << vocab_size << ")";
+  return s.str();
+}
+
+namespace {
+
+uint64_t fnv1a(uint64_t h, const void* data, std::size_t n) {
+  const auto* p = static_cast<const unsigned char*>(data);
+  for (std::size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 1099511628211ull;
+  return h;
+}
+
+}  // namespace
+
+CheckpointFingerprint checkpoint_fingerprint(const std::string& folder) {
+  std::vector<fs::path> files;
+  for (const auto& e : fs::directory_iterator(folder)) {
+    if (e.is_regular_file()) files.push_back(e.path());
+  }
+  std::sort(files.begin(), files.end());
+  CheckpointFingerprint out;
+  uint64_t h = 14695981039346656037ull;
+  for (const auto& f : files) {
+    const auto size = static_cast<int64_t>(fs::file_size(f));
+    out.bytes += size;
+    const auto name = f.filename().string();
+    const bool json = f.extension() == ".json", st = f.extension() == ".safetensors";
+    if (!json && !st) continue;
+    h = fnv1a(h, name.data(), name.size());
+    h = fnv1a(h, &size, sizeof size);
+    std::ifstream in(f, std::ios::binary);
+    // JSON files whole (small); a safetensors file's 8-byte length and header.
+    int64_t take = std::min<int64_t>(size, int64_t{64} << 20);
+    if (st && size >= 8) {
+      uint64_t n = 0;
+      in.read(reinterpret_cast<char*>(&n), 8);
+      take = std::min<int64_t>(size, 8 + static_cast<int64_t>(std::min<uint64_t>(n, 100u << 20)));
+      in.seekg(0);
+    }
+    std::string buf(static_cast<std::size_t>(take), '\0');
+    in.read(buf.data(), take);
+    h = fnv1a(h, buf.data(), static_cast<std::size_t>(in.gcount()));
+  }
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
+  out.hash = hex;
+  return out;
+}
+
+namespace {
+
+Handle file_access(MPI_Comm comm) {
+  Handle fapl(static_cast<hid_t>(check(H5Pcreate(H5P_FILE_ACCESS), "file access list")), H5Pclose);
+  MPI_Info info;
+  MPI_Info_create(&info);
+  // Independent writes are whole contiguous chunks: no read-modify-write.
+  MPI_Info_set(info, "romio_ds_write", "disable");
+  check(H5Pset_fapl_mpio(fapl.id(), comm, info), "MPI-IO file access");
+  MPI_Info_free(&info);
+  return fapl;
+}
+
+}  // namespace
+
+SweepStore SweepStore::create(MPI_Comm comm, const std::string& path, const SweepDescription& d,
+                              const std::string& run_record) {
+  silence_hdf5_errors();
+  SweepStore s;
+  s.path_ = path;
+  s.d_ = d;
+  s.comm_ = comm;
+  int rank = 0;
+  MPI_Comm_rank(comm, &rank);
+  {
+    const auto fapl = file_access(comm);
+    s.file_ = Handle(static_cast<hid_t>(check(H5Fcreate(path.c_str(), H5F_ACC_EXCL, H5P_DEFAULT,
+                                                         fapl.id()),
+                                               "create sweep store " + path)),
+                     H5Fclose);
+  }
+  write_description(s.file_.id(), d, rank == 0);
+  const auto runs = create_group(s.file_.id(), kRuns);
+  set_fixed_attr(runs.id(), run_name(0), run_record);
+  check(H5Fflush(s.file_.id(), H5F_SCOPE_GLOBAL), "flush the new store " + path);
+  s.open_datasets();
+  return s;
+}
+
+SweepStore SweepStore::open(MPI_Comm comm, const std::string& path,
+                            const std::string& run_record) {
+  silence_hdf5_errors();
+  SweepStore s;
+  s.path_ = path;
+  s.comm_ = comm;
+  auto info = read_store_info(path);  // every rank, read-only, before the parallel open
+  s.d_ = std::move(info.description);
+  s.run_index_ = static_cast<int64_t>(info.runs.size());
+  MPI_Barrier(comm);
+  {
+    const auto fapl = file_access(comm);
+    s.file_ = Handle(static_cast<hid_t>(check(H5Fopen(path.c_str(), H5F_ACC_RDWR, fapl.id()),
+                                               "open sweep store " + path + " for resume")),
+                     H5Fclose);
+  }
+  const auto runs = open_group(s.file_.id(), kRuns);
+  set_fixed_attr(runs.id(), run_name(s.run_index_), run_record);
+  check(H5Fflush(s.file_.id(), H5F_SCOPE_GLOBAL), "flush " + path);
+  s.open_datasets();
+  return s;
+}
+
+void SweepStore::open_datasets() {
+  independent_ = Handle(static_cast<hid_t>(check(H5Pcreate(H5P_DATASET_XFER), "transfer list")),
+                        H5Pclose);
+  check(H5Pset_dxpl_mpio(independent_.id(), H5FD_MPIO_INDEPENDENT), "independent transfers");
+  for (const auto* name : kSlabDatasets) {
+    const std::string n = name;
+    if (n == kAttn && !d_.per_prompt_attn) continue;
+    if ((n == kFfn || n == kExpertIds) && !d_.per_prompt_ffn) continue;
+    if (n == kExpertIds && !d_.shape.is_moe()) continue;
+    ds_.emplace(name, open_dataset(file_.id(), name));
+  }
+}
+
+SweepStore::~SweepStore() {
+  ds_.clear();
+}
+
+void SweepStore::write_unit(const sweep::WorkUnit& u, const UnitResult& r) {
+  const auto& sh = d_.shape;
+  const int64_t n = u.prompt_count, L = sh.num_layers, A = sh.attn_width();
+  const int64_t I = sh.intermediate_size, k = sh.experts_per_token;
+  const int64_t E = std::max<int64_t>(1, sh.num_experts);
+  const std::string what = "unit " + std::to_string(u.id) + " in " + path_;
+  auto expect = [&](const char* name, std::size_t have, int64_t per) {
+    if (static_cast<int64_t>(have) != n * per) {
+      throw StoreError(what + ": " + std::to_string(have) + " values for " + name + ", expected " +
+                       std::to_string(n * per));
+    }
+  };
+  expect(kTarget, r.target.size(), 1);
+  expect(kBaseLogprob, r.base_logprob.size(), 1);
+  expect(kGoldRank, r.gold_rank.size(), 1);
+  expect(kAttn, r.attn.size(), L * A);
+  expect(kFfn, r.ffn.size(), L * (sh.is_moe() ? k : 1) * I);
+  if (sh.is_moe()) expect(kExpertIds, r.expert_ids.size(), L * k);
+  // The unit's sums over its prompts, in prompt order (float64).
+  std::vector<double> attn_sum(L * A, 0.0), ffn_sum(L * E * I, 0.0);
+  for (int64_t p = 0; p < n; ++p) {
+    for (int64_t i = 0; i < L * A; ++i) attn_sum[i] += r.attn[p * L * A + i];
+    if (!sh.is_moe()) {
+      for (int64_t i = 0; i < L * I; ++i) ffn_sum[i] += r.ffn[p * L * I + i];
+      continue;
+    }
+    for (int64_t l = 0; l < L; ++l) {
+      for (int64_t s = 0; s < k; ++s) {
+        const int64_t e = r.expert_ids[(p * L + l) * k + s];
+        if (e < 0 || e >= E)
+          throw StoreError(what + ": expert id " + std::to_string(e) + " outside 0.." +
+                           std::to_string(E - 1));
+        const float* src = &r.ffn[((p * L + l) * k + s) * I];
+        double* dst = &ffn_sum[(l * E + e) * I];
+        for (int64_t i = 0; i < I; ++i) dst[i] += src[i];
+      }
+    }
+  }
+  std::vector<uint8_t> hit(r.gold_rank.size());
+  for (std::size_t i = 0; i < hit.size(); ++i) hit[i] = r.gold_rank[i] >= 0 && r.gold_rank[i] < 10;
+  const hid_t x = independent_.id();
+  auto slab = [&](const char* name, hid_t type, const std::vector<int64_t>& inner,
+                  const void* data) {
+    std::vector<int64_t> start = {u.checkpoint, u.first_prompt}, count = {1, n};
+    for (auto v : inner) {
+      start.push_back(0);
+      count.push_back(v);
+    }
+    write_slab(ds_.at(name).id(), type, start, count, data, x, what + " " + name);
+  };
+  if (has(kAttn)) slab(kAttn, H5T_NATIVE_FLOAT, {L, A}, r.attn.data());
+  if (has(kFfn) && sh.is_moe()) {
+    slab(kFfn, H5T_NATIVE_FLOAT, {L, k, I}, r.ffn.data());
+    slab(kExpertIds, H5T_NATIVE_INT32, {L, k}, r.expert_ids.data());
+  } else if (has(kFfn)) {
+    slab(kFfn, H5T_NATIVE_FLOAT, {L, I}, r.ffn.data());
+  }
+  write_slab(ds_.at(kUnitAttnSum).id(), H5T_NATIVE_DOUBLE, {u.id, 0, 0}, {1, L, A},
+             attn_sum.data(), x, what + " attn sum");
+  write_slab(ds_.at(kUnitFfnSum).id(), H5T_NATIVE_DOUBLE, {u.id, 0, 0}, {1, L, E * I},
+             ffn_sum.data(), x, what + " ffn sum");
+  slab(kTarget, H5T_NATIVE_INT32, {}, r.target.data());
+  slab(kBaseLogprob, H5T_NATIVE_FLOAT, {}, r.base_logprob.data());
+  slab(kHit, H5T_NATIVE_UINT8, {}, hit.data());
+  slab(kGoldRank, H5T_NATIVE_INT32, {}, r.gold_rank.data());
+}
+
+void SweepStore::mark_done(int32_t unit, int32_t rank, float seconds) {
+  const uint8_t one = 1;
+  const std::string what = "unit " + std::to_string(unit) + " flags in " + path_;
+  write_slab(ds_.at(kUnitRank).id(), H5T_NATIVE_INT32, {unit}, {1}, &rank, independent_.id(), what);
+  write_slab(ds_.at(kUnitSeconds).id(), H5T_NATIVE_FLOAT, {unit}, {1}, &seconds,
+             independent_.id(), what);
+  // The flag last: a unit is complete once this byte is in the file.
+  write_slab(ds_.at(kUnitDone).id(), H5T_NATIVE_UINT8, {unit}, {1}, &one, independent_.id(), what);
+}
+
+std::vector<uint8_t> SweepStore::done_flags() {
+  std::vector<uint8_t> out(d_.grid.units.size());
+  read_slab(ds_.at(kUnitDone).id(), H5T_NATIVE_UINT8, {0}, {static_cast<int64_t>(out.size())},
+            out.data(), independent_.id(), "done flags of " + path_);
+  return out;
+}
+
+std::vector<uint8_t> SweepStore::aggregated_flags() {
+  std::vector<uint8_t> out(d_.grid.checkpoints.size());
+  read_slab(ds_.at(kAggDone).id(), H5T_NATIVE_UINT8, {0}, {static_cast<int64_t>(out.size())},
+            out.data(), independent_.id(), "aggregate flags of " + path_);
+  return out;
+}
+
+void SweepStore::aggregate(int32_t c) {
+  const auto& sh = d_.shape;
+  const int64_t P = static_cast<int64_t>(d_.prompt_relation.size()), L = sh.num_layers;
+  const int64_t A = sh.attn_width(), I = sh.intermediate_size;
+  const int64_t E = std::max<int64_t>(1, sh.num_experts);
+  const std::string what = "checkpoint " + d_.grid.checkpoints[c].name + " in " + path_;
+  const hid_t x = independent_.id();
+  // Sum of the units' sums, in unit order: the same bits whoever computed them.
+  std::vector<double> attn_sum(L * A, 0.0), ffn_sum(L * E * I, 0.0);
+  std::vector<double> a(L * A), f(L * E * I);
+  int64_t prompts = 0;
+  for (const auto& u : d_.grid.units) {
+    if (u.checkpoint != c) continue;
+    read_slab(ds_.at(kUnitAttnSum).id(), H5T_NATIVE_DOUBLE, {u.id, 0, 0}, {1, L, A}, a.data(), x,
+              what);
+    read_slab(ds_.at(kUnitFfnSum).id(), H5T_NATIVE_DOUBLE, {u.id, 0, 0}, {1, L, E * I}, f.data(),
+              x, what);
+    for (std::size_t i = 0; i < a.size(); ++i) attn_sum[i] += a[i];
+    for (std::size_t i = 0; i < f.size(); ++i) ffn_sum[i] += f[i];
+    prompts += u.prompt_count;
+  }
+  if (prompts != P) {
+    throw StoreError(what + ": its units cover " + std::to_string(prompts) + " prompts, expected " +
+                     std::to_string(P));
+  }
+  std::vector<int32_t> rank(P);
+  read_slab(ds_.at(kGoldRank).id(), H5T_NATIVE_INT32, {c, 0}, {1, P}, rank.data(), x, what);
+  const auto R = static_cast<int64_t>(d_.relation_ids.size());
+  std::vector<float> hit(R, 0.0f);
+  std::vector<int64_t> count(R, 0);
+  int64_t hits = 0;
+  for (int64_t p = 0; p < P; ++p) {
+    const auto r = d_.prompt_relation[p];
+    ++count[r];
+    if (rank[p] >= 0 && rank[p] < 10) {
+      hit[r] += 1;
+      ++hits;
+    }
+  }
+  for (int64_t r = 0; r < R; ++r) hit[r] = count[r] ? hit[r] / count[r] : NAN;
+  const float hit_all = static_cast<float>(hits) / P;
+  auto mean = [&](const std::vector<double>& sum) {
+    std::vector<float> out(sum.size());
+    for (std::size_t i = 0; i < sum.size(); ++i) out[i] = static_cast<float>(sum[i] / P);
+    return out;
+  };
+  const auto am = mean(attn_sum), fm = mean(ffn_sum);
+  write_slab(ds_.at(kAttnMean).id(), H5T_NATIVE_FLOAT, {c, 0, 0}, {1, L, A}, am.data(), x, what);
+  if (sh.is_moe()) {
+    write_slab(ds_.at(kFfnMean).id(), H5T_NATIVE_FLOAT, {c, 0, 0, 0}, {1, L, E, I}, fm.data(), x,
+               what);
+  } else {
+    write_slab(ds_.at(kFfnMean).id(), H5T_NATIVE_FLOAT, {c, 0, 0}, {1, L, I}, fm.data(), x, what);
+  }
+  write_slab(ds_.at(kHitByRelation).id(), H5T_NATIVE_FLOAT, {c, 0}, {1, R}, hit.data(), x, what);
+  write_slab(ds_.at(kHitAll).id(), H5T_NATIVE_FLOAT, {c}, {1}, &hit_all, x, what);
+  const uint8_t one = 1;
+  write_slab(ds_.at(kAggDone).id(), H5T_NATIVE_UINT8, {c}, {1}, &one, x, what);
+}
+
+void SweepStore::close(const std::string& run_end_record) {
+  ds_.clear();
+  {
+    const auto runs = open_group(file_.id(), kRuns);
+    set_fixed_attr(runs.id(), run_name(run_index_) + "_end", run_end_record);
+  }
+  check(H5Fflush(file_.id(), H5F_SCOPE_GLOBAL), "flush " + path_);
+  independent_ = Handle();
+  file_ = Handle();
+}
+
+}  // namespace lpi::store

@@ -1,0 +1,135 @@
+// The sweep store: one HDF5 file per sweep, opened by every rank through the
+// MPI-IO driver (layout: docs/STORE.md). Its rules keep it correct when a job
+// dies at any instant:
+//  - every group, dataset and attribute is created collectively when the
+//    sweep starts, then flushed; afterwards only raw data is written, so the
+//    file's metadata never changes mid-run;
+//  - a worker writes a unit's results independently into its own slab of
+//    whole chunks (one chunk = one prompt at one checkpoint), so no two ranks
+//    ever share a chunk;
+//  - rank 0 sets a unit's `done` flag only after the worker reported that its
+//    writes returned; resume trusts nothing else and rewrites the rest
+//    (same unit, same slab: writes are idempotent).
+// The file describes itself: job settings, checkpoints (step, tokens, size,
+// header hash), relations, prompts with their token ids, units, tool version
+// and the history of runs.
+#pragma once
+
+#include <mpi.h>
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "common/store/h5.hpp"
+#include "common/sweep/grid.hpp"
+
+namespace lpi::store {
+
+constexpr const char* kSweepFormat = "lpi-sweep store";
+constexpr int64_t kSweepFormatVersion = 1;
+
+// The model's shape, from the first checkpoint's config.json; every
+// checkpoint of a sweep must have it.
+struct ModelShape {
+  std::string architecture;
+  int64_t num_layers = 0, hidden_size = 0, num_heads = 0, head_dim = 0;
+  int64_t intermediate_size = 0, num_experts = 0, experts_per_token = 0, vocab_size = 0;
+  bool is_moe() const { return num_experts > 0; }
+  int64_t attn_width() const { return num_heads * head_dim; }
+  bool operator==(const ModelShape& o) const;
+  std::string describe() const;
+};
+
+// Everything the store records about the sweep when it is created.
+struct SweepDescription {
+  std::map<std::string, std::string> job;  // "section.key" -> value, paths absolute
+  std::string job_name, model_name, lens, target;
+  ModelShape shape;
+  // Which per-prompt tensors are kept ([store] per_prompt); the per-prompt
+  // scalars, the per-unit sums and the per-checkpoint aggregates always are.
+  bool per_prompt_attn = true, per_prompt_ffn = true;
+  sweep::Grid grid;
+  std::vector<std::string> checkpoint_hashes;  // checkpoint_fingerprint().hash
+  std::vector<int64_t> checkpoint_bytes;
+  std::vector<std::string> relation_ids, relation_files;
+  std::vector<int32_t> prompt_relation, prompt_sample, prompt_gold;
+  std::vector<std::string> prompt_text;
+  std::vector<std::vector<int32_t>> prompt_ids;
+};
+
+// A checkpoint folder's identity: total bytes of its files and a hash over
+// config.json and every safetensors header (cheap: no tensor data is read).
+struct CheckpointFingerprint {
+  int64_t bytes = 0;
+  std::string hash;  // hex FNV-1a 64
+};
+CheckpointFingerprint checkpoint_fingerprint(const std::string& folder);
+
+// One unit's results, plain data, row-major, n = unit.prompt_count.
+struct UnitResult {
+  std::vector<int32_t> target;      // [n]
+  std::vector<float> base_logprob;  // [n]
+  std::vector<int32_t> gold_rank;   // [n]: tokens with a larger logit than the gold one
+  std::vector<float> attn;          // [n, L, H*dh]
+  std::vector<float> ffn;           // dense [n, L, I]; MoE [n, L, k, I]
+  std::vector<int32_t> expert_ids;  // MoE [n, L, k]; empty for dense
+};
+
+struct StoreError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// What a store holds, read without MPI (status, resume checks, tools).
+struct StoreInfo {
+  SweepDescription description;
+  std::vector<uint8_t> unit_done;        // [units]
+  std::vector<uint8_t> aggregated;       // [checkpoints]
+  std::vector<std::string> runs;         // run history, oldest first
+};
+// Throws StoreError naming the file when it is not a sweep store of ours.
+StoreInfo read_store_info(const std::string& path);
+
+class SweepStore {
+ public:
+  // Collective over `comm`. Refuses to overwrite an existing file.
+  static SweepStore create(MPI_Comm comm, const std::string& path, const SweepDescription& d,
+                           const std::string& run_record);
+  // Collective: an existing store, for resume; appends `run_record` to the history.
+  static SweepStore open(MPI_Comm comm, const std::string& path, const std::string& run_record);
+
+  SweepStore(SweepStore&&) = default;
+  SweepStore& operator=(SweepStore&&) = default;
+  ~SweepStore();
+
+  const SweepDescription& description() const { return d_; }
+  const std::string& path() const { return path_; }
+
+  // Independent (any rank): the unit's slabs.
+  void write_unit(const sweep::WorkUnit& unit, const UnitResult& r);
+  // Rank 0 only: a unit's flag, after its worker reported its writes done.
+  void mark_done(int32_t unit, int32_t rank, float seconds);
+  std::vector<uint8_t> done_flags();
+  // Rank 0 only: the means over a checkpoint's prompts (from its units' sums)
+  // and its HIT@10 per relation, read back from the store (all its units
+  // must be done).
+  void aggregate(int32_t checkpoint);
+  std::vector<uint8_t> aggregated_flags();
+  // Collective: records the end of this run in the history and closes.
+  void close(const std::string& run_end_record);
+
+ private:
+  SweepStore() = default;
+  void open_datasets();
+  bool has(const char* name) const { return ds_.count(name) > 0; }
+  std::string path_;
+  SweepDescription d_;
+  MPI_Comm comm_ = MPI_COMM_NULL;
+  int64_t run_index_ = 0;
+  Handle file_;
+  std::map<std::string, Handle> ds_;
+  Handle independent_;  // transfer property list
+};
+
+}  // namespace lpi::store
