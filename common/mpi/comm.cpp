@@ -38,4 +38,18 @@ Message receive(const Comm& comm, int source) {
   return m;
 }
 
+std::string broadcast(const Comm& comm, const std::string& text, int root) {
+  int64_t n = static_cast<int64_t>(text.size());
+  check(MPI_Bcast(&n, 1, MPI_INT64_T, root, comm.get()), "broadcast a length");
+  std::string out = comm.rank() == root ? text : std::string(static_cast<std::size_t>(n), '\0');
+  if (n > 0) check(MPI_Bcast(out.data(), static_cast<int>(n), MPI_CHAR, root, comm.get()), "broadcast");
+  return out;
+}
+
+int max_over_ranks(const Comm& comm, int value) {
+  int out = 0;
+  check(MPI_Allreduce(&value, &out, 1, MPI_INT, MPI_MAX, comm.get()), "reduce");
+  return out;
+}
+
 }  // namespace lpi::mpi

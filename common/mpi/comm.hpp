@@ -44,4 +44,9 @@ void send(const Comm& comm, int dest, sweep::MessageKind kind, const std::vector
 // The next message from anyone (source = MPI_ANY_SOURCE) or from one rank.
 Message receive(const Comm& comm, int source = MPI_ANY_SOURCE);
 
+// Collectives the sweep's set-up needs: a string from `root` to every rank,
+// and the largest of an int over all ranks.
+std::string broadcast(const Comm& comm, const std::string& text, int root = 0);
+int max_over_ranks(const Comm& comm, int value);
+
 }  // namespace lpi::mpi

@@ -71,14 +71,14 @@ void strings(hid_t file, const std::string& path, const std::vector<std::string>
   for (std::size_t i = 0; i < values.size(); ++i)
     std::memcpy(&buf[i * width], values[i].data(), values[i].size());
   const auto type = fixed_string_type(width);
-  const auto ds = make(file, path, type.id(), {static_cast<int64_t>(values.size())});
+  const auto ds = make(file, path, type.id(), {static_cast<int64_t>(values.size())}, {}, Fill::Never);
   fill(ds, type.id(), buf.data(), writer, path);
 }
 
 template <class T>
 void numbers(hid_t file, const std::string& path, hid_t file_type, hid_t mem_type,
              const std::vector<T>& values, bool writer) {
-  const auto ds = make(file, path, file_type, {static_cast<int64_t>(values.size())});
+  const auto ds = make(file, path, file_type, {static_cast<int64_t>(values.size())}, {}, Fill::Never);
   fill(ds, mem_type, values.data(), writer, path);
 }
 

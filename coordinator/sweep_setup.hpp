@@ -1,0 +1,41 @@
+// What the sweep decides before anything is written, without MPI or libtorch:
+// the store's description from a job (checkpoints, their shape and
+// fingerprints, prompts, grid), the checks of a resume (same job, unchanged
+// checkpoints), and the texts of --dry-run and --status.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "common/store/sweep_store.hpp"
+#include "common/sweep/job.hpp"
+
+namespace lpi::coordinator {
+
+struct SetupError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Reads every selected checkpoint's config.json (all must share one shape),
+// fingerprints them, tokenises the prompts with the first checkpoint's
+// tokenizer.json and cuts the grid. Throws SetupError naming the file.
+store::SweepDescription describe_sweep(const sweep::SweepJob& job);
+
+// Job keys that may change between runs of one store (where it runs, not
+// what it computes).
+bool is_operational_key(const std::string& key);
+
+// Resume checks: the job given now against the one stored ("" when they
+// agree, else one line per differing key), and each stored checkpoint
+// against its folder now (size, header hash).
+std::string job_differences(const std::map<std::string, std::string>& stored,
+                            const std::map<std::string, std::string>& given);
+std::string checkpoint_changes(const store::SweepDescription& d);
+
+// Estimated bytes of a store with this description.
+int64_t store_bytes(const store::SweepDescription& d);
+
+std::string dry_run_text(const store::SweepDescription& d);
+std::string status_text(const std::string& path, const store::StoreInfo& info);
+
+}  // namespace lpi::coordinator

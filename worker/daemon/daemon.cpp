@@ -1,0 +1,175 @@
+#include "worker/daemon/daemon.hpp"
+
+#include <chrono>
+#include <future>
+#include <map>
+
+#include "common/log/log.hpp"
+#include "worker/engine/gated_lpi.hpp"
+
+namespace lpi::daemon {
+namespace en = lpi::engine;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+double since(clock_type::time_point t) {
+  return std::chrono::duration<double>(clock_type::now() - t).count();
+}
+
+store::ModelShape shape_of(const checkpoint::ModelConfig& c) {
+  store::ModelShape s;
+  s.architecture = c.architecture;
+  s.num_layers = c.num_layers;
+  s.hidden_size = c.hidden_size;
+  s.num_heads = c.num_heads;
+  s.head_dim = c.head_dim;
+  s.intermediate_size = c.intermediate_size;
+  s.num_experts = c.num_experts;
+  s.experts_per_token = c.num_experts_per_tok;
+  s.vocab_size = c.vocab_size;
+  return s;
+}
+
+template <class T>
+std::vector<T> to_vector(const torch::Tensor& t, torch::ScalarType type) {
+  const auto c = t.to(torch::kCPU, type).contiguous();
+  return std::vector<T>(c.data_ptr<T>(), c.data_ptr<T>() + c.numel());
+}
+
+}  // namespace
+
+struct WorkerDaemon::State {
+  store::SweepStore& store;
+  DaemonOptions options;
+  en::LoadOptions load;
+  en::LpiOptions lpi;
+  int32_t current = -1;
+  en::Transformer model{nullptr};
+  int32_t next_checkpoint = -1;
+  std::future<en::Transformer> next;
+  std::map<int32_t, std::string> load_errors;  // a checkpoint that failed once is not reread
+
+  State(store::SweepStore& s, const DaemonOptions& o) : store(s), options(o) {}
+
+  std::string path(int32_t c) const { return store.description().grid.checkpoints.at(c).path; }
+
+  std::future<en::Transformer> start_load(int32_t c) {
+    return std::async(std::launch::async, [p = path(c), l = load] { return en::load_model(p, l); });
+  }
+
+  // The model for checkpoint c: the loaded one, the one loading in the
+  // background, or a fresh load. Throws with the checkpoint named.
+  void ensure(int32_t c) {
+    if (current == c) return;
+    if (auto it = load_errors.find(c); it != load_errors.end()) throw std::runtime_error(it->second);
+    model = nullptr;  // free the old weights before the new ones arrive
+    current = -1;
+    std::future<en::Transformer> f;
+    if (next_checkpoint == c && next.valid()) {
+      f = std::move(next);
+      next_checkpoint = -1;
+    } else {
+      f = start_load(c);
+    }
+    en::Transformer m{nullptr};
+    try {
+      m = f.get();
+    } catch (const std::exception& e) {
+      load_errors[c] = "checkpoint " + path(c) + ": " + e.what();
+      throw std::runtime_error(load_errors[c]);
+    }
+    const auto got = shape_of(m->config());
+    const auto& want = store.description().shape;
+    if (!(got == want)) {
+      load_errors[c] = "checkpoint " + path(c) + " is " + got.describe() + ", but the store holds " +
+                       want.describe();
+      throw std::runtime_error(load_errors[c]);
+    }
+    model = m;
+    current = c;
+  }
+
+  void prefetch(int32_t c) {
+    if (c < 0 || c == current || c == next_checkpoint || load_errors.count(c)) return;
+    if (next.valid()) {
+      try {
+        next.get();  // a stale prefetch: wait for it rather than leave a thread behind
+      } catch (const std::exception&) {
+      }
+    }
+    next_checkpoint = c;
+    next = start_load(c);
+  }
+};
+
+WorkerDaemon::WorkerDaemon(store::SweepStore& store, const DaemonOptions& options)
+    : s_(std::make_unique<State>(store, options)) {
+  auto& s = *s_;
+  if (options.threads > 0) torch::set_num_threads(options.threads);
+  s.load.dtype = options.dtype == "bfloat16" ? torch::kBFloat16 : torch::kFloat32;
+  if (options.device == "cuda") {
+    const auto n = static_cast<int>(torch::cuda::device_count());
+    if (n == 0) throw std::runtime_error("device cuda: no CUDA device is visible to this rank");
+    s.load.device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(options.local_rank % n));
+  } else {
+    s.load.device = torch::Device(options.device);
+  }
+  s.lpi.lens = options.lens == "exact" ? en::Lens::Exact : en::Lens::Frozen;
+  s.lpi.target = options.target == "top1" ? en::TargetKind::Top1 : en::TargetKind::Gold;
+  s.lpi.batch_size = options.batch_size;
+  s.lpi.batch_invariant = options.batch_invariant;
+}
+
+WorkerDaemon::~WorkerDaemon() {
+  if (s_ && s_->next.valid()) {
+    try {
+      s_->next.get();
+    } catch (const std::exception&) {
+    }
+  }
+}
+
+int32_t WorkerDaemon::loaded() const {
+  return s_->current;
+}
+
+UnitOutcome WorkerDaemon::run(const sweep::WorkUnit& u, int32_t prefetch) {
+  auto& s = *s_;
+  UnitOutcome out;
+  try {
+    auto t = clock_type::now();
+    s.ensure(u.checkpoint);
+    out.load_seconds = since(t);
+    s.prefetch(prefetch);
+    t = clock_type::now();
+    const auto& d = s.store.description();
+    const auto first = d.prompt_ids.begin() + u.first_prompt;
+    const std::vector<std::vector<int32_t>> prompts(first, first + u.prompt_count);
+    const auto g = d.prompt_gold.begin() + u.first_prompt;
+    const std::vector<int32_t> gold(g, g + u.prompt_count);
+    const auto imp = en::gated_lpi(s.model, prompts, gold, s.lpi);
+    store::UnitResult r;
+    r.target = to_vector<int32_t>(imp.targets, torch::kInt32);
+    r.base_logprob = to_vector<float>(imp.base_logprob, torch::kFloat32);
+    r.gold_rank = to_vector<int32_t>(imp.gold_rank, torch::kInt32);
+    std::vector<torch::Tensor> attn, ffn, ids;
+    for (const auto& layer : imp.layers) {
+      attn.push_back(layer.attn);
+      ffn.push_back(layer.ffn);
+      if (layer.expert_ids.defined()) ids.push_back(layer.expert_ids);
+    }
+    r.attn = to_vector<float>(torch::stack(attn, 1), torch::kFloat32);  // [n, L, H*dh]
+    r.ffn = to_vector<float>(torch::stack(ffn, 1), torch::kFloat32);    // [n, L, (k,) I]
+    if (!ids.empty()) r.expert_ids = to_vector<int32_t>(torch::stack(ids, 1), torch::kInt32);
+    out.compute_seconds = since(t);
+    t = clock_type::now();
+    s.store.write_unit(u, r);
+    out.store_seconds = since(t);
+  } catch (const std::exception& e) {
+    out.error = e.what();
+  }
+  return out;
+}
+
+}  // namespace lpi::daemon
