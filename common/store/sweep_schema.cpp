@@ -7,12 +7,6 @@
 
 namespace lpi::store::schema {
 
-std::string run_name(int64_t index) {
-  char name[32];
-  std::snprintf(name, sizeof name, "run_%04lld", static_cast<long long>(index));
-  return name;
-}
-
 namespace {
 
 Handle fixed_string_type(std::size_t width) {
@@ -31,7 +25,7 @@ Handle simple_space(const std::vector<int64_t>& shape) {
                 H5Sclose);
 }
 
-enum class Fill { Zero, MinusOne, Never };
+enum class Fill { Zero, MinusOne, Never, Default };
 
 // Collective creation; space allocated now so that later writes touch raw
 // data only. `chunk` empty: contiguous.
@@ -46,6 +40,8 @@ Handle make(hid_t file, const std::string& path, hid_t type, const std::vector<i
   }
   if (fill == Fill::Never) {
     check(H5Pset_fill_time(dcpl.id(), H5D_FILL_TIME_NEVER), "no fill for " + path);
+  } else if (fill == Fill::Default) {
+    check(H5Pset_fill_time(dcpl.id(), H5D_FILL_TIME_ALLOC), "fill of " + path);  // zero bytes
   } else {
     const int64_t value = fill == Fill::MinusOne ? -1 : 0;
     check(H5Pset_fill_time(dcpl.id(), H5D_FILL_TIME_ALLOC), "fill of " + path);
@@ -166,7 +162,7 @@ void write_description(hid_t file, const SweepDescription& d, bool writer) {
     set_attr(file, k, v);
   }
   for (const char* g : {"job", "checkpoints", "relations", "prompts", "units", "importance",
-                        "evaluation", "aggregates"}) {
+                        "evaluation", "aggregates", "runs"}) {
     create_group(file, g);
   }
   {
@@ -248,6 +244,32 @@ void write_description(hid_t file, const SweepDescription& d, bool writer) {
   make(file, kHitByRelation, H5T_IEEE_F32LE, {C, R});
   make(file, kHitAll, H5T_IEEE_F32LE, {C});
   make(file, kAggDone, H5T_STD_U8LE, {C});
+  const auto log_type = fixed_string_type(kRunLogWidth);
+  make(file, kRunLog, log_type.id(), {kRunLogEntries}, {}, Fill::Default);
+}
+
+void write_run_entry(hid_t ds, int64_t slot, const std::string& text, hid_t xfer) {
+  if (slot >= kRunLogEntries) return;  // the history is full; the sweep goes on
+  std::string entry(static_cast<std::size_t>(kRunLogWidth), '\0');
+  entry.replace(0, std::min<std::size_t>(text.size(), kRunLogWidth - 1), text, 0,
+                std::min<std::size_t>(text.size(), kRunLogWidth - 1));
+  const auto type = fixed_string_type(kRunLogWidth);
+  write_slab(ds, type.id(), {slot}, {1}, entry.data(), xfer, "run history entry");
+}
+
+std::vector<std::string> read_run_log(hid_t file) {
+  const auto ds = open_dataset(file, kRunLog);
+  const auto type = fixed_string_type(kRunLogWidth);
+  std::string buf(static_cast<std::size_t>(kRunLogEntries * kRunLogWidth), '\0');
+  check(H5Dread(ds.id(), type.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data()), "read run history");
+  std::vector<std::string> out;
+  for (int64_t i = 0; i < kRunLogEntries; ++i) {
+    std::string e = buf.substr(static_cast<std::size_t>(i * kRunLogWidth), kRunLogWidth);
+    e = e.substr(0, e.find('\0'));
+    if (e.empty()) break;
+    out.push_back(e);
+  }
+  return out;
 }
 
 }  // namespace lpi::store::schema

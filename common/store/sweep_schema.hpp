@@ -12,7 +12,10 @@
 
 namespace lpi::store::schema {
 
-constexpr const char* kRuns = "runs";
+// The run history: raw fixed-length entries written by rank 0 ("start ...",
+// "end ..."), so that recording a run never changes the file's metadata.
+constexpr const char* kRunLog = "runs/log";
+constexpr int64_t kRunLogEntries = 4096, kRunLogWidth = 256;
 constexpr const char* kJob = "job";
 // Written per unit by the workers: [C, P, ...].
 constexpr const char* kTarget = "importance/target";
@@ -37,15 +40,17 @@ constexpr const char* kAggDone = "aggregates/done";
 constexpr const char* kSlabDatasets[] = {
     kTarget,   kBaseLogprob,   kAttn,       kFfn,      kExpertIds, kUnitAttnSum,
     kUnitFfnSum, kGoldRank,    kHit,        kUnitDone, kUnitRank,  kUnitSeconds,
-    kAttnMean, kFfnMean,       kHitByRelation, kHitAll, kAggDone};
+    kAttnMean, kFfnMean,       kHitByRelation, kHitAll, kAggDone, kRunLog};
 
-std::string run_name(int64_t index);  // "run_0003"
 
 // Collective: every group, dataset and attribute of a new store. Rank
 // `writer` (true on one rank) fills the descriptive datasets.
 void write_description(hid_t file, const SweepDescription& d, bool writer);
 
 Handle open_dataset(hid_t file, const std::string& path);
+// Run history: entry `slot` of runs/log, and the entries written so far.
+void write_run_entry(hid_t ds, int64_t slot, const std::string& text, hid_t xfer);
+std::vector<std::string> read_run_log(hid_t file);
 void set_fixed_attr(hid_t object, const std::string& name, const std::string& value);
 std::string fixed_attr(hid_t object, const std::string& name);
 

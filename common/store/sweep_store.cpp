@@ -98,18 +98,26 @@ SweepStore SweepStore::create(MPI_Comm comm, const std::string& path, const Swee
   s.comm_ = comm;
   int rank = 0;
   MPI_Comm_rank(comm, &rank);
+  const std::string partial = path + ".partial";
+  if (rank == 0 && fs::exists(partial)) fs::remove(partial);
+  MPI_Barrier(comm);
   {
     const auto fapl = file_access(comm);
-    s.file_ = Handle(static_cast<hid_t>(check(H5Fcreate(path.c_str(), H5F_ACC_EXCL, H5P_DEFAULT,
-                                                         fapl.id()),
-                                               "create sweep store " + path)),
+    s.file_ = Handle(static_cast<hid_t>(check(H5Fcreate(partial.c_str(), H5F_ACC_EXCL,
+                                                         H5P_DEFAULT, fapl.id()),
+                                               "create sweep store " + partial)),
                      H5Fclose);
   }
   write_description(s.file_.id(), d, rank == 0);
-  const auto runs = create_group(s.file_.id(), kRuns);
-  set_fixed_attr(runs.id(), run_name(0), run_record);
-  check(H5Fflush(s.file_.id(), H5F_SCOPE_GLOBAL), "flush the new store " + path);
+  check(H5Fflush(s.file_.id(), H5F_SCOPE_GLOBAL), "flush the new store " + partial);
+  // Only a complete store carries the name: a job killed while creating it
+  // leaves PATH.partial, which the next start replaces.
+  MPI_Barrier(comm);
+  if (rank == 0) fs::rename(partial, path);
+  MPI_Barrier(comm);
   s.open_datasets();
+  s.rank_ = rank;
+  s.append_run(run_record);
   return s;
 }
 
@@ -121,7 +129,8 @@ SweepStore SweepStore::open(MPI_Comm comm, const std::string& path,
   s.comm_ = comm;
   auto info = read_store_info(path);  // every rank, read-only, before the parallel open
   s.d_ = std::move(info.description);
-  s.run_index_ = static_cast<int64_t>(info.runs.size());
+  s.run_slot_ = static_cast<int64_t>(info.runs.size());
+  MPI_Comm_rank(comm, &s.rank_);
   MPI_Barrier(comm);
   {
     const auto fapl = file_access(comm);
@@ -129,10 +138,8 @@ SweepStore SweepStore::open(MPI_Comm comm, const std::string& path,
                                                "open sweep store " + path + " for resume")),
                      H5Fclose);
   }
-  const auto runs = open_group(s.file_.id(), kRuns);
-  set_fixed_attr(runs.id(), run_name(s.run_index_), run_record);
-  check(H5Fflush(s.file_.id(), H5F_SCOPE_GLOBAL), "flush " + path);
   s.open_datasets();
+  s.append_run(run_record);
   return s;
 }
 
@@ -304,13 +311,14 @@ void SweepStore::aggregate(int32_t c) {
   write_slab(ds_.at(kAggDone).id(), H5T_NATIVE_UINT8, {c}, {1}, &one, x, what);
 }
 
+void SweepStore::append_run(const std::string& entry) {
+  if (rank_ != 0) return;
+  write_run_entry(ds_.at(kRunLog).id(), run_slot_++, entry, independent_.id());
+}
+
 void SweepStore::close(const std::string& run_end_record) {
+  append_run(run_end_record);
   ds_.clear();
-  {
-    const auto runs = open_group(file_.id(), kRuns);
-    set_fixed_attr(runs.id(), run_name(run_index_) + "_end", run_end_record);
-  }
-  check(H5Fflush(file_.id(), H5F_SCOPE_GLOBAL), "flush " + path_);
   independent_ = Handle();
   file_ = Handle();
 }

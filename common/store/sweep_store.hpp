@@ -93,10 +93,12 @@ StoreInfo read_store_info(const std::string& path);
 
 class SweepStore {
  public:
-  // Collective over `comm`. Refuses to overwrite an existing file.
+  // Collective over `comm`: written as PATH.partial, renamed once complete.
   static SweepStore create(MPI_Comm comm, const std::string& path, const SweepDescription& d,
                            const std::string& run_record);
   // Collective: an existing store, for resume; appends `run_record` to the history.
+  // Nothing but raw data is written to an open store, so a kill at any
+  // instant leaves its metadata intact.
   static SweepStore open(MPI_Comm comm, const std::string& path, const std::string& run_record);
 
   SweepStore(SweepStore&&) = default;
@@ -118,6 +120,8 @@ class SweepStore {
   std::vector<uint8_t> aggregated_flags();
   // Collective: records the end of this run in the history and closes.
   void close(const std::string& run_end_record);
+  // Rank 0: one entry of the run history (raw data, like every write after creation).
+  void append_run(const std::string& entry);
 
  private:
   SweepStore() = default;
@@ -126,7 +130,8 @@ class SweepStore {
   std::string path_;
   SweepDescription d_;
   MPI_Comm comm_ = MPI_COMM_NULL;
-  int64_t run_index_ = 0;
+  int64_t run_slot_ = 0;
+  int rank_ = 0;
   Handle file_;
   std::map<std::string, Handle> ds_;
   Handle independent_;  // transfer property list

@@ -123,13 +123,7 @@ StoreInfo read_store_info(const std::string& path) {
     d.grid.units.push_back({static_cast<int32_t>(u), uc[u], ur[u], uf[u], un[u]});
   info.unit_done = read_u8(f, kUnitDone);
   info.aggregated = read_u8(f, kAggDone);
-  {
-    const auto runs = open_group(f, kRuns);
-    for (const auto& k : attr_names(runs.id())) {
-      if (k.size() <= 8) info.runs.push_back(fixed_attr(runs.id(), k));  // "run_NNNN"
-      else info.runs.back() += "  ->  " + fixed_attr(runs.id(), k);     // "run_NNNN_end"
-    }
-  }
+  info.runs = read_run_log(f);
   return info;
 }
 
