@@ -17,7 +17,7 @@ namespace lpi::coordinator {
 struct RunOptions {
   daemon::DaemonOptions daemon;
   double progress_seconds = 10;
-  int threads = 0;
+  int threads = 1;
   int max_attempts = 3;
 };
 

@@ -47,7 +47,8 @@ po::options_description options(Cli& c) {
       ("dry-run", po::bool_switch(&c.dry_run), "print the grid, the unit count and the store size; write nothing")
       ("status", po::bool_switch(&c.status), "print what the store holds, per checkpoint")
       ("progress-every", po::value(&c.run.progress_seconds)->default_value(10.0), "seconds between progress lines")
-      ("threads", po::value(&c.run.threads)->default_value(0), "libtorch threads per worker (0: its default)")
+      ("threads", po::value(&c.run.threads)->default_value(1),
+       "CPU threads per worker (libtorch and OpenBLAS); stores are bit-equal for equal counts")
       ("verbose,v", po::bool_switch(&c.verbose), "log every unit");
   // clang-format on
   return o;

@@ -5,6 +5,10 @@
   check_store.py equal STORE_A STORE_B          results bit for bit equal
   check_store.py attribute STORE CKPT ATTR.h5   checkpoint CKPT (name) equals lpi-attribute's file
   check_store.py aggregates STORE               means and HIT@10 recomputed from the per-prompt data
+  check_store.py equal_done REF STORE           every checkpoint STORE completed equals REF's
+  check_store.py snapshot STORE OUT.npz         remember which units are done, by whom, how long
+  check_store.py unchanged OUT.npz STORE        those units are still done and were not redone
+  check_store.py wait_units STORE N SECONDS     wait until N units are done (exit 1 on timeout)
 Exit status 0 when the check holds; the reason is printed otherwise.
 """
 import sys
@@ -97,8 +101,62 @@ def aggregates(store):
         print(f"{store}: aggregates agree with the per-prompt data")
 
 
+def equal_done(ref, path):
+    with h5py.File(ref, "r") as fr, h5py.File(path, "r") as f:
+        units_c = f["units/checkpoint"][...]
+        done = f["units/done"][...].astype(bool)
+        C = f["checkpoints/name"].shape[0]
+        complete = [c for c in range(C) if done[units_c == c].all()]
+        units = np.flatnonzero(np.isin(units_c, complete))
+        compared = 0
+        for name in RESULTS:
+            if name not in f:
+                continue
+            rows = units if name.startswith("aggregates/unit_") else complete
+            x, y = fr[name][...][rows], f[name][...][rows]
+            if x.tobytes() != y.tobytes():
+                fail(f"{name} differs on the completed checkpoints {complete}")
+            compared += x.size
+        print(f"{path}: checkpoints {complete} equal {ref} ({compared} values)")
+
+
+def snapshot(path, out):
+    with h5py.File(path, "r") as f:
+        np.savez(out, done=f["units/done"][...], rank=f["units/rank"][...],
+                 seconds=f["units/seconds"][...])
+
+
+def unchanged(snap, path):
+    s = np.load(snap)
+    with h5py.File(path, "r") as f:
+        was = s["done"].astype(bool)
+        for name in ["done", "rank", "seconds"]:
+            now = f["units/" + name][...]
+            if not np.array_equal(now[was], s[name][was]):
+                fail(f"units done before ({was.sum()}) changed their {name}: redone or lost")
+    print(f"{path}: the {int(was.sum())} units done before are untouched")
+
+
+def wait_units(path, n, seconds):
+    import os
+    import time
+    end = time.time() + float(seconds)
+    while time.time() < end:
+        if os.path.exists(path):
+            try:
+                with h5py.File(path, "r") as f:
+                    if int(f["units/done"][...].sum()) >= int(n):
+                        return
+            except OSError:
+                pass  # being renamed into place
+        time.sleep(0.02)
+    sys.exit(1)
+
+
 if __name__ == "__main__":
-    commands = {"complete": complete, "equal": equal, "attribute": attribute, "aggregates": aggregates}
+    commands = {"complete": complete, "equal": equal, "attribute": attribute, "aggregates": aggregates,
+                "equal_done": equal_done, "snapshot": snapshot, "unchanged": unchanged,
+                "wait_units": wait_units}
     if len(sys.argv) < 2 or sys.argv[1] not in commands:
         print(__doc__)
         sys.exit(2)

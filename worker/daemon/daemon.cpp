@@ -6,6 +6,7 @@
 
 #include "common/log/log.hpp"
 #include "worker/engine/gated_lpi.hpp"
+#include "worker/engine/threads.hpp"
 
 namespace lpi::daemon {
 namespace en = lpi::engine;
@@ -106,7 +107,7 @@ struct WorkerDaemon::State {
 WorkerDaemon::WorkerDaemon(store::SweepStore& store, const DaemonOptions& options)
     : s_(std::make_unique<State>(store, options)) {
   auto& s = *s_;
-  if (options.threads > 0) torch::set_num_threads(options.threads);
+  en::set_compute_threads(std::max(1, options.threads));
   s.load.dtype = options.dtype == "bfloat16" ? torch::kBFloat16 : torch::kFloat32;
   if (options.device == "cuda") {
     const auto n = static_cast<int>(torch::cuda::device_count());

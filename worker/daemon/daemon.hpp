@@ -21,7 +21,7 @@ struct DaemonOptions {
   int local_rank = 0;
   int64_t batch_size = 32;
   bool batch_invariant = true;
-  int threads = 0;  // intra-op threads (0: libtorch's default)
+  int threads = 1;  // CPU threads of the numerics (results are bit-equal for equal counts)
 };
 
 struct UnitOutcome {

@@ -15,6 +15,7 @@
 #include "common/tokenizer/tokenizer.hpp"
 #include "lpi/lpi_config.hpp"
 #include "worker/engine/gated_lpi.hpp"
+#include "worker/engine/threads.hpp"
 #include "worker/tools/tool_main.hpp"
 #include "worker/tools/tool_options.hpp"
 
@@ -156,6 +157,7 @@ int run(int argc, char** argv) {
   std::string model_dir, relations_dir, tokenizer_file, out_file, select, lens, target, dtype_name,
       device_name;
   int64_t top = 10, batch = 32, budget = 256;
+  int threads = 1;
   po::options_description opts("lpi-attribute: Gated-LPI of every neuron at one checkpoint");
   opts.add_options()("help,h", "show this help")("model", po::value(&model_dir)->required(),
                                                  "checkpoint folder (config.json, *.safetensors)")(
@@ -169,8 +171,15 @@ int run(int argc, char** argv) {
       "batch", po::value(&batch)->default_value(32), "prompts per forward pass")(
       "budget-mb", po::value(&budget)->default_value(256), "largest temporary of the fast path")(
       "dtype", po::value(&dtype_name)->default_value("float32"), "float32 or bfloat16 weights")(
-      "device", po::value(&device_name)->default_value("cpu"), "cpu, cuda or cuda:N");
-  if (!lpi::tools::parse_command_line(argc, argv, opts)) return 0;
+      "device", po::value(&device_name)->default_value("cpu"), "cpu, cuda or cuda:N")(
+      "threads", po::value(&threads)->default_value(1),
+      "CPU threads (libtorch and OpenBLAS); results are bit-equal to lpi-sweep's for equal counts")(
+      "fast-batching", "batch the forward passes (faster on GPUs; scores then depend on the batch "
+                       "in their last bits)");
+  po::variables_map vm;
+  if (!lpi::tools::parse_command_line(argc, argv, opts, &vm)) return 0;
+  if (threads < 1) throw po::error("--threads must be at least 1");
+  en::set_compute_threads(threads);
   en::LpiOptions options;
   if (lens != "frozen" && lens != "exact")
     throw po::error("--lens must be frozen or exact, not '" + lens + "'");
@@ -179,6 +188,7 @@ int run(int argc, char** argv) {
   options.lens = lens == "exact" ? en::Lens::Exact : en::Lens::Frozen;
   options.target = target == "top1" ? en::TargetKind::Top1 : en::TargetKind::Gold;
   options.batch_size = batch;
+  options.batch_invariant = vm.count("fast-batching") == 0;
   options.memory_budget_mb = budget;
   if (tokenizer_file.empty()) tokenizer_file = (fs::path(model_dir) / "tokenizer.json").string();
 

@@ -13,9 +13,11 @@ namespace lpi::tools {
 // Parses the command line into `opts`' variables; prints the help and returns
 // false for --help (the tool then exits 0). Usage errors throw.
 inline bool parse_command_line(int argc, char** argv,
-                               const boost::program_options::options_description& opts) {
+                               const boost::program_options::options_description& opts,
+                               boost::program_options::variables_map* out = nullptr) {
   namespace po = boost::program_options;
-  po::variables_map vm;
+  po::variables_map local;
+  po::variables_map& vm = out ? *out : local;
   po::store(po::parse_command_line(argc, argv, opts), vm);
   if (vm.count("help")) {
     std::cout << opts << "\n";

@@ -1,0 +1,14 @@
+// The CPU threads of the engine's numerics: libtorch's intra-op pool and, when
+// libtorch runs its matrix products through OpenBLAS, OpenBLAS's own pool.
+// Results are bit for bit reproducible for a fixed count, but OpenBLAS sums
+// some products in a thread-count-dependent order, and mpirun's core binding
+// changes its default count: tools that must agree bit for bit (lpi-sweep,
+// lpi-attribute) set the count explicitly.
+#pragma once
+
+namespace lpi::engine {
+
+// Sets both pools to `threads` (>= 1). Returns whether OpenBLAS was found.
+bool set_compute_threads(int threads);
+
+}  // namespace lpi::engine
