@@ -9,6 +9,7 @@
 #include <set>
 
 #include "tiny_models.hpp"
+#include "worker/engine/evaluate.hpp"
 #include "worker/engine/gated_lpi.hpp"
 #include "worker/engine/lse_kernel.hpp"
 
@@ -174,10 +175,45 @@ TEST(GatedLpiFacts, ScoresAreDeterministicAndBaseIsTheModelsLogProb) {
   const auto b = gated_lpi(model, prompts, {7, 8});
   EXPECT_EQ(max_diff(a, b), 0.0);
   torch::NoGradGuard no_grad;
-  const auto logits = model->forward(make_batch(prompts, 1)).logits;
-  const auto logp = torch::log_softmax(logits, -1);
-  EXPECT_NEAR(a.base_logprob[0].item<double>(), logp[0][7].item<double>(), 1e-6);
-  EXPECT_NEAR(a.base_logprob[1].item<double>(), logp[1][8].item<double>(), 1e-6);
+  // The batch-invariant default runs one prompt per forward pass: the same bits.
+  for (int b = 0; b < 2; ++b) {
+    const auto logits = model->forward(make_batch({prompts[b]}, 1)).logits;
+    const auto logp = torch::log_softmax(logits, -1);
+    EXPECT_EQ(a.base_logprob[b].item<float>(), logp[0][7 + b].item<float>());
+  }
+  // gold_rank is evaluate()'s rank of the gold token.
+  const auto scores = evaluate(model, prompts, {7, 8});
+  for (int b = 0; b < 2; ++b) EXPECT_EQ(a.gold_rank[b].item<int64_t>(), scores[b].target_rank);
+}
+
+// A prompt's scores do not depend, to the last bit, on the other prompts of
+// the call (the sweep cuts prompts into units; lpi-attribute takes them all).
+TEST_P(GatedLpi, ScoresAreBatchInvariantBitForBit) {
+  ScratchDir dir("lpi_gated_lpi");
+  auto model = load(dir, GetParam().spec);
+  const auto prompts = make_prompts({3, 9, 5, 7, 4, 8}, GetParam().spec.vocab_used, 6);
+  const std::vector<int32_t> gold = {5, 6, 7, 8, 9, 10};
+  for (auto lens : {Lens::Frozen, Lens::Exact}) {
+    LpiOptions o;
+    o.lens = lens;
+    const auto all = gated_lpi(model, prompts, gold, o);
+    for (const auto& [first, count] : std::vector<std::pair<int, int>>{{0, 1}, {1, 3}, {4, 2}}) {
+      const std::vector<std::vector<int32_t>> part(prompts.begin() + first,
+                                                   prompts.begin() + first + count);
+      const std::vector<int32_t> part_gold(gold.begin() + first, gold.begin() + first + count);
+      const auto some = gated_lpi(model, part, part_gold, o);
+      for (std::size_t l = 0; l < all.layers.size(); ++l) {
+        EXPECT_TRUE(torch::equal(all.layers[l].attn.narrow(0, first, count), some.layers[l].attn));
+        EXPECT_TRUE(torch::equal(all.layers[l].ffn.narrow(0, first, count), some.layers[l].ffn));
+      }
+      EXPECT_TRUE(torch::equal(all.base_logprob.narrow(0, first, count), some.base_logprob));
+      EXPECT_TRUE(torch::equal(all.gold_rank.narrow(0, first, count), some.gold_rank));
+    }
+    // Batched forward passes give the same scores up to rounding.
+    o.batch_invariant = false;
+    o.batch_size = 4;
+    EXPECT_LT(max_diff(all, gated_lpi(model, prompts, gold, o)), 1e-5);
+  }
 }
 
 TEST(GatedLpiFacts, RefusesBadTargets) {
