@@ -2,29 +2,42 @@
 # The main job on the embedded default, from a fresh Debian 12 machine:
 # installs the packages, builds, pre-trains the tiny OLMoE and the tiny dense
 # OLMo on the synthetic world (or reuses complete runs under runs/), then
-# loads every saved checkpoint again and prints its HIT@10.
+# sweeps every saved checkpoint of both under mpirun (rank 0 the coordinator,
+# two worker daemons) into one HDF5 store per model, and prints a summary of
+# each store. A store that exists is resumed (or left as it is if complete).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${LPI_BUILD_DIR:-$root/build}"
 runs="${LPI_RUNS_DIR:-$root/runs}"
 
 bash "$root/deploy/install-deps.sh"
-LPI_BUILD_DIR="$build" bash "$root/deploy/build.sh" lpi-pretrain lpi-eval
+LPI_BUILD_DIR="$build" bash "$root/deploy/build.sh" lpi-pretrain lpi-sweep
+ranks="${LPI_RANKS:-3}"
+mpi_flags=(--oversubscribe)
+if [ "$(id -u)" = 0 ]; then
+  export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+fi
 
 for model in olmoe olmo; do
   echo "== pre-training tiny-$model (jobs/tiny-$model.ini) into $runs/tiny-$model"
   "$build/bin/lpi-pretrain" --job "$root/jobs/tiny-$model.ini" --out "$runs/tiny-$model"
 done
 
-echo "== HIT@10 of every saved checkpoint, reloaded from disk (lpi-eval)"
-printf '%-24s %12s %12s\n' checkpoint tiny-olmoe tiny-olmo
-checkpoints=$(cd "$runs/tiny-olmoe" && ls -d step*-tokens* | grep -v partial | sed 's/^step\([0-9]*\)-.*/\1 &/' | sort -n | cut -d' ' -f2)
-for name in $checkpoints; do
-  row=$(printf '%-24s' "$name")
-  for model in olmoe olmo; do
-    hit=$("$build/bin/lpi-eval" --model "$runs/tiny-$model/$name" --relations "$runs/tiny-$model/relations" \
-          2>/dev/null | awk '$1 == "overall" { print $4 }')
-    row+=$(printf ' %12s' "${hit:-missing}")
-  done
-  echo "$row"
+for model in olmoe olmo; do
+  store="$runs/sweep-tiny-$model.h5"
+  job=(--job "$root/jobs/sweep-tiny-$model.ini" --model.revisions="$runs/tiny-$model"
+       --relations.folder="$runs/tiny-$model/relations")
+  if [ -f "$store" ]; then
+    echo "== $store exists: resuming it (lpi-sweep --resume)"
+    mpirun -np "$ranks" "${mpi_flags[@]}" "$build/bin/lpi-sweep" --resume --store "$store" "${job[@]}"
+  else
+    echo "== sweeping tiny-$model: mpirun -np $ranks lpi-sweep --job jobs/sweep-tiny-$model.ini --store $store"
+    mpirun -np "$ranks" "${mpi_flags[@]}" "$build/bin/lpi-sweep" "${job[@]}" --store "$store"
+  fi
+done
+
+for model in olmoe olmo; do
+  echo
+  echo "== the store of tiny-$model (analysis/scripts/sweep_summary.py)"
+  /usr/bin/python3 "$root/analysis/scripts/sweep_summary.py" "$runs/sweep-tiny-$model.h5"
 done

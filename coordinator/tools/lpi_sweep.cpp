@@ -159,7 +159,7 @@ int run(int argc, char** argv, const lpi::mpi::Comm& comm) {
   std::string record;
   if (comm.rank() == 0) {
     record = now_utc() + " " + (cli.resume ? "resume" : "start") + ": lpi-sweep " + LPI_VERSION +
-             ", " + std::to_string(comm.size()) + " ranks, host " + host();
+             ", " + "ranks " + std::to_string(comm.size()) + ", host " + host();
   }
   record = lpi::mpi::broadcast(comm, record);
   std::optional<lpi::store::SweepStore> store;
