@@ -109,3 +109,38 @@ TEST(SweepJob, ShippedJobFilesParse) {
 
 }  // namespace
 }  // namespace lpi::sweep
+
+namespace lpi::sweep {
+namespace {
+
+// What a store records is enough to rebuild the job, and a resume with a
+// different job is told which keys differ.
+TEST(SweepJob, SettingsRoundTripAndDifferences) {
+  Fixture f;
+  const auto file = f.write("settings.ini",
+                            "[checkpoints]\nsteps = 10:40\nevery = 2\n[units]\nprompts_per_unit = 5\n"
+                            "[attribution]\nlens = exact\n[store]\nper_prompt = attn\n");
+  const auto job = read_sweep_job(file);
+  EXPECT_TRUE(job.per_prompt_attn);
+  EXPECT_FALSE(job.per_prompt_ffn);
+  const auto settings = job_settings(job);
+  EXPECT_EQ(settings.at("checkpoints.steps"), "10:40");
+  EXPECT_EQ(settings.at("store.per_prompt"), "attn");
+  EXPECT_TRUE(fs::path(settings.at("model.revisions")).is_absolute());
+  const auto back = job_from_settings(settings, "the job stored in x.h5");
+  EXPECT_EQ(job_settings(back), settings);
+  EXPECT_EQ(steps(select_checkpoints(back)), steps(select_checkpoints(job)));
+  // Overrides apply on top of stored settings too, and bad ones name the origin.
+  EXPECT_EQ(job_settings(job_from_settings(settings, "s", {"units.prompts_per_unit=9"}))
+                .at("units.prompts_per_unit"),
+            "9");
+  lpi::test::expect_error<SweepJobError>(
+      [&] { job_from_settings(settings, "the job stored in x.h5", {"attribution.lens=sideways"}); },
+      {"the job stored in x.h5", "attribution.lens"});
+  lpi::test::expect_error<SweepJobError>(
+      [&] { read_sweep_job(f.write("b.ini", "[store]\nper_prompt = mlp\n")); },
+      {"store.per_prompt", "'mlp'"});
+}
+
+}  // namespace
+}  // namespace lpi::sweep

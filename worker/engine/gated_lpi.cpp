@@ -136,6 +136,28 @@ torch::Tensor by_rows(const torch::Tensor& x, bool invariant,
   return torch::cat(rows, 0);
 }
 
+// W_U (g . y) for centred rows y [m, d]: [m, V]. Batch-invariant on the CPU
+// through the fixed-order dot kernel (one pass over W_U for all rows), else a
+// matrix product per row.
+torch::Tensor lens_logits(const LensParams& L, const torch::Tensor& y, bool invariant) {
+  const auto scaled = (y * L.gain).contiguous();
+  if (!invariant) return torch::matmul(scaled, L.unembed.t());
+  if (!y.device().is_cpu() || y.scalar_type() != torch::kFloat32) {
+    return by_rows(scaled, true,
+                   [&](const torch::Tensor& r) { return torch::matmul(r, L.unembed.t()); });
+  }
+  const auto w = L.unembed.contiguous();
+  const int64_t m = y.size(0), V = w.size(0), d = w.size(1);
+  auto out = torch::empty({m, V}, y.options());
+  const float* px = scaled.data_ptr<float>();
+  const float* pw = w.data_ptr<float>();
+  float* po = out.data_ptr<float>();
+  at::parallel_for(0, V, 256, [&](int64_t v0, int64_t v1) {
+    kernels::row_dots(px, m, pw, V, d, v0, v1, po);
+  });
+  return out;
+}
+
 torch::Tensor base_logprob(const Forward& f, bool invariant) {
   return by_rows(f.logits, invariant, [](const torch::Tensor& r) { return torch::log_softmax(r, -1); })
       .gather(1, f.targets.unsqueeze(1))
@@ -156,13 +178,12 @@ torch::Tensor gold_rank(const Forward& f, const std::vector<int32_t>& gold) {
 torch::Tensor block_fast(const LensParams& L, Lens lens, const torch::Tensor& x,
                          const torch::Tensor& c, const torch::Tensor& u, const torch::Tensor& w,
                          const torch::Tensor& sf, int64_t budget_bytes, bool fused,
-                         bool invariant) {
+                         bool invariant, const torch::Tensor& a_given = {}) {
   const int64_t m = x.size(0), n = u.size(1), V = L.unembed.size(0);
   const auto xt = L.center_rows(x);
   const auto ut = L.center_columns(u.to(torch::kFloat32));
-  // [m, V] logits of x before scaling
-  const auto a = by_rows(xt, invariant,
-                         [&](const torch::Tensor& r) { return torch::matmul(r * L.gain, L.unembed.t()); });
+  // [m, V] logits of x before scaling (given when the caller shares them across blocks)
+  const auto a = a_given.defined() ? a_given : lens_logits(L, xt, invariant);
   torch::Tensor alpha, beta, alpha0;
   if (lens == Lens::Frozen) {
     alpha0 = 1.0 / sf;
@@ -297,6 +318,8 @@ Importance gated_lpi(Transformer& model, const std::vector<std::vector<int32_t>>
       const int64_t B = ids.size(0), k = ids.size(1), I = cfg.intermediate_size;
       auto ffn = torch::zeros({B, k, I}, cap.ffn_in[l].options());
       const auto down = model->down_proj(l).detach();  // [E, d, I]
+      // The lens logits of every prompt's FFN input, once for all experts.
+      const auto a_all = lens_logits(L, L.center_rows(cap.ffn_in[l]), options.batch_invariant);
       for (int64_t e = 0; e < cfg.num_experts; ++e) {
         const auto hits = (ids == e).nonzero();  // [r, 2]: prompt, slot
         if (hits.size(0) == 0) continue;
@@ -305,7 +328,7 @@ Importance gated_lpi(Transformer& model, const std::vector<std::vector<int32_t>>
         const auto imp = block_fast(L, options.lens, cap.ffn_in[l].index_select(0, rows), coef,
                                     down[e], f.targets.index_select(0, rows),
                                     sf.index_select(0, rows), budget, options.fused_cpu_kernel,
-                                    options.batch_invariant);
+                                    options.batch_invariant, a_all.index_select(0, rows));
         ffn.index_put_({rows, slots}, imp);
       }
       li.ffn = ffn.cpu();

@@ -8,6 +8,8 @@
 
 namespace lpi::engine::kernels::avx2 {
 #define LPI_KERNEL_NAME affine_logsumexp_avx2
+#define LPI_DOTS_NAME row_dots_avx2
 #include "worker/engine/lse_kernel_impl.inc"
 #undef LPI_KERNEL_NAME
+#undef LPI_DOTS_NAME
 }  // namespace lpi::engine::kernels::avx2

@@ -23,7 +23,7 @@ namespace {
 const char* kUsage =
     "usage: lpi-bench [--shape NAME] [--prompts N] [--reference-prompts R] [--prompt-len T]\n"
     "                 [--lens frozen|exact] [--device cpu|cuda] [--dtype float32|bfloat16]\n"
-    "                 [--budget-mb M] [--threads K]\n"
+    "                 [--budget-mb M] [--threads K] [--batch-invariant 1|0]\n"
     "shapes: tiny-moe, tiny-dense (embedded default), small-moe, small-dense (OLMoE-1B-7B and "
     "OLMo-7B\n"
     "        scaled down about 4x in width and vocabulary, for a CPU),\n"
@@ -80,7 +80,8 @@ int main(int argc, char** argv) {
   std::map<std::string, std::string> opt = {
       {"shape", "small-moe"}, {"prompts", "256"},   {"reference-prompts", "4"},
       {"prompt-len", "12"},   {"lens", "frozen"},   {"device", "cpu"},
-      {"dtype", "float32"},   {"budget-mb", "256"}, {"threads", "0"}};
+      {"dtype", "float32"},   {"budget-mb", "256"}, {"threads", "0"},
+      {"batch-invariant", "1"}};
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--help" || arg == "-h") {
@@ -103,6 +104,7 @@ int main(int argc, char** argv) {
     en::LpiOptions options;
     options.lens = opt["lens"] == "exact" ? en::Lens::Exact : en::Lens::Frozen;
     options.memory_budget_mb = std::stoll(opt["budget-mb"]);
+    options.batch_invariant = opt["batch-invariant"] != "0";  // 0: batched forward passes
 
     en::Transformer model(config);
     model->init_weights(0.02, 1);
