@@ -1,5 +1,9 @@
 #include "common/mpi/comm.hpp"
 
+#include <algorithm>
+#include <chrono>
+#include <thread>
+
 namespace lpi::mpi {
 
 void check(int rc, const std::string& what) {
@@ -24,8 +28,16 @@ void send(const Comm& comm, int dest, sweep::MessageKind kind, const std::vector
 }
 
 Message receive(const Comm& comm, int source) {
+  // Poll with a growing sleep (up to 1 ms) instead of MPI_Probe: Open MPI's
+  // blocking calls spin, and a coordinator that idles between messages would
+  // otherwise burn the core a worker on the same node needs.
   MPI_Status status;
-  check(MPI_Probe(source, MPI_ANY_TAG, comm.get(), &status), "probe");
+  int arrived = 0;
+  for (int idle = 0;; ++idle) {
+    check(MPI_Iprobe(source, MPI_ANY_TAG, comm.get(), &arrived, &status), "probe");
+    if (arrived) break;
+    if (idle >= 64) std::this_thread::sleep_for(std::chrono::microseconds(std::min(1000, 16 * (idle - 63))));
+  }
   int count = 0;
   check(MPI_Get_count(&status, MPI_BYTE, &count), "message size");
   Message m;

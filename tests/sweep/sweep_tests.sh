@@ -69,8 +69,16 @@ single)
     check complete "$work/ref-$m.h5"
     check aggregates "$work/ref-$m.h5"
     h5dump -H "$work/ref-$m.h5" >/dev/null || fail "h5dump cannot read the store"
-    sweep --status --store "$work/ref-$m.h5" | grep -q "^complete: 8/8 checkpoints done" ||
-      fail "--status does not report a complete store"
+    status=$(sweep --status --store "$work/ref-$m.h5")
+    grep -q "^complete: 8/8 checkpoints done" <<<"$status" || fail "--status: $status"
+    summary=$("$py" "$here/../../analysis/scripts/sweep_summary.py" "$work/ref-$m.h5")
+    grep -q "^step40-tokens10240 " <<<"$summary" || fail "sweep_summary.py: $summary"
+    # The h5py example of docs/STORE.md, on this store.
+    awk '/runs\/sweep-tiny-olmoe.h5"\) as f:/ { on = 1; print "import h5py, numpy as np" }
+         on { if ($0 ~ /^$/) exit; print substr($0, 5) }' "$here/../../docs/STORE.md" |
+      sed "s|runs/sweep-tiny-olmoe.h5|$work/ref-$m.h5|" >"$work/store_example.py"
+    example=$("$py" "$work/store_example.py")
+    grep -q "^step 40: HIT@10" <<<"$example" || fail "the docs/STORE.md example printed: $example"
   done
   ;;
 mpi)
@@ -181,8 +189,8 @@ corrupt)
   sed -e "s|$work/moe|$work/corrupt|g" "$(job moe)" >"$work/job-corrupt.ini"
   expect_error 1 "$bad" mpi 3 --job "$work/job-corrupt.ini" --store "$work/corrupt.h5"
   grep -q "given up" <<<"$out" || fail "the report does not list the given-up units"
-  sweep --status --store "$work/corrupt.h5" | grep -q "^incomplete: 7/8 checkpoints done" ||
-    fail "--status should show 7 of 8 checkpoints done"
+  status=$(sweep --status --store "$work/corrupt.h5")
+  grep -q "^incomplete: 7/8 checkpoints done" <<<"$status" || fail "--status: $status"
   check equal_done "$work/ref-moe.h5" "$work/corrupt.h5"
   ;;
 refusals)
@@ -229,8 +237,8 @@ job_errors)
 dry_run)
   rm -f "$work/dry.h5"
   out=$(sweep --job "$(job moe)" --store "$work/dry.h5" --dry-run)
-  echo "$out" | grep -q "^units: 560 " || fail "dry run: $out"
-  echo "$out" | grep -q "^store size: about" || fail "dry run: $out"
+  grep -q "^units: 560 " <<<"$out" || fail "dry run: $out"
+  grep -q "^store size: about" <<<"$out" || fail "dry run: $out"
   [ ! -e "$work/dry.h5" ] || fail "--dry-run wrote the store"
   echo "$out" | head -3
   ;;
