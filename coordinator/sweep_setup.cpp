@@ -12,19 +12,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-store::ModelShape shape_of(const checkpoint::ModelConfig& c) {
-  store::ModelShape s;
-  s.architecture = c.architecture;
-  s.num_layers = c.num_layers;
-  s.hidden_size = c.hidden_size;
-  s.num_heads = c.num_heads;
-  s.head_dim = c.head_dim;
-  s.intermediate_size = c.intermediate_size;
-  s.num_experts = c.num_experts;
-  s.experts_per_token = c.num_experts_per_tok;
-  s.vocab_size = c.vocab_size;
-  return s;
-}
 
 std::string human_bytes(double b) {
   const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
@@ -59,7 +46,7 @@ store::SweepDescription describe_sweep(const sweep::SweepJob& job) {
     } catch (const std::exception& e) {
       throw SetupError("checkpoint " + c.path + ": " + e.what());
     }
-    const auto shape = shape_of(config);
+    const auto shape = store::shape_of(config);
     if (i == 0) {
       d.shape = shape;
     } else if (!(shape == d.shape)) {

@@ -115,25 +115,31 @@ std::string fixed_attr(hid_t object, const std::string& name) {
   return buf.substr(0, buf.find('\0'));
 }
 
+namespace {
+
+// The file space of `ds` with the hyperslab [start, start + count) selected.
+Handle select(hid_t ds, const std::vector<int64_t>& start, const std::vector<int64_t>& count,
+              const std::string& what) {
+  std::vector<hsize_t> s(start.begin(), start.end()), c(count.begin(), count.end());
+  Handle space(static_cast<hid_t>(check(H5Dget_space(ds), "dataspace: " + what)), H5Sclose);
+  check(H5Sselect_hyperslab(space.id(), H5S_SELECT_SET, s.data(), nullptr, c.data(), nullptr),
+        "select slab: " + what);
+  return space;
+}
+
+}  // namespace
+
 void write_slab(hid_t ds, hid_t mem_type, const std::vector<int64_t>& start,
                 const std::vector<int64_t>& count, const void* data, hid_t xfer,
                 const std::string& what) {
-  std::vector<hsize_t> s(start.begin(), start.end()), c(count.begin(), count.end());
-  const Handle file_space(static_cast<hid_t>(check(H5Dget_space(ds), "dataspace: " + what)),
-                          H5Sclose);
-  check(H5Sselect_hyperslab(file_space.id(), H5S_SELECT_SET, s.data(), nullptr, c.data(), nullptr),
-        "select slab: " + what);
+  const auto file_space = select(ds, start, count, what);
   const auto mem = simple_space(count);
   check(H5Dwrite(ds, mem_type, mem.id(), file_space.id(), xfer, data), "write " + what);
 }
 
 void read_slab(hid_t ds, hid_t mem_type, const std::vector<int64_t>& start,
                const std::vector<int64_t>& count, void* data, hid_t xfer, const std::string& what) {
-  std::vector<hsize_t> s(start.begin(), start.end()), c(count.begin(), count.end());
-  const Handle file_space(static_cast<hid_t>(check(H5Dget_space(ds), "dataspace: " + what)),
-                          H5Sclose);
-  check(H5Sselect_hyperslab(file_space.id(), H5S_SELECT_SET, s.data(), nullptr, c.data(), nullptr),
-        "select slab: " + what);
+  const auto file_space = select(ds, start, count, what);
   const auto mem = simple_space(count);
   check(H5Dread(ds, mem_type, mem.id(), file_space.id(), xfer, data), "read " + what);
 }
@@ -150,17 +156,7 @@ void write_description(hid_t file, const SweepDescription& d, bool writer) {
   set_fixed_attr(file, "target", d.target);
   set_attr(file, "per_prompt_attn", int64_t{d.per_prompt_attn});
   set_attr(file, "per_prompt_ffn", int64_t{d.per_prompt_ffn});
-  for (const auto& [k, v] : std::vector<std::pair<const char*, int64_t>>{
-           {"num_layers", sh.num_layers},
-           {"hidden_size", sh.hidden_size},
-           {"num_heads", sh.num_heads},
-           {"head_dim", sh.head_dim},
-           {"intermediate_size", sh.intermediate_size},
-           {"num_experts", sh.num_experts},
-           {"experts_per_token", sh.experts_per_token},
-           {"vocab_size", sh.vocab_size}}) {
-    set_attr(file, k, v);
-  }
+  for (const auto& [name, field] : kShapeAttributes) set_attr(file, name, sh.*field);
   for (const char* g : {"job", "checkpoints", "relations", "prompts", "units", "importance",
                         "evaluation", "aggregates", "runs"}) {
     create_group(file, g);

@@ -29,6 +29,20 @@ std::string ModelShape::describe() const {
   return s.str();
 }
 
+ModelShape shape_of(const checkpoint::ModelConfig& c) {
+  ModelShape s;
+  s.architecture = c.architecture;
+  s.num_layers = c.num_layers;
+  s.hidden_size = c.hidden_size;
+  s.num_heads = c.num_heads;
+  s.head_dim = c.head_dim;
+  s.intermediate_size = c.intermediate_size;
+  s.num_experts = c.num_experts;
+  s.experts_per_token = c.num_experts_per_tok;
+  s.vocab_size = c.vocab_size;
+  return s;
+}
+
 namespace {
 
 uint64_t fnv1a(uint64_t h, const void* data, std::size_t n) {

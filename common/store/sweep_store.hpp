@@ -20,8 +20,10 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "common/checkpoint/model_config.hpp"
 #include "common/store/h5.hpp"
 #include "common/sweep/grid.hpp"
 
@@ -41,6 +43,18 @@ struct ModelShape {
   bool operator==(const ModelShape& o) const;
   std::string describe() const;
 };
+ModelShape shape_of(const checkpoint::ModelConfig& config);
+
+// The shape's integer fields as the store's root attributes name them.
+constexpr std::pair<const char*, int64_t ModelShape::*> kShapeAttributes[] = {
+    {"num_layers", &ModelShape::num_layers},
+    {"hidden_size", &ModelShape::hidden_size},
+    {"num_heads", &ModelShape::num_heads},
+    {"head_dim", &ModelShape::head_dim},
+    {"intermediate_size", &ModelShape::intermediate_size},
+    {"num_experts", &ModelShape::num_experts},
+    {"experts_per_token", &ModelShape::experts_per_token},
+    {"vocab_size", &ModelShape::vocab_size}};
 
 // Everything the store records about the sweep when it is created.
 struct SweepDescription {

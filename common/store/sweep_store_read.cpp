@@ -85,14 +85,7 @@ StoreInfo read_store_info(const std::string& path) {
   d.per_prompt_ffn = attr_int(f, "per_prompt_ffn") != 0;
   auto& sh = d.shape;
   sh.architecture = fixed_attr(f, "architecture");
-  sh.num_layers = attr_int(f, "num_layers");
-  sh.hidden_size = attr_int(f, "hidden_size");
-  sh.num_heads = attr_int(f, "num_heads");
-  sh.head_dim = attr_int(f, "head_dim");
-  sh.intermediate_size = attr_int(f, "intermediate_size");
-  sh.num_experts = attr_int(f, "num_experts");
-  sh.experts_per_token = attr_int(f, "experts_per_token");
-  sh.vocab_size = attr_int(f, "vocab_size");
+  for (const auto& [name, field] : kShapeAttributes) sh.*field = attr_int(f, name);
   {
     const auto job = open_group(f, kJob);
     for (const auto& k : attr_names(job.id())) d.job[k] = fixed_attr(job.id(), k);

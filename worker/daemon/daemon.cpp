@@ -18,19 +18,6 @@ double since(clock_type::time_point t) {
   return std::chrono::duration<double>(clock_type::now() - t).count();
 }
 
-store::ModelShape shape_of(const checkpoint::ModelConfig& c) {
-  store::ModelShape s;
-  s.architecture = c.architecture;
-  s.num_layers = c.num_layers;
-  s.hidden_size = c.hidden_size;
-  s.num_heads = c.num_heads;
-  s.head_dim = c.head_dim;
-  s.intermediate_size = c.intermediate_size;
-  s.num_experts = c.num_experts;
-  s.experts_per_token = c.num_experts_per_tok;
-  s.vocab_size = c.vocab_size;
-  return s;
-}
 
 template <class T>
 std::vector<T> to_vector(const torch::Tensor& t, torch::ScalarType type) {
@@ -80,7 +67,7 @@ struct WorkerDaemon::State {
       load_errors[c] = "checkpoint " + path(c) + ": " + e.what();
       throw std::runtime_error(load_errors[c]);
     }
-    const auto got = shape_of(m->config());
+    const auto got = store::shape_of(m->config());
     const auto& want = store.description().shape;
     if (!(got == want)) {
       load_errors[c] = "checkpoint " + path(c) + " is " + got.describe() + ", but the store holds " +
