@@ -8,6 +8,7 @@
   check_store.py equal_done REF STORE           every checkpoint STORE completed equals REF's
   check_store.py snapshot STORE OUT.npz         remember which units are done, by whom, how long
   check_store.py unchanged OUT.npz STORE        those units are still done and were not redone
+  check_store.py lean REF STORE                 STORE keeps no per-prompt tensors, the rest equals REF
   check_store.py wait_units STORE N SECONDS     wait until N units are done (exit 1 on timeout)
 Exit status 0 when the check holds; the reason is printed otherwise.
 """
@@ -120,6 +121,20 @@ def equal_done(ref, path):
         print(f"{path}: checkpoints {complete} equal {ref} ({compared} values)")
 
 
+def lean(ref, path):
+    with h5py.File(ref, "r") as fr, h5py.File(path, "r") as f:
+        for name in ["importance/attn", "importance/ffn", "importance/expert_ids"]:
+            if name in f:
+                fail(f"{path} has {name} although store.per_prompt is none")
+        compared = 0
+        for name in RESULTS:
+            if name in f:
+                if fr[name][...].tobytes() != f[name][...].tobytes():
+                    fail(f"{name} differs from {ref}")
+                compared += f[name].size
+        print(f"{path}: no per-prompt tensors; {compared} other values equal {ref}")
+
+
 def snapshot(path, out):
     with h5py.File(path, "r") as f:
         np.savez(out, done=f["units/done"][...], rank=f["units/rank"][...],
@@ -156,7 +171,7 @@ def wait_units(path, n, seconds):
 if __name__ == "__main__":
     commands = {"complete": complete, "equal": equal, "attribute": attribute, "aggregates": aggregates,
                 "equal_done": equal_done, "snapshot": snapshot, "unchanged": unchanged,
-                "wait_units": wait_units}
+                "wait_units": wait_units, "lean": lean}
     if len(sys.argv) < 2 or sys.argv[1] not in commands:
         print(__doc__)
         sys.exit(2)

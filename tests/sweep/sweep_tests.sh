@@ -80,6 +80,10 @@ single)
     example=$("$py" "$work/store_example.py")
     grep -q "^step 40: HIT@10" <<<"$example" || fail "the docs/STORE.md example printed: $example"
   done
+  # [store] per_prompt = none keeps the aggregates and per-prompt scalars only.
+  rm -f "$work/lean-moe.h5"
+  sweep --job "$(job moe)" --store "$work/lean-moe.h5" --store.per_prompt=none
+  check lean "$work/ref-moe.h5" "$work/lean-moe.h5"
   ;;
 mpi)
   np=$2
