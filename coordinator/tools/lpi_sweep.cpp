@@ -108,7 +108,13 @@ int run(int argc, char** argv, const lpi::mpi::Comm& comm) {
   if (auto rc = together(comm, 2, [&] { cli = parse(argc, argv); })) return *rc;
   lpi::log::init_logging(comm.rank(), cli.verbose);
   if (cli.help) {
-    if (comm.rank() == 0) std::cout << options(cli) << "\n";
+    if (comm.rank() == 0) {
+      std::cout << "usage: mpirun -np N lpi-sweep --job FILE --store FILE.h5   (or without mpirun: one "
+                   "process)\n"
+                   "       lpi-sweep --resume --store FILE.h5 | --status --store FILE.h5\n"
+                   "       any job key also as --section.key=value (e.g. --units.prompts_per_unit=16)\n\n"
+                << options(cli) << "\n";
+    }
     return 0;
   }
   if (cli.status) {
