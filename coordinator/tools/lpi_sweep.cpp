@@ -17,7 +17,6 @@
 
 #include "common/log/log.hpp"
 #include "common/mpi/comm.hpp"
-#include "coordinator/loop.hpp"
 #include "coordinator/sweep_run.hpp"
 #include "coordinator/sweep_setup.hpp"
 #include "lpi/lpi_config.hpp"

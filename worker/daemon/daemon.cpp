@@ -4,7 +4,6 @@
 #include <future>
 #include <map>
 
-#include "common/log/log.hpp"
 #include "worker/engine/gated_lpi.hpp"
 #include "worker/engine/threads.hpp"
 
