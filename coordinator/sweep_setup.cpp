@@ -37,6 +37,7 @@ store::SweepDescription describe_sweep(const sweep::SweepJob& job) {
   d.target = job.target;
   d.per_prompt_attn = job.per_prompt_attn;
   d.per_prompt_ffn = job.per_prompt_ffn;
+  d.ablation = job.ablation;
   auto checkpoints = sweep::select_checkpoints(job);
   for (std::size_t i = 0; i < checkpoints.size(); ++i) {
     const auto& c = checkpoints[i];
@@ -156,6 +157,11 @@ std::string dry_run_text(const store::SweepDescription& d) {
     << " per checkpoint, at most " << d.job.at("units.prompts_per_unit") << " prompts each)\n";
   o << "lens " << d.lens << ", target " << d.target << ", per-prompt tensors: "
     << d.job.at("store.per_prompt") << "\n";
+  if (d.ablation.enabled) {
+    o << "ablation after the attribution, conditions:";
+    for (const auto& c : d.ablation.conditions()) o << " " << c;
+    o << "\n";
+  }
   o << "store size: about " << human_bytes(static_cast<double>(store_bytes(d))) << "\n";
   return o.str();
 }
@@ -177,18 +183,25 @@ std::string status_text(const std::string& path, const store::StoreInfo& info) {
     << "\n";
   o << "units done " << all_done << "/" << g.units.size() << "; runs:\n";
   for (const auto& r : info.runs) o << "  " << r << "\n";
-  o << "checkpoint                          units   aggregated\n";
-  std::size_t complete = 0;
+  const bool ablation = !info.ablation_conditions.empty();
+  o << "checkpoint                          units   aggregated" << (ablation ? "  ablation" : "") << "\n";
+  std::size_t complete = 0, ablation_done = 0;
   for (std::size_t c = 0; c < g.checkpoints.size(); ++c) {
     char line[160];
-    std::snprintf(line, sizeof line, "%-34s %3d/%-3d  %s\n", g.checkpoints[c].name.c_str(), done[c],
-                  total[c], info.aggregated[c] ? "yes" : "no");
+    std::snprintf(line, sizeof line, "%-34s %3d/%-3d  %-10s%s\n", g.checkpoints[c].name.c_str(),
+                  done[c], total[c], info.aggregated[c] ? "yes" : "no",
+                  ablation ? (info.ablation_done[c] ? "  yes" : "  no") : "");
     o << line;
     complete += done[c] == total[c];
+    if (ablation) ablation_done += info.ablation_done[c] != 0;
   }
-  o << (all_done == g.units.size() ? "complete" : "incomplete") << ": " << complete << "/"
-    << g.checkpoints.size() << " checkpoints done, " << g.units.size() - all_done
-    << " units to do (lpi-sweep --resume --store " << path << ")\n";
+  const bool finished = all_done == g.units.size() && (!ablation || ablation_done == g.checkpoints.size());
+  o << (finished ? "complete" : "incomplete") << ": " << complete << "/" << g.checkpoints.size()
+    << " checkpoints attributed";
+  if (ablation) o << ", " << ablation_done << "/" << g.checkpoints.size() << " ablated";
+  o << ", " << g.units.size() - all_done << " attribution units to do";
+  if (!finished) o << " (lpi-sweep --resume --store " << path << ")";
+  o << "\n";
   return o.str();
 }
 

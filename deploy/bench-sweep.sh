@@ -26,7 +26,7 @@ for model in olmoe olmo; do
         how="mpirun -np $ranks"
       fi
       line=$("${launch[@]}" "${job[@]}" --units.prompts_per_unit="$ppu" --store "$store" 2>&1 |
-             grep "this run:" | sed 's/.*this run: //')
+             grep "this run.s attribution:" | sed "s/.*this run.s attribution: //")
       echo "tiny-$model, $ppu prompts/unit, $how: $line"
     done
   done

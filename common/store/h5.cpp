@@ -123,6 +123,13 @@ Handle open_file(const std::string& path) {
                 H5Fclose);
 }
 
+Handle open_file_rw(const std::string& path) {
+  silence_hdf5_errors();
+  return Handle(static_cast<hid_t>(check(H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT),
+                                         "open file " + path + " for writing")),
+                H5Fclose);
+}
+
 Handle create_group(hid_t parent, const std::string& name) {
   return Handle(static_cast<hid_t>(
                     check(H5Gcreate2(parent, name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
@@ -144,6 +151,9 @@ void write_i32(hid_t p, const std::string& n, const std::vector<int64_t>& s, con
 }
 void write_i64(hid_t p, const std::string& n, const std::vector<int64_t>& s, const int64_t* d) {
   write(p, n, s, H5T_STD_I64LE, H5T_NATIVE_INT64, d);
+}
+void write_f64(hid_t p, const std::string& n, const std::vector<int64_t>& s, const double* d) {
+  write(p, n, s, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, d);
 }
 
 void write_strings(hid_t parent, const std::string& name, const std::vector<std::string>& values) {
@@ -185,6 +195,9 @@ std::vector<int64_t> dataset_shape(hid_t parent, const std::string& name) {
 
 std::vector<float> read_f32(hid_t p, const std::string& n) {
   return read<float>(p, n, H5T_NATIVE_FLOAT);
+}
+std::vector<double> read_f64(hid_t p, const std::string& n) {
+  return read<double>(p, n, H5T_NATIVE_DOUBLE);
 }
 std::vector<int32_t> read_i32(hid_t p, const std::string& n) {
   return read<int32_t>(p, n, H5T_NATIVE_INT32);

@@ -43,6 +43,7 @@ class Handle {
 
 Handle create_file(const std::string& path);  // truncates
 Handle open_file(const std::string& path);    // read-only
+Handle open_file_rw(const std::string& path); // read-write
 Handle create_group(hid_t parent, const std::string& name);
 Handle open_group(hid_t parent, const std::string& name);
 
@@ -53,6 +54,8 @@ void write_i32(hid_t parent, const std::string& name, const std::vector<int64_t>
                const int32_t* data);
 void write_i64(hid_t parent, const std::string& name, const std::vector<int64_t>& shape,
                const int64_t* data);
+void write_f64(hid_t parent, const std::string& name, const std::vector<int64_t>& shape,
+               const double* data);
 // A 1-d dataset of variable-length UTF-8 strings.
 void write_strings(hid_t parent, const std::string& name, const std::vector<std::string>& values);
 
@@ -63,6 +66,7 @@ void set_attr(hid_t object, const std::string& name, double value);
 // Reading back (tools and tests).
 std::vector<int64_t> dataset_shape(hid_t parent, const std::string& name);
 std::vector<float> read_f32(hid_t parent, const std::string& name);
+std::vector<double> read_f64(hid_t parent, const std::string& name);
 std::vector<int32_t> read_i32(hid_t parent, const std::string& name);
 std::vector<int64_t> read_i64(hid_t parent, const std::string& name);
 std::vector<std::string> read_strings(hid_t parent, const std::string& name);

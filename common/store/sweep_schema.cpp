@@ -1,5 +1,7 @@
 #include "common/store/sweep_schema.hpp"
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 
@@ -87,6 +89,24 @@ Handle open_dataset(hid_t file, const std::string& path) {
   return Handle(static_cast<hid_t>(check(H5Dopen2(file, path.c_str(), dapl.id()),
                                          "open dataset " + path)),
                 H5Dclose);
+}
+
+std::vector<std::string> read_fixed_strings(hid_t file, const std::string& path) {
+  const auto ds = open_dataset(file, path);
+  const Handle type(static_cast<hid_t>(check(H5Dget_type(ds.id()), "type of " + path)), H5Tclose);
+  if (H5Tget_class(type.id()) != H5T_STRING || H5Tis_variable_str(type.id()) != 0)
+    throw StoreError(path + " is not a fixed-length string dataset");
+  const std::size_t width = H5Tget_size(type.id());
+  const auto n = dataset_shape(file, path).at(0);
+  std::string buf(static_cast<std::size_t>(n) * width, '\0');
+  if (n > 0)
+    check(H5Dread(ds.id(), type.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data()), "read " + path);
+  std::vector<std::string> out;
+  for (int64_t i = 0; i < n; ++i) {
+    std::string s = buf.substr(static_cast<std::size_t>(i) * width, width);
+    out.push_back(s.substr(0, s.find('\0')));
+  }
+  return out;
 }
 
 void set_fixed_attr(hid_t object, const std::string& name, const std::string& value) {
@@ -242,6 +262,30 @@ void write_description(hid_t file, const SweepDescription& d, bool writer) {
   make(file, kAggDone, H5T_STD_U8LE, {C});
   const auto log_type = fixed_string_type(kRunLogWidth);
   make(file, kRunLog, log_type.id(), {kRunLogEntries}, {}, Fill::Default);
+  if (!d.ablation.enabled) return;
+  create_group(file, "ablation");
+  const auto conditions = d.ablation.conditions();
+  const auto M = static_cast<int64_t>(conditions.size());
+  const int64_t Hmax = std::max<int32_t>(1, d.ablation.max_heads());
+  const int64_t K = std::max<int64_t>(1, ablation_ffn_count(sh, d.ablation.ffn_fraction));
+  strings(file, kAblCondition, conditions, writer);
+  make(file, kAblHeads, H5T_STD_I32LE, {C, Hmax, 2}, {}, Fill::MinusOne);
+  make(file, kAblHeadScore, H5T_IEEE_F32LE, {C, Hmax});
+  make(file, kAblFfnNeurons, H5T_STD_I64LE, {C, K}, {}, Fill::MinusOne);
+  make(file, kAblMaskDone, H5T_STD_U8LE, {C});
+  make(file, kAblGoldRank, H5T_STD_I32LE, {C, P, M}, {}, Fill::MinusOne);
+  make(file, kAblLogprob, H5T_IEEE_F32LE, {C, P, M});
+  make(file, kAblHit, H5T_STD_U8LE, {C, P, M});
+  make(file, kAblUnitDone, H5T_STD_U8LE, {U});
+  make(file, kAblHitAll, H5T_IEEE_F32LE, {C, M});
+  make(file, kAblHitByRelation, H5T_IEEE_F32LE, {C, R, M});
+  make(file, kAblDone, H5T_STD_U8LE, {C});
+}
+
+int64_t ablation_ffn_count(const ModelShape& sh, double fraction) {
+  if (!(fraction > 0)) return 0;
+  const int64_t n = sh.num_layers * (sh.is_moe() ? sh.num_experts : 1) * sh.intermediate_size;
+  return std::max<int64_t>(1, static_cast<int64_t>(std::floor(fraction * static_cast<double>(n))));
 }
 
 void write_run_entry(hid_t ds, int64_t slot, const std::string& text, hid_t xfer) {

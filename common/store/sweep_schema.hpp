@@ -37,6 +37,25 @@ constexpr const char* kHitByRelation = "aggregates/hit_at_10";
 constexpr const char* kHitAll = "aggregates/hit_at_10_all";
 constexpr const char* kAggDone = "aggregates/done";
 
+// The ablation phase ([ablation] enabled).
+constexpr const char* kAblCondition = "ablation/condition";
+constexpr const char* kAblHeads = "ablation/heads";
+constexpr const char* kAblHeadScore = "ablation/head_score";
+constexpr const char* kAblFfnNeurons = "ablation/ffn_neurons";
+constexpr const char* kAblMaskDone = "ablation/mask_done";
+constexpr const char* kAblGoldRank = "ablation/gold_rank";
+constexpr const char* kAblLogprob = "ablation/target_logprob";
+constexpr const char* kAblHit = "ablation/hit_at_10";
+constexpr const char* kAblUnitDone = "ablation/unit_done";
+constexpr const char* kAblHitAll = "ablation/hit_at_10_all";
+constexpr const char* kAblHitByRelation = "ablation/hit_at_10_by_relation";
+constexpr const char* kAblDone = "ablation/done";
+constexpr const char* kAblationDatasets[] = {
+    kAblHeads, kAblHeadScore, kAblFfnNeurons, kAblMaskDone, kAblGoldRank, kAblLogprob,
+    kAblHit, kAblUnitDone, kAblHitAll, kAblHitByRelation, kAblDone};
+// K, the number of FFN/expert neurons an `ffn:F` condition masks.
+int64_t ablation_ffn_count(const ModelShape& shape, double fraction);
+
 constexpr const char* kSlabDatasets[] = {
     kTarget,   kBaseLogprob,   kAttn,       kFfn,      kExpertIds, kUnitAttnSum,
     kUnitFfnSum, kGoldRank,    kHit,        kUnitDone, kUnitRank,  kUnitSeconds,
@@ -48,6 +67,7 @@ constexpr const char* kSlabDatasets[] = {
 void write_description(hid_t file, const SweepDescription& d, bool writer);
 
 Handle open_dataset(hid_t file, const std::string& path);
+std::vector<std::string> read_fixed_strings(hid_t file, const std::string& path);
 // Run history: entry `slot` of runs/log, and the entries written so far.
 void write_run_entry(hid_t ds, int64_t slot, const std::string& text, hid_t xfer);
 std::vector<std::string> read_run_log(hid_t file);

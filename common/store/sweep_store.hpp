@@ -64,6 +64,7 @@ struct SweepDescription {
   // Which per-prompt tensors are kept ([store] per_prompt); the per-prompt
   // scalars, the per-unit sums and the per-checkpoint aggregates always are.
   bool per_prompt_attn = true, per_prompt_ffn = true;
+  sweep::AblationSpec ablation;  // enabled: the store holds the ablation datasets
   sweep::Grid grid;
   std::vector<std::string> checkpoint_hashes;  // checkpoint_fingerprint().hash
   std::vector<int64_t> checkpoint_bytes;
@@ -91,6 +92,24 @@ struct UnitResult {
   std::vector<int32_t> expert_ids;  // MoE [n, L, k]; empty for dense
 };
 
+// One unit's ablation results: per prompt and condition, row-major [n, M].
+struct AblationUnitResult {
+  std::vector<int32_t> gold_rank;
+  std::vector<float> target_logprob;
+};
+
+// What one checkpoint masks, ranked from its own aggregates (docs/STORE.md).
+struct AblationMasks {
+  std::vector<std::pair<int32_t, int32_t>> heads;  // (layer, head), best first
+  std::vector<float> head_score;
+  std::vector<int64_t> ffn_neurons;  // flat family indices, best first
+};
+// Heads by the summed |mean importance| of their neurons, FFN/expert neurons
+// by |mean importance|, ties to the lower index. attn_mean [L, H*dh],
+// ffn_mean [L, I] or [L, E, I].
+AblationMasks rank_for_ablation(const std::vector<float>& attn_mean, const std::vector<float>& ffn_mean,
+                                const ModelShape& shape, const sweep::AblationSpec& spec);
+
 struct StoreError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
@@ -101,6 +120,10 @@ struct StoreInfo {
   std::vector<uint8_t> unit_done;        // [units]
   std::vector<uint8_t> aggregated;       // [checkpoints]
   std::vector<std::string> runs;         // run history, oldest first
+  // The ablation phase (empty when the job has none).
+  std::vector<std::string> ablation_conditions;  // [M]
+  std::vector<uint8_t> ablation_unit_done;       // [units]
+  std::vector<uint8_t> ablation_done;            // [checkpoints]
 };
 // Throws StoreError naming the file when it is not a sweep store of ours.
 StoreInfo read_store_info(const std::string& path);
@@ -132,6 +155,20 @@ class SweepStore {
   // must be done).
   void aggregate(int32_t checkpoint);
   std::vector<uint8_t> aggregated_flags();
+  // The ablation phase (jobs with [ablation] enabled). Rank 0: a
+  // checkpoint's masks from its aggregates (which must be written).
+  void write_masks(int32_t checkpoint);
+  std::vector<uint8_t> mask_flags();
+  // Any rank: the masks of a checkpoint whose mask flag is set.
+  AblationMasks read_masks(int32_t checkpoint);
+  // Independent (any rank): a unit's ablation slabs.
+  void write_ablation_unit(const sweep::WorkUnit& unit, const AblationUnitResult& r);
+  // Rank 0: the unit's ablation flag; the checkpoint's HIT@10 per condition.
+  void mark_ablation_done(int32_t unit);
+  std::vector<uint8_t> ablation_unit_flags();
+  void aggregate_ablation(int32_t checkpoint);
+  std::vector<uint8_t> ablation_flags();
+
   // Collective: records the end of this run in the history and closes.
   void close(const std::string& run_end_record);
   // Rank 0: one entry of the run history (raw data, like every write after creation).

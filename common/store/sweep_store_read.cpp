@@ -10,24 +10,6 @@ using namespace schema;
 
 namespace {
 
-std::vector<std::string> read_fixed_strings(hid_t file, const std::string& path) {
-  const auto ds = open_dataset(file, path);
-  const Handle type(static_cast<hid_t>(check(H5Dget_type(ds.id()), "type of " + path)), H5Tclose);
-  if (H5Tget_class(type.id()) != H5T_STRING || H5Tis_variable_str(type.id()) != 0)
-    throw StoreError(path + " is not a fixed-length string dataset");
-  const std::size_t width = H5Tget_size(type.id());
-  const auto n = dataset_shape(file, path).at(0);
-  std::string buf(static_cast<std::size_t>(n) * width, '\0');
-  if (n > 0)
-    check(H5Dread(ds.id(), type.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data()), "read " + path);
-  std::vector<std::string> out;
-  for (int64_t i = 0; i < n; ++i) {
-    std::string s = buf.substr(static_cast<std::size_t>(i) * width, width);
-    out.push_back(s.substr(0, s.find('\0')));
-  }
-  return out;
-}
-
 std::vector<uint8_t> read_u8(hid_t file, const std::string& path) {
   const auto n = dataset_shape(file, path).at(0);
   std::vector<uint8_t> out(static_cast<std::size_t>(n));
@@ -117,6 +99,15 @@ StoreInfo read_store_info(const std::string& path) {
   info.unit_done = read_u8(f, kUnitDone);
   info.aggregated = read_u8(f, kAggDone);
   info.runs = read_run_log(f);
+  if (H5Lexists(f, "ablation", H5P_DEFAULT) > 0) {
+    info.ablation_conditions = read_fixed_strings(f, kAblCondition);
+    const auto spec = sweep::ablation_from_conditions(info.ablation_conditions);
+    if (!spec)
+      throw StoreError(path + ": ablation/condition holds no valid list of masking conditions");
+    d.ablation = *spec;
+    info.ablation_unit_done = read_u8(f, kAblUnitDone);
+    info.ablation_done = read_u8(f, kAblDone);
+  }
   return info;
 }
 

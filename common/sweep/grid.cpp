@@ -1,6 +1,8 @@
 #include "common/sweep/grid.hpp"
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <regex>
 #include <stdexcept>
 
@@ -62,6 +64,47 @@ Grid build_grid(std::vector<CheckpointRef> checkpoints,
     }
   }
   return grid;
+}
+
+std::string format_fraction(double f) {
+  char buf[32];
+  for (int digits = 1; digits <= 17; ++digits) {
+    std::snprintf(buf, sizeof buf, "%.*g", digits, f);
+    if (std::strtod(buf, nullptr) == f) break;
+  }
+  return buf;
+}
+
+std::vector<std::string> AblationSpec::conditions() const {
+  std::vector<std::string> out = {"none"};
+  for (auto n : heads) out.push_back("heads:" + std::to_string(n));
+  if (ffn_fraction > 0) out.push_back("ffn:" + format_fraction(ffn_fraction));
+  return out;
+}
+
+int32_t AblationSpec::max_heads() const {
+  int32_t m = 0;
+  for (auto n : heads) m = std::max(m, n);
+  return m;
+}
+
+std::optional<AblationSpec> ablation_from_conditions(const std::vector<std::string>& conditions) {
+  if (conditions.empty() || conditions[0] != "none") return std::nullopt;
+  AblationSpec spec;
+  spec.enabled = true;
+  spec.heads.clear();
+  spec.ffn_fraction = 0;
+  try {
+    for (std::size_t i = 1; i < conditions.size(); ++i) {
+      const auto& c = conditions[i];
+      if (c.rfind("heads:", 0) == 0) spec.heads.push_back(std::stoi(c.substr(6)));
+      else if (c.rfind("ffn:", 0) == 0 && i + 1 == conditions.size()) spec.ffn_fraction = std::stod(c.substr(4));
+      else return std::nullopt;
+    }
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+  return spec;
 }
 
 }  // namespace lpi::sweep

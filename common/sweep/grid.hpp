@@ -37,6 +37,22 @@ struct Grid {
   int64_t prompt_count() const;
 };
 
+// The masking experiment of a job ([ablation]): after the attribution, each
+// checkpoint's prompts are evaluated with its top heads masked (one
+// condition per count in `heads`) and with its top `ffn_fraction` FFN/expert
+// neurons masked, ranked from the checkpoint's own mean importance.
+struct AblationSpec {
+  bool enabled = false;
+  std::vector<int32_t> heads = {1, 10};
+  double ffn_fraction = 0.01;
+  // "none", then "heads:N" per count, then "ffn:F" (F as written by format_fraction).
+  std::vector<std::string> conditions() const;
+  int32_t max_heads() const;
+};
+std::string format_fraction(double f);  // shortest round-trip text, e.g. "0.01"
+// The spec back from its condition names (a store's); empty when malformed.
+std::optional<AblationSpec> ablation_from_conditions(const std::vector<std::string>& conditions);
+
 // Units of at most `prompts_per_unit` prompts that never straddle a relation.
 Grid build_grid(std::vector<CheckpointRef> checkpoints,
                 const std::vector<int32_t>& prompts_per_relation, int32_t prompts_per_unit);

@@ -34,7 +34,7 @@ SweepJob parse_job(std::istream& in, const fs::path& origin, const fs::path& bas
   SweepJob job;
   job.file = origin;
   const fs::path& file = origin;
-  std::string revisions, relations, list, steps, select, per_prompt;
+  std::string revisions, relations, list, steps, select, per_prompt, heads;
   // One option a line reads best here.
   // clang-format off
   po::options_description opts;
@@ -56,7 +56,10 @@ SweepJob parse_job(std::istream& in, const fs::path& origin, const fs::path& bas
       ("attribution.batch_size", po::value(&job.batch_size)->default_value(job.batch_size))
       ("attribution.batch_invariant", po::value(&job.batch_invariant)->default_value(job.batch_invariant))
       ("units.max_attempts", po::value(&job.max_attempts)->default_value(job.max_attempts))
-      ("store.per_prompt", po::value(&per_prompt)->default_value("attn,ffn"));
+      ("store.per_prompt", po::value(&per_prompt)->default_value("attn,ffn"))
+      ("ablation.enabled", po::value(&job.ablation.enabled)->default_value(job.ablation.enabled))
+      ("ablation.heads", po::value(&heads)->default_value("1,10"))
+      ("ablation.ffn_fraction", po::value(&job.ablation.ffn_fraction)->default_value(job.ablation.ffn_fraction));
   // clang-format on
   po::variables_map vm;
   // Overrides first: Program_options keeps the first value stored for a key.
@@ -116,6 +119,21 @@ SweepJob parse_job(std::istream& in, const fs::path& origin, const fs::path& bas
     else if (family == "ffn") job.per_prompt_ffn = true;
     else if (family != "none") fail("store.per_prompt", "'" + family + "': attn, ffn or none");
   }
+  job.ablation.heads.clear();
+  for (const auto& n : split(heads, ',')) {
+    std::size_t used = 0;
+    int value = 0;
+    try {
+      value = std::stoi(n, &used);
+    } catch (const std::exception&) {
+    }
+    if (used != n.size() || value < 1) fail("ablation.heads", "'" + n + "' is not a head count >= 1");
+    job.ablation.heads.push_back(value);
+  }
+  if (!(job.ablation.ffn_fraction >= 0 && job.ablation.ffn_fraction <= 1))
+    fail("ablation.ffn_fraction", "must be in [0, 1] (0: no FFN condition)");
+  if (job.ablation.enabled && job.ablation.heads.empty() && job.ablation.ffn_fraction == 0)
+    fail("ablation", "enabled, but no condition (ablation.heads empty and ffn_fraction 0)");
   if (job.lens != "frozen" && job.lens != "exact")
     fail("attribution.lens", "'" + job.lens + "': frozen or exact");
   if (job.target != "gold" && job.target != "top1")
@@ -166,6 +184,11 @@ std::map<std::string, std::string> job_settings(const SweepJob& job) {
   if (job.per_prompt_attn) families.push_back("attn");
   if (job.per_prompt_ffn) families.push_back("ffn");
   s["store.per_prompt"] = families.empty() ? "none" : join(families);
+  s["ablation.enabled"] = job.ablation.enabled ? "true" : "false";
+  std::vector<std::string> heads;
+  for (auto n : job.ablation.heads) heads.push_back(std::to_string(n));
+  s["ablation.heads"] = join(heads);
+  s["ablation.ffn_fraction"] = format_fraction(job.ablation.ffn_fraction);
   return s;
 }
 

@@ -10,6 +10,9 @@
   check_store.py unchanged OUT.npz STORE        those units are still done and were not redone
   check_store.py lean REF STORE                 STORE keeps no per-prompt tensors, the rest equals REF
   check_store.py wait_units STORE N SECONDS     wait until N units are done (exit 1 on timeout)
+  check_store.py wait_ablation STORE N SECONDS  the same for the ablation phase's units
+  check_store.py ablation STORE                 masks re-ranked from the aggregates, HIT@10 per
+                                                condition recomputed, the masks change the model
 Exit status 0 when the check holds; the reason is printed otherwise.
 """
 import sys
@@ -20,7 +23,10 @@ import numpy as np
 RESULTS = ["importance/target", "importance/base_logprob", "importance/attn", "importance/ffn",
            "importance/expert_ids", "evaluation/gold_rank", "evaluation/hit_at_10",
            "aggregates/attn_mean", "aggregates/ffn_mean", "aggregates/hit_at_10",
-           "aggregates/hit_at_10_all", "aggregates/unit_attn_sum", "aggregates/unit_ffn_sum"]
+           "aggregates/hit_at_10_all", "aggregates/unit_attn_sum", "aggregates/unit_ffn_sum",
+           "ablation/heads", "ablation/head_score", "ablation/ffn_neurons", "ablation/gold_rank",
+           "ablation/target_logprob", "ablation/hit_at_10", "ablation/hit_at_10_all",
+           "ablation/hit_at_10_by_relation"]
 
 
 def fail(message):
@@ -35,7 +41,68 @@ def complete(path):
             fail(f"{path}: units not done: {np.flatnonzero(done == 0).tolist()}")
         if not agg.all():
             fail(f"{path}: checkpoints not aggregated: {np.flatnonzero(agg == 0).tolist()}")
-        print(f"{path}: {done.size} units done, {agg.size} checkpoints aggregated")
+        if "ablation" in f:
+            for name in ["ablation/mask_done", "ablation/unit_done", "ablation/done"]:
+                if not f[name][...].all():
+                    fail(f"{path}: {name} not all set: {np.flatnonzero(f[name][...] == 0).tolist()}")
+        print(f"{path}: {done.size} units done, {agg.size} checkpoints aggregated"
+              + (", ablation done" if "ablation" in f else ""))
+
+
+def ranked(score, keep):
+    """Indices of the `keep` largest scores, best first, ties to the lower index."""
+    return np.argsort(-score, kind="stable")[:keep]
+
+
+def ablation(path):
+    with h5py.File(path, "r") as f:
+        conditions = [c.decode() for c in f["ablation/condition"][...]]
+        if conditions[0] != "none":
+            fail(f"first condition is {conditions[0]}")
+        H, dh = int(f.attrs["num_heads"]), int(f.attrs["head_dim"])
+        C = f["checkpoints/name"].shape[0]
+        rel = f["prompts/relation"][...]
+        R = f["relations/id"].shape[0]
+        agree = total = changed = 0
+        for c in range(C):
+            attn = f["aggregates/attn_mean"][c].astype(np.float64)  # [L, H*dh]
+            score = np.abs(attn).reshape(attn.shape[0], H, dh).sum(-1).ravel()
+            heads = f["ablation/heads"][c]
+            want = ranked(score, heads.shape[0])
+            got = heads[:, 0] * H + heads[:, 1]
+            if not np.array_equal(got[got >= 0], want[: (got >= 0).sum()]):
+                fail(f"checkpoint {c}: heads {got.tolist()}, re-ranked {want.tolist()}")
+            if not np.allclose(f["ablation/head_score"][c][: len(want)], score[want], rtol=1e-6):
+                fail(f"checkpoint {c}: head scores")
+            ffn = np.abs(f["aggregates/ffn_mean"][c].astype(np.float64)).ravel()
+            neurons = f["ablation/ffn_neurons"][c]
+            if not np.array_equal(neurons, ranked(ffn, neurons.size)):
+                fail(f"checkpoint {c}: FFN neurons differ from the re-ranked top {neurons.size}")
+            rank = f["ablation/gold_rank"][c]  # [P, M]
+            hit = rank < 10
+            if (rank < 0).any():
+                fail(f"checkpoint {c}: a prompt without an ablation result")
+            if not np.array_equal(hit, f["ablation/hit_at_10"][c].astype(bool)):
+                fail(f"checkpoint {c}: ablation hit_at_10 is not gold_rank < 10")
+            if not np.allclose(hit.mean(0), f["ablation/hit_at_10_all"][c]):
+                fail(f"checkpoint {c}: hit_at_10_all per condition")
+            by = np.array([hit[rel == r].mean(0) for r in range(R)])
+            if not np.allclose(by, f["ablation/hit_at_10_by_relation"][c]):
+                fail(f"checkpoint {c}: hit_at_10_by_relation")
+            # Condition "none" goes through the batched evaluation; the
+            # attribution's rank through batch-1 forwards: the same model.
+            agree += int((hit[:, 0] == f["evaluation/hit_at_10"][c].astype(bool)).sum())
+            total += hit.shape[0]
+            logprob = f["ablation/target_logprob"][c]
+            changed += int((logprob[:, 1:] != logprob[:, :1]).any(0).sum())
+        if agree < total:
+            fail(f"unmasked HIT@10 of the ablation phase differs from the attribution's on "
+                 f"{total - agree} of {total} prompts")
+        if changed < (len(conditions) - 1) * C:
+            fail(f"a masking condition left every log-probability of a checkpoint unchanged "
+                 f"({changed} of {(len(conditions) - 1) * C} condition-checkpoints changed)")
+        print(f"{path}: ablation masks, HIT@10 per condition and the unmasked model agree "
+              f"({len(conditions) - 1} conditions x {C} checkpoints; {total} prompts)")
 
 
 def equal(a, b):
@@ -152,7 +219,11 @@ def unchanged(snap, path):
     print(f"{path}: the {int(was.sum())} units done before are untouched")
 
 
-def wait_units(path, n, seconds):
+def wait_ablation(path, n, seconds):
+    wait_units(path, n, seconds, "ablation/unit_done")
+
+
+def wait_units(path, n, seconds, flags="units/done"):
     import os
     import time
     end = time.time() + float(seconds)
@@ -160,7 +231,7 @@ def wait_units(path, n, seconds):
         if os.path.exists(path):
             try:
                 with h5py.File(path, "r") as f:
-                    if int(f["units/done"][...].sum()) >= int(n):
+                    if flags in f and int(f[flags][...].sum()) >= int(n):
                         return
             except OSError:
                 pass  # being renamed into place
@@ -171,7 +242,8 @@ def wait_units(path, n, seconds):
 if __name__ == "__main__":
     commands = {"complete": complete, "equal": equal, "attribute": attribute, "aggregates": aggregates,
                 "equal_done": equal_done, "snapshot": snapshot, "unchanged": unchanged,
-                "wait_units": wait_units, "lean": lean}
+                "wait_units": wait_units, "wait_ablation": wait_ablation, "lean": lean,
+                "ablation": ablation}
     if len(sys.argv) < 2 or sys.argv[1] not in commands:
         print(__doc__)
         sys.exit(2)

@@ -11,6 +11,8 @@
 #   refusals         wrong --resume, changed checkpoint, foreign files, existing store
 #   job_errors       unknown key, missing folder, empty relation: nothing written
 #   dry_run          grid and size printed, nothing written
+#   ablation         the masking phase: one process == mpirun -np 3, masks and
+#                    HIT@10 recomputed, the coordinator killed mid-phase and resumed
 # Environment: LPI_TOOLS_DIR (bin/), SWEEP_WORK (scratch), MPIEXEC, PYTHON.
 set -euo pipefail
 
@@ -70,7 +72,7 @@ single)
     check aggregates "$work/ref-$m.h5"
     h5dump -H "$work/ref-$m.h5" >/dev/null || fail "h5dump cannot read the store"
     status=$(sweep --status --store "$work/ref-$m.h5")
-    grep -q "^complete: 8/8 checkpoints done" <<<"$status" || fail "--status: $status"
+    grep -q "^complete: 8/8 checkpoints attributed" <<<"$status" || fail "--status: $status"
     summary=$("$py" "$here/../../analysis/scripts/sweep_summary.py" "$work/ref-$m.h5")
     grep -q "^step40-tokens10240 " <<<"$summary" || fail "sweep_summary.py: $summary"
     # The h5py example of docs/STORE.md, on this store.
@@ -183,6 +185,42 @@ crash)
   echo "$landed of $kills kills interrupted a sweep mid-way; $completed sweeps completed in between"
   [ "$landed" -ge $((kills / 2)) ] || fail "too few kills landed mid-sweep"
   ;;
+ablation)
+  for m in moe dense; do
+    jobfile=$(job $m)
+    printf '[ablation]\nenabled = true\n' >>"$jobfile"
+    rm -f "$work"/abl-$m-*.h5
+    sweep --job "$jobfile" --store "$work/abl-$m-1.h5"
+    mpi 3 --job "$jobfile" --store "$work/abl-$m-3.h5"
+    for s in 1 3; do
+      check complete "$work/abl-$m-$s.h5"
+      check ablation "$work/abl-$m-$s.h5"
+    done
+    check equal "$work/abl-$m-1.h5" "$work/abl-$m-3.h5"
+    # Kill the coordinator in the middle of the ablation phase (a worker dies
+    # too late: the phase takes a fraction of a second here), then resume.
+    store=$work/abl-$m-kill.h5
+    mpi 3 --job "$jobfile" --store "$store" >"$work/abl-$m-kill.log" 2>&1 &
+    launcher=$!
+    check wait_ablation "$store" 10 120 || fail "the ablation phase did not start"
+    for p in $(pgrep -f -- "lpi-sweep .*--store $store" || true); do
+      r=$(tr '\0' '\n' </proc/$p/environ 2>/dev/null | sed -n 's/^OMPI_COMM_WORLD_RANK=//p' || true)
+      [ "$r" = 0 ] && kill -9 "$p"
+    done
+    set +e
+    wait "$launcher"
+    rc=$?
+    set -e
+    [ "$rc" != 0 ] || fail "the killed run exited 0"
+    left=$("$py" -c 'import h5py,sys; f=h5py.File(sys.argv[1],"r"); print(int((f["ablation/unit_done"][...]==0).sum()))' "$store")
+    echo "killed rank 0 mid-ablation: exit $rc, $left ablation units left"
+    [ "$left" -gt 0 ] || fail "the kill landed after the ablation phase"
+    sweep --status --store "$store" | grep -q "ablated" || fail "--status shows no ablation column"
+    mpi 2 --resume --store "$store"
+    check complete "$store"
+    check equal "$work/abl-$m-1.h5" "$store"
+  done
+  ;;
 corrupt)
   rm -rf "$work/corrupt" "$work/corrupt.h5"
   cp -r "$work/moe" "$work/corrupt"
@@ -194,7 +232,7 @@ corrupt)
   expect_error 1 "$bad" mpi 3 --job "$work/job-corrupt.ini" --store "$work/corrupt.h5"
   grep -q "given up" <<<"$out" || fail "the report does not list the given-up units"
   status=$(sweep --status --store "$work/corrupt.h5")
-  grep -q "^incomplete: 7/8 checkpoints done" <<<"$status" || fail "--status: $status"
+  grep -q "^incomplete: 7/8 checkpoints attributed" <<<"$status" || fail "--status: $status"
   check equal_done "$work/ref-moe.h5" "$work/corrupt.h5"
   ;;
 refusals)

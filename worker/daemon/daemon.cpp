@@ -4,6 +4,7 @@
 #include <future>
 #include <map>
 
+#include "worker/engine/evaluate.hpp"
 #include "worker/engine/gated_lpi.hpp"
 #include "worker/engine/threads.hpp"
 
@@ -36,6 +37,8 @@ struct WorkerDaemon::State {
   int32_t next_checkpoint = -1;
   std::future<en::Transformer> next;
   std::map<int32_t, std::string> load_errors;  // a checkpoint that failed once is not reread
+  int32_t masks_for = -1;
+  std::vector<en::Ablation> conditions;  // the ablation phase: one per condition after "none"
 
   State(store::SweepStore& s, const DaemonOptions& o) : store(s), options(o) {}
 
@@ -152,6 +155,73 @@ UnitOutcome WorkerDaemon::run(const sweep::WorkUnit& u, int32_t prefetch) {
     out.compute_seconds = since(t);
     t = clock_type::now();
     s.store.write_unit(u, r);
+    out.store_seconds = since(t);
+  } catch (const std::exception& e) {
+    out.error = e.what();
+  }
+  return out;
+}
+
+namespace {
+
+// The engine's ablations for a checkpoint's masks: the first N heads for
+// each "heads:N", the ranked FFN/expert neurons for "ffn:F".
+std::vector<en::Ablation> conditions_of(const store::AblationMasks& m,
+                                        const sweep::AblationSpec& spec,
+                                        const store::ModelShape& sh) {
+  std::vector<en::Ablation> out;
+  for (auto n : spec.heads) {
+    en::Ablation a;
+    for (std::size_t i = 0; i < static_cast<std::size_t>(n) && i < m.heads.size(); ++i)
+      a.heads[m.heads[i].first].push_back(m.heads[i].second);
+    out.push_back(std::move(a));
+  }
+  if (spec.ffn_fraction > 0) {
+    const int64_t per_layer = std::max<int64_t>(1, sh.num_experts) * sh.intermediate_size;
+    en::Ablation a;
+    for (auto n : m.ffn_neurons) a.ffn_neurons[n / per_layer].push_back(n % per_layer);
+    out.push_back(std::move(a));
+  }
+  return out;
+}
+
+}  // namespace
+
+UnitOutcome WorkerDaemon::run_ablation(const sweep::WorkUnit& u, int32_t prefetch) {
+  auto& s = *s_;
+  UnitOutcome out;
+  try {
+    auto t = clock_type::now();
+    s.ensure(u.checkpoint);
+    out.load_seconds = since(t);
+    s.prefetch(prefetch);
+    t = clock_type::now();
+    const auto& d = s.store.description();
+    if (s.masks_for != u.checkpoint) {
+      s.conditions = conditions_of(s.store.read_masks(u.checkpoint), d.ablation, d.shape);
+      s.masks_for = u.checkpoint;
+    }
+    const auto first = d.prompt_ids.begin() + u.first_prompt;
+    const std::vector<std::vector<int32_t>> prompts(first, first + u.prompt_count);
+    const auto g = d.prompt_gold.begin() + u.first_prompt;
+    const std::vector<int32_t> gold(g, g + u.prompt_count);
+    const std::size_t M = s.conditions.size() + 1;
+    store::AblationUnitResult r;
+    r.gold_rank.resize(prompts.size() * M);
+    r.target_logprob.resize(prompts.size() * M);
+    for (std::size_t m = 0; m < M; ++m) {
+      en::EvaluateOptions eo;
+      eo.batch_size = s.options.batch_size;
+      eo.ablation = m == 0 ? nullptr : &s.conditions[m - 1];
+      const auto scores = en::evaluate(s.model, prompts, gold, eo);
+      for (std::size_t p = 0; p < prompts.size(); ++p) {
+        r.gold_rank[p * M + m] = static_cast<int32_t>(scores[p].target_rank);
+        r.target_logprob[p * M + m] = scores[p].target_logprob;
+      }
+    }
+    out.compute_seconds = since(t);
+    t = clock_type::now();
+    s.store.write_ablation_unit(u, r);
     out.store_seconds = since(t);
   } catch (const std::exception& e) {
     out.error = e.what();

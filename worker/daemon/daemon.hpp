@@ -3,6 +3,7 @@
 // it computes on the current one, runs Gated-LPI on each unit's prompts and
 // writes the results into the sweep store itself. The header is free of
 // libtorch (the engine lives behind it), so the sweep's driver compiles fast.
+// In a job with [ablation] it also evaluates units under the masks.
 #pragma once
 
 #include <cstdint>
@@ -40,6 +41,9 @@ class WorkerDaemon {
   // model shape, a store error) is returned, not thrown: the daemon lives on.
   // `prefetch` >= 0: start loading that checkpoint in the background.
   UnitOutcome run(const sweep::WorkUnit& unit, int32_t prefetch);
+  // The ablation phase: the unit's prompts evaluated under every masking
+  // condition of the job, with the checkpoint's masks read from the store.
+  UnitOutcome run_ablation(const sweep::WorkUnit& unit, int32_t prefetch);
   int32_t loaded() const;
 
  private:

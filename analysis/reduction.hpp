@@ -1,0 +1,117 @@
+// The reduction phase's arithmetic (docs/STORE.md, "The `analysis` group"),
+// without HDF5: per-prompt importance vectors stream in one checkpoint at a
+// time; out come, for every scope (all prompts, then each relation) and for
+// the point estimate and every bootstrap resample, the top-1% Jaccard
+// trajectory, the positive-gain concentration R_t, the layer profiles, and
+// their means, rho_avg and sigma_rel over step ranges, with random-set
+// baselines and bootstrap quantiles. The ablation summary (HIT@10 drop per
+// checkpoint and its mean) comes from per-prompt hits the same way.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "common/world/world.hpp"
+
+namespace lpi::analysis {
+
+enum class SetScope { Family, Layer };  // one top set over all neurons, or one per layer
+
+struct StepRange {
+  int64_t first = 0, last = 0;  // inclusive steps
+  std::string label() const;    // "10000-70000"
+};
+
+struct ReductionOptions {
+  double fraction = 0.01;
+  int bootstrap = 100;  // resamples of the prompts (0: no intervals)
+  uint64_t seed = 1;
+  SetScope top_scope = SetScope::Family;  // for J_stab
+  SetScope gain_scope = SetScope::Layer;  // for R_t (the paper: "all neurons in the layer")
+  double confidence = 0.95;               // the bootstrap interval's coverage
+};
+
+// The analysed prompts: each position's relation (0..relations-1), and the
+// stratified bootstrap resamples (B rows of P positions, each drawn among the
+// positions of the same relation; the same draw at every checkpoint).
+struct PromptDesign {
+  std::vector<int32_t> relation;  // [P]
+  int32_t relations = 0;
+  std::vector<std::vector<int32_t>> resamples;  // [B][P]
+  int32_t scopes() const { return relations + 1; }
+};
+PromptDesign make_design(const std::vector<int32_t>& relation, int32_t relations, int bootstrap,
+                         uint64_t seed);
+
+// The q-quantile of the finite values, interpolating linearly between order
+// statistics (numpy.quantile's default); NaN when none is finite.
+double quantile(std::vector<double> values, double q);
+
+// A statistic for every scope and position, with its bootstrap interval: row-major [scopes, n].
+struct Stat {
+  int64_t scopes = 0, n = 0;
+  std::vector<double> value, lo, hi;
+  double at(int64_t s, int64_t i) const { return value[static_cast<std::size_t>(s * n + i)]; }
+};
+
+struct FamilyResult {
+  int64_t neurons = 0, layers = 0, top_count = 0;
+  Stat jaccard, gain_concentration;     // [S, C-1], pair q = checkpoints q, q+1
+  std::vector<double> jaccard_random;   // [C-1]
+  std::vector<double> gain_random;      // [S, C-1]
+  Stat layer_profile;                   // [S, C * L]
+  Stat layer_mean;                      // [S, C]
+  std::vector<int64_t> random_sets;     // [C, K]
+  Stat jaccard_mean, gain_mean, rho_avg, sigma_rel;  // [S, Q]
+  std::vector<double> jaccard_mean_random;  // [Q]
+  std::vector<double> gain_mean_random;     // [S, Q]
+};
+
+// Adds weight x (prompt `source`'s vector) into acc [neurons].
+using AddPrompt = std::function<void(int32_t source, double weight, double* acc)>;
+
+// One neuron family (FFN/expert or attention) over the analysed checkpoints.
+class FamilyReduction {
+ public:
+  FamilyReduction(int64_t neurons, int64_t layers, const PromptDesign& design,
+                  const ReductionOptions& options);
+  // The next checkpoint's per-prompt vectors, through `add`.
+  void add_checkpoint(const AddPrompt& add);
+  // `steps`: the analysed checkpoints' steps; `ranges`: the step ranges.
+  FamilyResult finish(const std::vector<int64_t>& steps, const std::vector<StepRange>& ranges) const;
+
+  int64_t top_count() const;  // |T|: the size of a top set (and of a random set)
+  std::size_t state_bytes() const;
+
+ private:
+  std::vector<int64_t> top_set(const std::vector<double>& x) const;
+  double concentration(const std::vector<double>& gain) const;
+  int64_t neurons_, layers_;
+  const PromptDesign& design_;
+  ReductionOptions options_;
+  int64_t checkpoints_ = 0;
+  world::Rng rng_;
+  // Per draw (0: the point estimate, 1..B: resamples) and scope.
+  std::vector<std::vector<double>> previous_;              // |S| of the previous checkpoint
+  std::vector<std::vector<int64_t>> previous_top_;
+  std::vector<std::vector<double>> jaccard_, gain_;        // per pair
+  std::vector<std::vector<double>> profiles_;              // [C * L]
+  std::vector<int64_t> random_sets_;                       // [C, K]
+  std::vector<double> jaccard_random_;                     // [C-1]
+  std::vector<std::vector<double>> gain_random_;           // per scope, [C-1]
+};
+
+// The ablation summary from per-prompt hits [C][P][M] (condition 0 = none).
+struct AblationResult {
+  int64_t conditions = 0;  // M - 1
+  Stat hit_before;         // [S, C]
+  Stat hit_after;          // [S, C * (M-1)]
+  Stat drop_percent;       // [S, C * (M-1)]
+  Stat drop_mean;          // [S, M-1]
+};
+AblationResult reduce_ablation(const std::vector<std::vector<std::vector<uint8_t>>>& hits,
+                               const PromptDesign& design, const ReductionOptions& options);
+
+}  // namespace lpi::analysis

@@ -1,0 +1,112 @@
+// lpi-analyze: the reduction phase. Reads every analysed checkpoint of one or
+// more sweep stores and computes the paper's temporal metrics per neuron
+// family (top-1% Jaccard, R_t, layer profiles, rho_avg, sigma_rel), per
+// relation and overall, with random-set baselines and bootstrap intervals
+// over prompts, and the ablation summary; writes them into each store's
+// `analysis` group (replaced whole) and, with --csv, into CSV files; prints
+// the paper's Tables 2-4 (docs/STORE.md).
+//   lpi-analyze --store runs/sweep-tiny-olmoe.h5 --store runs/sweep-tiny-olmo.h5 --csv runs/analysis
+#include <boost/program_options.hpp>
+#include <iostream>
+
+#include "analysis/tools/analyze_store.hpp"
+#include "common/store/sweep_store.hpp"
+
+namespace po = boost::program_options;
+namespace an = lpi::analysis;
+
+namespace {
+
+an::StepRange parse_range(const std::string& text) {
+  const auto colon = text.find(':');
+  try {
+    if (colon == std::string::npos) throw std::invalid_argument("no colon");
+    std::size_t a = 0, b = 0;
+    const auto first = std::stoll(text.substr(0, colon), &a);
+    const auto last = std::stoll(text.substr(colon + 1), &b);
+    if (a != colon || b != text.size() - colon - 1 || first > last) throw std::invalid_argument("order");
+    return {first, last};
+  } catch (const std::exception&) {
+    throw po::error("--range '" + text + "': expected FIRST:LAST steps, FIRST <= LAST");
+  }
+}
+
+an::SetScope parse_scope(const std::string& text, const char* option) {
+  if (text == "family") return an::SetScope::Family;
+  if (text == "layer") return an::SetScope::Layer;
+  throw po::error(std::string("--") + option + " '" + text + "': family or layer");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> stores, ranges;
+  std::string csv, top_scope, gain_scope;
+  an::AnalyzeOptions opt;
+  bool help = false, quiet = false;
+  int64_t seed = 1;
+  // clang-format off
+  po::options_description o("lpi-analyze: the paper's temporal metrics, ablation summary and tables from sweep stores");
+  o.add_options()
+      ("help,h", po::bool_switch(&help), "show this help")
+      ("store", po::value(&stores)->composing(), "a sweep store (repeatable: a MoE and a dense one)")
+      ("allow-partial", po::bool_switch(&opt.allow_partial), "analyse the checkpoints that are done in an incomplete sweep")
+      ("range", po::value(&ranges)->composing(),
+       "a step range FIRST:LAST for the means, rho_avg and sigma_rel (repeatable; default: the paper's "
+       "10000:70000 100000:600000 10000:600000 10000:1200000); the whole trajectory is always added")
+      ("snapshot", po::value(&opt.snapshot_steps)->composing(), "a step for the layer snapshots of Figures 3 and 4 (repeatable; default: first, middle, last)")
+      ("fraction", po::value(&opt.reduction.fraction)->default_value(0.01), "the top fraction of neurons (the paper: 1%)")
+      ("bootstrap", po::value(&opt.reduction.bootstrap)->default_value(100), "bootstrap resamples of the prompts (0: no intervals)")
+      ("seed", po::value(&seed)->default_value(1), "seed of the resamples and the random sets")
+      ("top-scope", po::value(&top_scope)->default_value("family"), "J_stab's top set: over the family, or per layer")
+      ("gain-scope", po::value(&gain_scope)->default_value("layer"), "R_t's share: of each layer's gain (the paper), or the family's")
+      ("csv", po::value(&csv), "also write the results as CSV files into this folder")
+      ("quiet,q", po::bool_switch(&quiet), "no progress lines");
+  // clang-format on
+  try {
+    po::variables_map vm;
+    po::store(po::parse_command_line(argc, argv, o), vm);
+    po::notify(vm);
+    if (help) {
+      std::cout << o << "\n";
+      return 0;
+    }
+    if (stores.empty()) throw po::error("--store is required");
+    if (!(opt.reduction.fraction > 0 && opt.reduction.fraction <= 1))
+      throw po::error("--fraction must be in (0, 1]");
+    if (opt.reduction.bootstrap < 0) throw po::error("--bootstrap must be >= 0");
+    opt.reduction.seed = static_cast<uint64_t>(seed);
+    opt.reduction.top_scope = parse_scope(top_scope, "top-scope");
+    opt.reduction.gain_scope = parse_scope(gain_scope, "gain-scope");
+    if (ranges.empty()) ranges = {"10000:70000", "100000:600000", "10000:600000", "10000:1200000"};
+    for (const auto& r : ranges) opt.ranges.push_back(parse_range(r));
+    for (int i = 0; i < argc; ++i) opt.command += (i ? " " : "") + std::string(argv[i]);
+  } catch (const po::error& e) {
+    std::cerr << "lpi-analyze: " << e.what() << "\n" << o << "\n";
+    return 2;
+  }
+  const auto warn = [](const std::string& w) { std::cerr << "lpi-analyze: warning: " << w << "\n"; };
+  std::vector<an::StoreAnalysis> done;
+  try {
+    const auto plans = an::plan_stores(stores, opt, warn);
+    for (const auto& plan : plans) {
+      if (!quiet)
+        std::cerr << "lpi-analyze: " << plan.path << ": " << plan.checkpoints.size() << " checkpoints, "
+                  << plan.prompts.size() << " prompts, " << opt.reduction.bootstrap
+                  << " bootstrap resamples\n";
+      auto a = an::analyze_store(plan, opt, warn, [&](std::size_t i, std::size_t n) {
+        if (!quiet && (i == n || i % 10 == 0))
+          std::cerr << "lpi-analyze: " << plan.path << ": checkpoint " << i << "/" << n << "\n";
+      });
+      an::write_analysis(a, opt);
+      if (!csv.empty())
+        for (const auto& f : an::write_csv(a, csv)) std::cerr << "lpi-analyze: wrote " << f << "\n";
+      done.push_back(std::move(a));
+    }
+  } catch (const std::exception& e) {
+    std::cerr << "lpi-analyze: " << e.what() << "\n";
+    return 2;
+  }
+  std::cout << an::tables_text(done);
+  return 0;
+}
