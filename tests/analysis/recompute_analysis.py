@@ -516,6 +516,10 @@ def main():
               f"{len(inputs.scopes)} scopes, {B} resamples, fraction {inputs.fraction}, "
               f"top_scope {inputs.top_scope}, gain_scope {inputs.gain_scope}, "
               f"{len(inputs.range_first)} ranges")
+        confidence = f["analysis"].attrs.get("confidence")
+        if confidence is not None and not np.isclose(float(confidence), 0.95):
+            print(f"note: /analysis has confidence {confidence}; this check uses the "
+                  f"{CONFIDENCE} quantiles that docs/STORE.md fixes")
         check_inputs(f, inputs, report)
         for family in ("ffn", "attn"):
             if family not in f["analysis"]:
