@@ -3,15 +3,18 @@
 # installs the packages, builds, pre-trains the tiny OLMoE and the tiny dense
 # OLMo on the synthetic world (or reuses complete runs under runs/), then
 # sweeps every saved checkpoint of both under mpirun (rank 0 the coordinator,
-# two worker daemons) into one HDF5 store per model, and prints a summary of
-# each store. A store that exists is resumed (or left as it is if complete).
+# two worker daemons) into one HDF5 store per model (Gated-LPI, then the
+# masking experiment), prints a summary of each store, and runs the reduction
+# phase: lpi-analyze into each store's /analysis group and runs/analysis/*.csv,
+# the paper's Figures 1-5 and a one-page report with Tables 2-4. A store that
+# exists is resumed (or left as it is if complete).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${LPI_BUILD_DIR:-$root/build}"
 runs="${LPI_RUNS_DIR:-$root/runs}"
 
 bash "$root/deploy/install-deps.sh"
-LPI_BUILD_DIR="$build" bash "$root/deploy/build.sh" lpi-pretrain lpi-sweep
+LPI_BUILD_DIR="$build" bash "$root/deploy/build.sh" lpi-pretrain lpi-sweep lpi-analyze lpi-query
 ranks="${LPI_RANKS:-3}"
 mpi_flags=(--oversubscribe)
 if [ "$(id -u)" = 0 ]; then
@@ -41,3 +44,18 @@ for model in olmoe olmo; do
   echo "== the store of tiny-$model (analysis/scripts/sweep_summary.py)"
   /usr/bin/python3 "$root/analysis/scripts/sweep_summary.py" "$runs/sweep-tiny-$model.h5"
 done
+
+# The paper's step ranges (10K-70K, 100K-600K, 10K-600K, 10K-1.2M) scaled to
+# the tiny trajectories' 700 steps: the same numbers, in steps.
+analysis="$runs/analysis"
+stores=("$runs/sweep-tiny-olmoe.h5" "$runs/sweep-tiny-olmo.h5")
+echo
+echo "== the reduction phase: lpi-analyze --store ${stores[*]} (tables also in $analysis/tables.txt)"
+mkdir -p "$analysis"
+"$build/bin/lpi-analyze" --store "${stores[0]}" --store "${stores[1]}" --range 10:70 --range 100:600 \
+  --range 10:600 --range 10:700 --csv "$analysis" >"$analysis/tables.txt"
+/usr/bin/python3 "$root/analysis/scripts/figures.py" "${stores[@]}" --out "$analysis/figures"
+echo
+echo "== the report ($analysis/report.md): the paper's Tables 2-4 for the tiny trajectories"
+/usr/bin/python3 "$root/analysis/scripts/report.py" "${stores[@]}" --out "$analysis/report.md" \
+  --figures "$analysis/figures"

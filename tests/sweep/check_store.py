@@ -11,6 +11,7 @@
   check_store.py lean REF STORE                 STORE keeps no per-prompt tensors, the rest equals REF
   check_store.py wait_units STORE N SECONDS     wait until N units are done (exit 1 on timeout)
   check_store.py wait_ablation STORE N SECONDS  the same for the ablation phase's units
+  check_store.py digest STORE                   a hash of every dataset and attribute outside /analysis
   check_store.py ablation STORE                 masks re-ranked from the aggregates, HIT@10 per
                                                 condition recomputed, the masks change the model
 Exit status 0 when the check holds; the reason is printed otherwise.
@@ -219,6 +220,26 @@ def unchanged(snap, path):
     print(f"{path}: the {int(was.sum())} units done before are untouched")
 
 
+def digest(path):
+    import hashlib
+    h = hashlib.sha256()
+
+    def visit(name, obj):
+        if name == "analysis" or name.startswith("analysis/"):
+            return
+        h.update(name.encode())
+        for key in sorted(obj.attrs):
+            h.update(key.encode() + repr(obj.attrs[key]).encode())
+        if isinstance(obj, h5py.Dataset):
+            h.update(obj[...].tobytes())
+
+    with h5py.File(path, "r") as f:
+        for key in sorted(f.attrs):
+            h.update(key.encode() + repr(f.attrs[key]).encode())
+        f.visititems(visit)
+    print(h.hexdigest())
+
+
 def wait_ablation(path, n, seconds):
     wait_units(path, n, seconds, "ablation/unit_done")
 
@@ -243,7 +264,7 @@ if __name__ == "__main__":
     commands = {"complete": complete, "equal": equal, "attribute": attribute, "aggregates": aggregates,
                 "equal_done": equal_done, "snapshot": snapshot, "unchanged": unchanged,
                 "wait_units": wait_units, "wait_ablation": wait_ablation, "lean": lean,
-                "ablation": ablation}
+                "ablation": ablation, "digest": digest}
     if len(sys.argv) < 2 or sys.argv[1] not in commands:
         print(__doc__)
         sys.exit(2)

@@ -11,6 +11,10 @@
 #   refusals         wrong --resume, changed checkpoint, foreign files, existing store
 #   job_errors       unknown key, missing folder, empty relation: nothing written
 #   dry_run          grid and size printed, nothing written
+#   analysis         end to end: sweep with ablation -> lpi-analyze -> figures and
+#                    report; the reduction checked by an independent numpy
+#                    recomputation; its bad input (foreign, partial, differing
+#                    prompts, short range, lean store); per-prompt data untouched
 #   ablation         the masking phase: one process == mpirun -np 3, masks and
 #                    HIT@10 recomputed, the coordinator killed mid-phase and resumed
 # Environment: LPI_TOOLS_DIR (bin/), SWEEP_WORK (scratch), MPIEXEC, PYTHON.
@@ -220,6 +224,77 @@ ablation)
     check complete "$store"
     check equal "$work/abl-$m-1.h5" "$store"
   done
+  ;;
+analysis)
+  a=$work/analysis
+  rm -rf "$a" && mkdir -p "$a"
+  src=$(cd "$here/../.." && pwd)
+  for m in moe dense; do
+    jobfile=$(job $m)
+    printf '[ablation]\nenabled = true\n' >>"$jobfile"
+    mpi 3 --job "$jobfile" --units.prompts_per_unit=10 --store "$a/$m.h5" >"$a/sweep-$m.log" 2>&1 ||
+      fail "the sweep of $m: $(tail -3 "$a/sweep-$m.log")"
+    check complete "$a/$m.h5"
+  done
+  before_moe=$(check digest "$a/moe.h5")
+  before_dense=$(check digest "$a/dense.h5")
+  analyze() { "$bin/lpi-analyze" -q --range 4:16 --range 16:40 "$@"; }
+  analyze --store "$a/moe.h5" --store "$a/dense.h5" --bootstrap 7 >"$a/tables-first.txt"
+  # A rerun replaces the group whole.
+  analyze --store "$a/moe.h5" --store "$a/dense.h5" --csv "$a/csv" >"$a/tables.txt"
+  cat "$a/tables.txt"
+  [ "$(check digest "$a/moe.h5")" = "$before_moe" ] || fail "lpi-analyze changed data outside /analysis (moe)"
+  [ "$(check digest "$a/dense.h5")" = "$before_dense" ] || fail "lpi-analyze changed data outside /analysis (dense)"
+  "$py" - "$a/moe.h5" <<'PY' || fail "the rerun did not replace /analysis"
+import sys, h5py
+with h5py.File(sys.argv[1], "r") as f:
+    g = f["analysis"]
+    assert g["bootstrap"].shape[0] == 100 and g.attrs["bootstrap"] == 100, g["bootstrap"].shape
+    assert g["ablation/drop_percent_mean"].shape[1] == 3
+print("rerun: /analysis holds the second run's 100 resamples")
+PY
+  for m in moe dense; do "$py" "$src/tests/analysis/recompute_analysis.py" "$a/$m.h5" | tail -1; done
+  "$py" "$src/tests/analysis/test_figures.py" --out "$a/figures" "$a/moe.h5" "$a/dense.h5"
+  grep -q "^Table 4" "$a/tables.txt" || fail "no Table 4 in lpi-analyze's output"
+  "$py" - "$a/moe.h5" "$a/csv/sweep-test-moe-summary.csv" <<'PY' || fail "CSV and store disagree"
+import csv, sys, h5py, numpy as np
+with h5py.File(sys.argv[1], "r") as f, open(sys.argv[2]) as c:
+    rows = [r for r in csv.DictReader(c) if r["family"] == "ffn" and r["scope"] == "all"
+            and r["metric"] == "jaccard_mean"]
+    want = f["analysis/ffn/jaccard_mean"][0]
+    got = np.array([float(r["value"]) if r["value"] else np.nan for r in rows])
+    assert np.allclose(got, want, equal_nan=True, rtol=0, atol=1e-15), (got, want)
+print(f"CSV summary == /analysis ({len(rows)} ranges)")
+PY
+  # Bad input.
+  echo "not a store" >"$a/text.h5"
+  expect_error 2 "is not an HDF5 file" "$bin/lpi-analyze" --store "$a/text.h5"
+  "$py" -c 'import h5py,sys; h5py.File(sys.argv[1],"w").attrs["format"]="something else"' "$a/foreign.h5"
+  expect_error 2 "is not an lpi-sweep store" "$bin/lpi-analyze" --store "$a/foreign.h5"
+  cp "$a/dense.h5" "$a/partial.h5"
+  name=$("$py" -c 'import h5py,sys; f=h5py.File(sys.argv[1],"r+"); f["aggregates/done"][3]=0; print(f["checkpoints/name"][3].decode())' "$a/partial.h5")
+  expect_error 2 "not done (attribution and ablation): $name" "$bin/lpi-analyze" --store "$a/partial.h5"
+  analyze --store "$a/partial.h5" --allow-partial --bootstrap 5 2>"$a/partial.err" >/dev/null
+  grep -q "not complete.*$name.*--allow-partial" "$a/partial.err" || fail "no warning naming $name: $(cat "$a/partial.err")"
+  "$py" -c 'import h5py,sys; c=h5py.File(sys.argv[1],"r")["analysis/checkpoint"][...].tolist(); assert 3 not in c and len(c)==7, c' "$a/partial.h5"
+  "$py" "$src/tests/analysis/recompute_analysis.py" "$a/partial.h5" | tail -1
+  expect_error 0 "step range 1000-2000 holds 0 analysed checkpoint(s)" \
+    "$bin/lpi-analyze" -q --store "$a/dense.h5" --range 1000:2000 --bootstrap 2
+  relations=$("$py" -c 'import h5py,sys; print(",".join(r.decode() for r in h5py.File(sys.argv[1],"r")["relations/id"][:3]))' "$a/dense.h5")
+  mpi 3 --job "$(job dense)" --units.prompts_per_unit=10 --relations.select="$relations" \
+    --store "$a/subset.h5" >"$a/subset.log" 2>&1 || fail "the subset sweep"
+  expect_error 0 "comparing only the" analyze --store "$a/moe.h5" --store "$a/subset.h5" --bootstrap 3
+  "$py" - "$a/moe.h5" "$a/subset.h5" <<'PY' || fail "the common prompts"
+import sys, h5py
+with h5py.File(sys.argv[1], "r") as f, h5py.File(sys.argv[2], "r") as g:
+    n = g["prompts/relation"].shape[0]
+    assert f["analysis/prompt"].shape[0] == n == g["analysis/prompt"].shape[0], n
+    assert f["analysis"].attrs["compared_with"] == sys.argv[2]
+print(f"two stores with different relations: both analysed on their {n} common prompts")
+PY
+  mpi 3 --job "$(job dense)" --units.prompts_per_unit=10 --store.per_prompt=attn \
+    --store "$a/lean.h5" >"$a/lean.log" 2>&1 || fail "the lean sweep"
+  expect_error 2 "keeps no per-prompt FFN importance" "$bin/lpi-analyze" --store "$a/lean.h5"
   ;;
 corrupt)
   rm -rf "$work/corrupt" "$work/corrupt.h5"
