@@ -74,6 +74,7 @@ def band_line(ax, x, values, lo, hi, color, label, scale=1.0, **style):
 
 
 def step_axis(ax, ylabel):
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.xaxis.set_major_formatter(STEP_AXIS)
     ax.set_xlabel("training step")
     ax.set_ylabel(ylabel)
