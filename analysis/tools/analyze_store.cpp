@@ -47,7 +47,17 @@ std::vector<StorePlan> plan_stores(const std::vector<std::string>& paths,
   std::vector<StorePlan> plans;
   std::vector<store::StoreInfo> infos;
   for (const auto& path : paths) {
-    auto info = store::read_store_info(path);  // throws naming the file if it is not ours
+    store::StoreInfo info;
+    try {
+      info = store::read_store_info(path);  // throws naming the file if it is not ours
+    } catch (const h5::H5Error& e) {
+      const bool locked = std::string(e.what()).find("lock") != std::string::npos;
+      throw std::runtime_error("store " + path + " cannot be read" +
+                               (locked ? " (another process has it open for writing: is lpi-sweep "
+                                         "still running on it?)"
+                                       : "") +
+                               ": " + e.what());
+    }
     const auto& d = info.description;
     if (!d.per_prompt_attn || !d.per_prompt_ffn)
       throw std::runtime_error("store " + path + " keeps no per-prompt " +
@@ -298,7 +308,13 @@ const char* scope_name(SetScope s) {
 
 void write_analysis(const StoreAnalysis& a, const AnalyzeOptions& options) {
   const auto& p = a.plan;
-  const auto file = h5::open_file_rw(p.path);
+  h5::Handle file;
+  try {
+    file = h5::open_file_rw(p.path);
+  } catch (const h5::H5Error& e) {
+    throw std::runtime_error("store " + p.path + " cannot be opened for writing the analysis (is "
+                             "lpi-sweep still running on it, or is the file read-only?): " + e.what());
+  }
   if (H5Lexists(file.id(), "analysis", H5P_DEFAULT) > 0)
     h5::check(H5Ldelete(file.id(), "analysis", H5P_DEFAULT), "delete the old /analysis of " + p.path);
   const auto g = h5::create_group(file.id(), "analysis");

@@ -295,6 +295,14 @@ PY
   mpi 3 --job "$(job dense)" --units.prompts_per_unit=10 --store.per_prompt=attn \
     --store "$a/lean.h5" >"$a/lean.log" 2>&1 || fail "the lean sweep"
   expect_error 2 "keeps no per-prompt FFN importance" "$bin/lpi-analyze" --store "$a/lean.h5"
+  # A store another process holds open for writing (a sweep still running).
+  "$py" -c 'import h5py,sys,time; f=h5py.File(sys.argv[1],"r+"); print("open", flush=True); time.sleep(30)' \
+    "$a/dense.h5" >"$a/holder.out" &
+  holder=$!
+  for _ in $(seq 100); do grep -q open "$a/holder.out" && break; sleep 0.1; done
+  expect_error 2 "is lpi-sweep still running on it?" "$bin/lpi-analyze" --store "$a/dense.h5"
+  kill "$holder"
+  wait "$holder" 2>/dev/null || true
   ;;
 corrupt)
   rm -rf "$work/corrupt" "$work/corrupt.h5"
