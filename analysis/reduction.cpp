@@ -1,9 +1,11 @@
 #include "analysis/reduction.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <numeric>
 #include <stdexcept>
+#include <thread>
 
 #include "analysis/metrics.hpp"
 
@@ -174,8 +176,10 @@ void FamilyReduction::add_checkpoint(const AddPrompt& add) {
     jaccard_random_.push_back(jaccard(last, random_set));
   }
 
-  std::vector<std::vector<double>> acc(static_cast<std::size_t>(R), std::vector<double>(N));
-  for (std::size_t d = 0; d <= design_.resamples.size(); ++d) {
+  // One draw (0: the point estimate, then each resample): its scores, top
+  // sets, gains and profiles. Draws touch only their own slots, so they run
+  // on `threads` threads with the same results.
+  const auto one_draw = [&](std::size_t d, std::vector<std::vector<double>>& acc) {
     for (auto& a : acc) std::fill(a.begin(), a.end(), 0.0);
     for (std::size_t j = 0; j < P; ++j) {
       const int32_t source = d == 0 ? static_cast<int32_t>(j) : design_.resamples[d - 1][j];
@@ -217,7 +221,26 @@ void FamilyReduction::add_checkpoint(const AddPrompt& add) {
       previous_[slot] = std::move(score);
       previous_top_[slot] = std::move(top);
     }
-  }
+  };
+  const std::size_t draws = design_.resamples.size() + 1;
+  const auto threads = std::min<std::size_t>(draws, static_cast<std::size_t>(std::max(1, options_.threads)));
+  std::atomic<std::size_t> next{0};
+  std::vector<std::exception_ptr> errors(threads);
+  const auto worker = [&](std::size_t t) {
+    try {
+      std::vector<std::vector<double>> acc(static_cast<std::size_t>(R), std::vector<double>(N));
+      for (std::size_t d = next++; d < draws; d = next++) one_draw(d, acc);
+    } catch (...) {
+      errors[t] = std::current_exception();
+      next = draws;
+    }
+  };
+  std::vector<std::thread> helpers;
+  for (std::size_t t = 1; t < threads; ++t) helpers.emplace_back(worker, t);
+  worker(0);
+  for (auto& h : helpers) h.join();
+  for (const auto& e : errors)
+    if (e) std::rethrow_exception(e);
   random_sets_.insert(random_sets_.end(), random_set.begin(), random_set.end());
   ++checkpoints_;
 }

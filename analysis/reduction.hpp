@@ -31,6 +31,7 @@ struct ReductionOptions {
   SetScope top_scope = SetScope::Family;  // for J_stab
   SetScope gain_scope = SetScope::Layer;  // for R_t (the paper: "all neurons in the layer")
   double confidence = 0.95;               // the bootstrap interval's coverage
+  int threads = 1;  // draws computed in parallel (results do not depend on it)
 };
 
 // The analysed prompts: each position's relation (0..relations-1), and the

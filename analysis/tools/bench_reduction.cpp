@@ -5,7 +5,6 @@
 //   lpi-bench-reduction --bootstrap 10 --checkpoints 3
 #include <boost/program_options.hpp>
 #include <chrono>
-#include <cmath>
 #include <iostream>
 
 #include "analysis/reduction.hpp"
@@ -28,6 +27,7 @@ int main(int argc, char** argv) {
       ("prompts", po::value(&prompts)->default_value(prompts))
       ("relations", po::value(&relations)->default_value(relations))
       ("bootstrap", po::value(&o.bootstrap)->default_value(10))
+      ("threads", po::value(&o.threads)->default_value(1))
       ("checkpoints", po::value(&checkpoints)->default_value(checkpoints));
   // clang-format on
   po::variables_map vm;
@@ -44,15 +44,27 @@ int main(int argc, char** argv) {
   an::FamilyReduction r(N, layers, design, o);
   std::cout << "neurons " << N << ", prompts " << prompts << ", relations " << relations
             << ", bootstrap " << o.bootstrap << ": state " << r.state_bytes() / 1e9 << " GB\n";
+  // One checkpoint's per-prompt values in memory, as lpi-analyze holds them
+  // (float, the k active experts' rows), from a cheap generator.
+  const int64_t row = layers * active * width;
+  std::vector<float> values(static_cast<std::size_t>(prompts * row));
+  uint64_t x = 88172645463325252ULL;
+  for (auto& v : values) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    v = static_cast<float>(static_cast<double>(x >> 11) / 9007199254740992.0 - 0.5);
+  }
+  std::cout << "per-prompt data " << values.size() * sizeof(float) / 1e9 << " GB\n";
   std::vector<double> seconds;
   for (int64_t c = 0; c < checkpoints; ++c) {
     const auto t = std::chrono::steady_clock::now();
     r.add_checkpoint([&](int32_t p, double w, double* acc) {
+      const float* v = values.data() + p * row;
       for (int64_t l = 0; l < layers; ++l)
         for (int64_t s = 0; s < active; ++s) {
           const int64_t e = (p * 7 + l * 3 + s * 11 + c) % experts;
           double* out = acc + (l * experts + e) * width;
-          for (int64_t i = 0; i < width; ++i) out[i] += w * std::sin(0.001 * (i + 1) * (p + 1) + c);
+          const float* in = v + (l * active + s) * width;
+          for (int64_t i = 0; i < width; ++i) out[i] += w * in[i];
         }
     });
     seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count());

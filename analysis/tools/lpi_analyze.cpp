@@ -6,8 +6,10 @@
 // `analysis` group (replaced whole) and, with --csv, into CSV files; prints
 // the paper's Tables 2-4 (docs/STORE.md).
 //   lpi-analyze --store runs/sweep-tiny-olmoe.h5 --store runs/sweep-tiny-olmo.h5 --csv runs/analysis
+#include <algorithm>
 #include <boost/program_options.hpp>
 #include <iostream>
+#include <thread>
 
 #include "analysis/tools/analyze_store.hpp"
 #include "common/store/sweep_store.hpp"
@@ -60,6 +62,8 @@ int main(int argc, char** argv) {
       ("seed", po::value(&seed)->default_value(1), "seed of the resamples and the random sets")
       ("top-scope", po::value(&top_scope)->default_value("family"), "J_stab's top set: over the family, or per layer")
       ("gain-scope", po::value(&gain_scope)->default_value("layer"), "R_t's share: of each layer's gain (the paper), or the family's")
+      ("threads", po::value(&opt.reduction.threads)->default_value(static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))),
+       "threads over the bootstrap resamples (results do not depend on it)")
       ("csv", po::value(&csv), "also write the results as CSV files into this folder")
       ("quiet,q", po::bool_switch(&quiet), "no progress lines");
   // clang-format on
@@ -75,6 +79,7 @@ int main(int argc, char** argv) {
     if (!(opt.reduction.fraction > 0 && opt.reduction.fraction <= 1))
       throw po::error("--fraction must be in (0, 1]");
     if (opt.reduction.bootstrap < 0) throw po::error("--bootstrap must be >= 0");
+    if (opt.reduction.threads < 1) throw po::error("--threads must be >= 1");
     opt.reduction.seed = static_cast<uint64_t>(seed);
     opt.reduction.top_scope = parse_scope(top_scope, "top-scope");
     opt.reduction.gain_scope = parse_scope(gain_scope, "gain-scope");
@@ -100,7 +105,8 @@ int main(int argc, char** argv) {
       });
       an::write_analysis(a, opt);
       if (!csv.empty())
-        for (const auto& f : an::write_csv(a, csv)) std::cerr << "lpi-analyze: wrote " << f << "\n";
+        for (const auto& f : an::write_csv(a, csv))
+          if (!quiet) std::cerr << "lpi-analyze: wrote " << f << "\n";
       done.push_back(std::move(a));
     }
   } catch (const std::exception& e) {

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <set>
 
 #include "analysis/metrics.hpp"
@@ -139,6 +140,37 @@ TEST(FamilyReduction, RandomBaselineAndRelations) {
     if (std::isnan(f.layer_mean.lo[i])) continue;
     EXPECT_LE(f.layer_mean.lo[i], f.layer_mean.hi[i]);
   }
+}
+
+TEST(FamilyReduction, ThreadsDoNotChangeTheResults) {
+  const auto design = an::make_design({0, 1, 1, 2, 2, 2}, 3, 30, 5);
+  const auto reduce = [&](int threads) {
+    an::ReductionOptions o;
+    o.fraction = 0.05;
+    o.bootstrap = 30;
+    o.threads = threads;
+    an::FamilyReduction r(600, 3, design, o);
+    for (int c = 0; c < 4; ++c)
+      r.add_checkpoint([&](int32_t p, double w, double* acc) {
+        for (int64_t i = 0; i < 600; ++i) acc[i] += w * std::cos(0.37 * i * (p + 1) + c * (p % 2));
+      });
+    return r.finish({1, 2, 3, 4}, {{1, 3}});
+  };
+  const auto a = reduce(1), b = reduce(4);
+  const auto same = [](const an::Stat& x, const an::Stat& y) {
+    const auto bits = [](const std::vector<double>& v) {
+      std::vector<uint64_t> out(v.size());
+      std::memcpy(out.data(), v.data(), v.size() * sizeof(double));
+      return out;
+    };
+    return bits(x.value) == bits(y.value) && bits(x.lo) == bits(y.lo) && bits(x.hi) == bits(y.hi);
+  };
+  EXPECT_TRUE(same(a.jaccard, b.jaccard));
+  EXPECT_TRUE(same(a.gain_concentration, b.gain_concentration));
+  EXPECT_TRUE(same(a.layer_profile, b.layer_profile));
+  EXPECT_TRUE(same(a.rho_avg, b.rho_avg));
+  EXPECT_TRUE(same(a.sigma_rel, b.sigma_rel));
+  EXPECT_EQ(a.random_sets, b.random_sets);
 }
 
 TEST(Ablation, DropPerCheckpointAndMean) {
