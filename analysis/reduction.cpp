@@ -331,7 +331,8 @@ AblationResult reduce_ablation(const std::vector<std::vector<std::vector<uint8_t
         before[d][s].push_back(hit[0]);
         for (std::size_t m = 1; m < M; ++m) {
           after[d][s].push_back(hit[m]);
-          const double pct = hit[0] > 0 ? 100.0 * (hit[0] - hit[m]) / hit[0] : NAN;
+          const bool defined = hit[0] > 0 && hit[0] >= options.ablation_min_hit;
+          const double pct = defined ? 100.0 * (hit[0] - hit[m]) / hit[0] : NAN;
           drop[d][s].push_back(pct);
           if (!std::isnan(pct)) {
             sum_drop[m - 1] += pct;

@@ -32,6 +32,9 @@ struct ReductionOptions {
   SetScope gain_scope = SetScope::Layer;  // for R_t (the paper: "all neurons in the layer")
   double confidence = 0.95;               // the bootstrap interval's coverage
   int threads = 1;  // draws computed in parallel (results do not depend on it)
+  // The ablation's drop is left out (NaN) where the unmasked HIT@10 is below
+  // this (or 0): before the model has learned, a drop in % is noise.
+  double ablation_min_hit = 0;
 };
 
 // The analysed prompts: each position's relation (0..relations-1), and the

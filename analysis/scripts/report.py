@@ -179,8 +179,10 @@ def table4(stores):
     for name, values in PAPER_TABLE4:
         table.rows.append([PAPER + name] + [f"{values[c]:.2f}" if c in values else "-"
                                             for c in conditions])
+    floors = sorted({float(s.options.get("ablation_min_hit", 0.0)) for s in stores})
+    floor = (" and at least " + "/".join(f"{v:g}" for v in floors)) if floors != [0.0] else ""
     table.notes.append("Drop = 100 (HIT@10 before - after) / before, mean over the analysed "
-                       "checkpoints. " + interval_note(stores))
+                       f"checkpoints whose unmasked HIT@10 is above 0{floor}. " + interval_note(stores))
     return table
 
 

@@ -228,6 +228,7 @@ StoreAnalysis analyze_store(const StorePlan& plan, const AnalyzeOptions& options
   FamilyReduction attn(attn_neurons, L, a.design, options.reduction);
   std::vector<std::vector<std::vector<uint8_t>>> hits;
   a.has_ablation = !plan.conditions.empty();
+  a.ablation_min_hit = options.reduction.ablation_min_hit;
 
   const auto file = h5::open_file(plan.path);
   const auto prompts = static_cast<int64_t>(
@@ -329,6 +330,7 @@ void write_analysis(const StoreAnalysis& a, const AnalyzeOptions& options) {
   h5::set_attr(g.id(), "top_scope", std::string(scope_name(options.reduction.top_scope)));
   h5::set_attr(g.id(), "gain_scope", std::string(scope_name(options.reduction.gain_scope)));
   h5::set_attr(g.id(), "partial", int64_t{p.partial});
+  h5::set_attr(g.id(), "ablation_min_hit", options.reduction.ablation_min_hit);
   std::string others;
   for (const auto& o : p.compared_with) others += (others.empty() ? "" : ";") + o;
   h5::set_attr(g.id(), "compared_with", others);
@@ -494,7 +496,10 @@ std::string tables_text(const std::vector<StoreAnalysis>& analyses) {
           << " sigma " << cell(a.attn.sigma_rel, q, 1, 2) << "\n";
     }
   }
-  out << "Table 4 (HIT@10 drop % from masking, mean over checkpoints)\n";
+  out << "Table 4 (HIT@10 drop % from masking, mean over the checkpoints with an unmasked HIT@10 > 0";
+  if (!analyses.empty() && analyses[0].ablation_min_hit > 0)
+    out << " and >= " << fmt(analyses[0].ablation_min_hit, 2);
+  out << ")\n";
   for (const auto& a : analyses) {
     out << "  " << a.plan.job_name << ":";
     if (!a.has_ablation) {

@@ -53,6 +53,7 @@ struct StoreAnalysis {
   std::vector<int32_t> snapshots;   // positions into plan.steps
   FamilyResult ffn, attn;
   bool has_ablation = false;
+  double ablation_min_hit = 0;
   AblationResult ablation;
 };
 

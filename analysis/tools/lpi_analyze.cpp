@@ -64,6 +64,8 @@ int main(int argc, char** argv) {
       ("gain-scope", po::value(&gain_scope)->default_value("layer"), "R_t's share: of each layer's gain (the paper), or the family's")
       ("threads", po::value(&opt.reduction.threads)->default_value(static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))),
        "threads over the bootstrap resamples (results do not depend on it)")
+      ("ablation-min-hit", po::value(&opt.reduction.ablation_min_hit)->default_value(0.0),
+       "leave out of the ablation's drop the checkpoints (and resamples) whose unmasked HIT@10 is below this")
       ("csv", po::value(&csv), "also write the results as CSV files into this folder")
       ("quiet,q", po::bool_switch(&quiet), "no progress lines");
   // clang-format on
@@ -80,6 +82,8 @@ int main(int argc, char** argv) {
       throw po::error("--fraction must be in (0, 1]");
     if (opt.reduction.bootstrap < 0) throw po::error("--bootstrap must be >= 0");
     if (opt.reduction.threads < 1) throw po::error("--threads must be >= 1");
+    if (!(opt.reduction.ablation_min_hit >= 0 && opt.reduction.ablation_min_hit <= 1))
+      throw po::error("--ablation-min-hit must be in [0, 1]");
     opt.reduction.seed = static_cast<uint64_t>(seed);
     opt.reduction.top_scope = parse_scope(top_scope, "top-scope");
     opt.reduction.gain_scope = parse_scope(gain_scope, "gain-scope");

@@ -397,8 +397,11 @@ def ablation_results(f, inputs):
     C = len(inputs.checkpoint)
     before = np.stack([scope_scores(hit[c][:, [none]], counts)[:, 0] for c in range(C)], axis=1)
     after = np.stack([scope_scores(hit[c][:, columns], counts) for c in range(C)], axis=1)
+    # A drop needs a model that knows something: before > 0 and >= the
+    # store's ablation_min_hit (0 when the attribute is absent).
+    min_hit = float(f["analysis"].attrs.get("ablation_min_hit", 0.0))
     with np.errstate(invalid="ignore", divide="ignore"):
-        drop = np.where(before[..., None] == 0, np.nan,
+        drop = np.where((before[..., None] == 0) | (before[..., None] < min_hit), np.nan,
                         100.0 * (before[..., None] - after) / before[..., None])
     before = before.reshape(S, R1, C)
     after = after.reshape(S, R1, C, len(columns))

@@ -188,3 +188,18 @@ TEST(Ablation, DropPerCheckpointAndMean) {
   EXPECT_DOUBLE_EQ(a.drop_percent.at(1, 0), 50.0);   // relation 0: 1 -> 0.5
   EXPECT_DOUBLE_EQ(a.drop_percent.at(2, 0), 100.0);  // relation 1: 0.5 -> 0
 }
+
+TEST(Ablation, MinimumHitLeavesOutCheckpointsThatKnowLittle) {
+  const auto design = an::make_design({0, 0, 0, 0}, 1, 0, 1);
+  const std::vector<std::vector<std::vector<uint8_t>>> hits = {
+      {{1, 0}, {0, 0}, {0, 0}, {0, 0}},   // before 1/4: a drop of 100%, but below 0.5
+      {{1, 1}, {1, 0}, {1, 1}, {1, 1}}};  // before 1, after 3/4: 25%
+  an::ReductionOptions o;
+  o.ablation_min_hit = 0.5;
+  const auto a = an::reduce_ablation(hits, design, o);
+  EXPECT_TRUE(std::isnan(a.drop_percent.at(0, 0)));
+  EXPECT_DOUBLE_EQ(a.hit_before.at(0, 0), 0.25);  // still reported
+  EXPECT_DOUBLE_EQ(a.drop_percent.at(0, 1), 25.0);
+  EXPECT_DOUBLE_EQ(a.drop_mean.at(0, 0), 25.0);
+  EXPECT_DOUBLE_EQ(an::reduce_ablation(hits, design, {}).drop_mean.at(0, 0), (100.0 + 25.0) / 2);
+}
