@@ -40,8 +40,9 @@ PromptDesign make_design(const std::vector<int32_t>& relation, int32_t relations
 }
 
 double quantile(std::vector<double> values, double q) {
-  values.erase(std::remove_if(values.begin(), values.end(), [](double v) { return !std::isfinite(v); }),
-               values.end());
+  values.erase(
+      std::remove_if(values.begin(), values.end(), [](double v) { return !std::isfinite(v); }),
+      values.end());
   if (values.empty()) return NAN;
   std::sort(values.begin(), values.end());
   const double h = q * static_cast<double>(values.size() - 1);
@@ -73,7 +74,8 @@ Stat summarise(const std::vector<std::vector<std::vector<double>>>& draws, int64
 }
 
 // Mean over the pairs (q, q+1) whose both steps lie in `r`, NaN entries skipped.
-double pair_mean(const std::vector<double>& v, const std::vector<int64_t>& steps, const StepRange& r) {
+double pair_mean(const std::vector<double>& v, const std::vector<int64_t>& steps,
+                 const StepRange& r) {
   double sum = 0;
   int64_t n = 0;
   for (std::size_t q = 0; q < v.size(); ++q) {
@@ -88,11 +90,16 @@ double pair_mean(const std::vector<double>& v, const std::vector<int64_t>& steps
 
 FamilyReduction::FamilyReduction(int64_t neurons, int64_t layers, const PromptDesign& design,
                                  const ReductionOptions& options)
-    : neurons_(neurons), layers_(layers), design_(design), options_(options), rng_(options.seed ^ 0x5eedULL) {
+    : neurons_(neurons),
+      layers_(layers),
+      design_(design),
+      options_(options),
+      rng_(options.seed ^ 0x5eedULL) {
   if (layers < 1 || neurons % layers != 0)
     throw std::invalid_argument("FamilyReduction: " + std::to_string(neurons) +
                                 " neurons do not split into " + std::to_string(layers) + " layers");
-  const std::size_t slots = (design.resamples.size() + 1) * static_cast<std::size_t>(design.scopes());
+  const std::size_t slots =
+      (design.resamples.size() + 1) * static_cast<std::size_t>(design.scopes());
   previous_.resize(slots);
   previous_top_.resize(slots);
   jaccard_.resize(slots);
@@ -103,9 +110,11 @@ FamilyReduction::FamilyReduction(int64_t neurons, int64_t layers, const PromptDe
 
 int64_t FamilyReduction::top_count() const {
   const auto count = [&](int64_t n) {
-    return std::max<int64_t>(1, static_cast<int64_t>(std::floor(options_.fraction * static_cast<double>(n))));
+    return std::max<int64_t>(
+        1, static_cast<int64_t>(std::floor(options_.fraction * static_cast<double>(n))));
   };
-  return options_.top_scope == SetScope::Family ? count(neurons_) : layers_ * count(neurons_ / layers_);
+  return options_.top_scope == SetScope::Family ? count(neurons_)
+                                                : layers_ * count(neurons_ / layers_);
 }
 
 std::size_t FamilyReduction::state_bytes() const {
@@ -127,7 +136,8 @@ namespace {
 
 // The share of the total of gain[first, first + n) held by its top
 // `fraction` (ties to the lower index); NaN when the total is 0.
-double top_share(const std::vector<double>& gain, std::size_t first, std::size_t n, double fraction) {
+double top_share(const std::vector<double>& gain, std::size_t first, std::size_t n,
+                 double fraction) {
   const std::vector<double> seg(gain.begin() + static_cast<std::ptrdiff_t>(first),
                                 gain.begin() + static_cast<std::ptrdiff_t>(first + n));
   const double total = std::accumulate(seg.begin(), seg.end(), 0.0);
@@ -141,7 +151,8 @@ double top_share(const std::vector<double>& gain, std::size_t first, std::size_t
 
 // R_t: over the family, or per layer and then averaged over the layers with a gain.
 double FamilyReduction::concentration(const std::vector<double>& gain) const {
-  if (options_.gain_scope == SetScope::Family) return top_share(gain, 0, gain.size(), options_.fraction);
+  if (options_.gain_scope == SetScope::Family)
+    return top_share(gain, 0, gain.size(), options_.fraction);
   const auto per = static_cast<std::size_t>(neurons_ / layers_);
   double sum = 0;
   int64_t used = 0;
@@ -215,7 +226,8 @@ void FamilyReduction::add_checkpoint(const AddPrompt& add) {
           double total = 0, held = 0;
           for (double g : gain) total += g;
           for (auto i : random_set) held += gain[static_cast<std::size_t>(i)];
-          gain_random_[static_cast<std::size_t>(s)].push_back(any && total > 0 ? held / total : NAN);
+          gain_random_[static_cast<std::size_t>(s)].push_back(any && total > 0 ? held / total
+                                                                               : NAN);
         }
       }
       previous_[slot] = std::move(score);
@@ -223,7 +235,8 @@ void FamilyReduction::add_checkpoint(const AddPrompt& add) {
     }
   };
   const std::size_t draws = design_.resamples.size() + 1;
-  const auto threads = std::min<std::size_t>(draws, static_cast<std::size_t>(std::max(1, options_.threads)));
+  const auto threads =
+      std::min<std::size_t>(draws, static_cast<std::size_t>(std::max(1, options_.threads)));
   std::atomic<std::size_t> next{0};
   std::vector<std::exception_ptr> errors(threads);
   const auto worker = [&](std::size_t t) {
@@ -298,8 +311,10 @@ FamilyResult FamilyReduction::finish(const std::vector<int64_t>& steps,
   out.sigma_rel = summarise(sig, static_cast<int64_t>(Q), options_.confidence);
   out.jaccard_random = jaccard_random_;
   out.random_sets = random_sets_;
-  for (const auto& g : gain_random_) out.gain_random.insert(out.gain_random.end(), g.begin(), g.end());
-  for (const auto& r : ranges) out.jaccard_mean_random.push_back(pair_mean(jaccard_random_, steps, r));
+  for (const auto& g : gain_random_)
+    out.gain_random.insert(out.gain_random.end(), g.begin(), g.end());
+  for (const auto& r : ranges)
+    out.jaccard_mean_random.push_back(pair_mean(jaccard_random_, steps, r));
   for (const auto& g : gain_random_)
     for (const auto& r : ranges) out.gain_mean_random.push_back(pair_mean(g, steps, r));
   return out;
@@ -313,7 +328,8 @@ AblationResult reduce_ablation(const std::vector<std::vector<std::vector<uint8_t
   const std::size_t M = C ? hits[0].at(0).size() : 1;
   const std::size_t D = design.resamples.size() + 1;
   using Draws = std::vector<std::vector<std::vector<double>>>;
-  Draws before(D, std::vector<std::vector<double>>(S)), after = before, drop = before, mean = before;
+  Draws before(D, std::vector<std::vector<double>>(S)), after = before, drop = before,
+                                                        mean = before;
   for (std::size_t d = 0; d < D; ++d) {
     for (std::size_t s = 0; s < S; ++s) {
       std::vector<double> sum_drop(M - 1, 0.0);

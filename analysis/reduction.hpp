@@ -62,15 +62,15 @@ struct Stat {
 
 struct FamilyResult {
   int64_t neurons = 0, layers = 0, top_count = 0;
-  Stat jaccard, gain_concentration;     // [S, C-1], pair q = checkpoints q, q+1
-  std::vector<double> jaccard_random;   // [C-1]
-  std::vector<double> gain_random;      // [S, C-1]
-  Stat layer_profile;                   // [S, C * L]
-  Stat layer_mean;                      // [S, C]
-  std::vector<int64_t> random_sets;     // [C, K]
+  Stat jaccard, gain_concentration;                  // [S, C-1], pair q = checkpoints q, q+1
+  std::vector<double> jaccard_random;                // [C-1]
+  std::vector<double> gain_random;                   // [S, C-1]
+  Stat layer_profile;                                // [S, C * L]
+  Stat layer_mean;                                   // [S, C]
+  std::vector<int64_t> random_sets;                  // [C, K]
   Stat jaccard_mean, gain_mean, rho_avg, sigma_rel;  // [S, Q]
-  std::vector<double> jaccard_mean_random;  // [Q]
-  std::vector<double> gain_mean_random;     // [S, Q]
+  std::vector<double> jaccard_mean_random;           // [Q]
+  std::vector<double> gain_mean_random;              // [S, Q]
 };
 
 // Adds weight x (prompt `source`'s vector) into acc [neurons].
@@ -84,7 +84,8 @@ class FamilyReduction {
   // The next checkpoint's per-prompt vectors, through `add`.
   void add_checkpoint(const AddPrompt& add);
   // `steps`: the analysed checkpoints' steps; `ranges`: the step ranges.
-  FamilyResult finish(const std::vector<int64_t>& steps, const std::vector<StepRange>& ranges) const;
+  FamilyResult finish(const std::vector<int64_t>& steps,
+                      const std::vector<StepRange>& ranges) const;
 
   int64_t top_count() const;  // |T|: the size of a top set (and of a random set)
   std::size_t state_bytes() const;
@@ -98,13 +99,13 @@ class FamilyReduction {
   int64_t checkpoints_ = 0;
   world::Rng rng_;
   // Per draw (0: the point estimate, 1..B: resamples) and scope.
-  std::vector<std::vector<double>> previous_;              // |S| of the previous checkpoint
+  std::vector<std::vector<double>> previous_;  // |S| of the previous checkpoint
   std::vector<std::vector<int64_t>> previous_top_;
-  std::vector<std::vector<double>> jaccard_, gain_;        // per pair
-  std::vector<std::vector<double>> profiles_;              // [C * L]
-  std::vector<int64_t> random_sets_;                       // [C, K]
-  std::vector<double> jaccard_random_;                     // [C-1]
-  std::vector<std::vector<double>> gain_random_;           // per scope, [C-1]
+  std::vector<std::vector<double>> jaccard_, gain_;  // per pair
+  std::vector<std::vector<double>> profiles_;        // [C * L]
+  std::vector<int64_t> random_sets_;                 // [C, K]
+  std::vector<double> jaccard_random_;               // [C-1]
+  std::vector<std::vector<double>> gain_random_;     // per scope, [C-1]
 };
 
 // The ablation summary from per-prompt hits [C][P][M] (condition 0 = none).

@@ -2,9 +2,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <functional>
 #include <optional>
-#include <cstdio>
 #include <set>
 
 #include "common/log/log.hpp"
@@ -29,7 +29,8 @@ struct Phase {
   std::function<std::vector<uint8_t>()> unit_flags, checkpoint_flags;
   std::function<void(int32_t unit, int32_t rank, float seconds)> mark;  // rank 0
   std::function<void(int32_t checkpoint)> complete;                     // rank 0
-  std::function<daemon::UnitOutcome(daemon::WorkerDaemon&, const sweep::WorkUnit&, int32_t)> compute;
+  std::function<daemon::UnitOutcome(daemon::WorkerDaemon&, const sweep::WorkUnit&, int32_t)>
+      compute;
 };
 
 Phase attribution_phase(store::SweepStore& store) {
@@ -60,14 +61,20 @@ class Tracker {
  public:
   Tracker(store::SweepStore& store, const Phase& phase, const Scheduler& scheduler, double interval,
           int workers)
-      : store_(store), phase_(phase), interval_(interval), workers_(workers),
-        start_(clock_type::now()), last_(start_), done_at_start_(scheduler.done_count()) {
+      : store_(store),
+        phase_(phase),
+        interval_(interval),
+        workers_(workers),
+        start_(clock_type::now()),
+        last_(start_),
+        done_at_start_(scheduler.done_count()) {
     aggregated_ = phase_.checkpoint_flags();
     for (int32_t c = 0; c < static_cast<int32_t>(aggregated_.size()); ++c) aggregate_if_done(scheduler, c);
   }
 
   void unit_done(int worker, const sweep::UnitDone& d) {
-    phase_.mark(d.unit, worker, static_cast<float>(d.compute_seconds + d.load_seconds + d.store_seconds));
+    phase_.mark(d.unit, worker,
+                static_cast<float>(d.compute_seconds + d.load_seconds + d.store_seconds));
     const auto& u = store_.description().grid.units[d.unit];
     touched_.insert(u.checkpoint);
     prompts_ += u.prompt_count;
@@ -96,12 +103,13 @@ class Tracker {
     const auto left = s.total() - s.done_count() - s.given_up().size();
     const double rate = t > 0 ? static_cast<double>(done_now) / t : 0;
     char line[256];
-    std::snprintf(line, sizeof line,
-                  "%s: units %zu/%zu (%.1f%%), checkpoints %zu/%zu, %.1f prompts/s, ETA %s, failed %zu",
-                  phase_.name.c_str(), s.done_count(), s.total(), 100.0 * s.done_count() / std::max<std::size_t>(1, s.total()),
-                  s.checkpoints_done(), store_.description().grid.checkpoints.size(),
-                  t > 0 ? prompts_ / t : 0.0, rate > 0 ? duration(left / rate).c_str() : "?",
-                  s.given_up().size());
+    std::snprintf(
+        line, sizeof line,
+        "%s: units %zu/%zu (%.1f%%), checkpoints %zu/%zu, %.1f prompts/s, ETA %s, failed %zu",
+        phase_.name.c_str(), s.done_count(), s.total(),
+        100.0 * s.done_count() / std::max<std::size_t>(1, s.total()), s.checkpoints_done(),
+        store_.description().grid.checkpoints.size(), t > 0 ? prompts_ / t : 0.0,
+        rate > 0 ? duration(left / rate).c_str() : "?", s.given_up().size());
     LPI_LOG(info) << line;
   }
 
@@ -110,13 +118,14 @@ class Tracker {
     const auto done_now = s.done_count() - done_at_start_;
     const double busy = workers_ * t;
     char line[360];
-    std::snprintf(line, sizeof line,
-                  "this run's %s: %zu units, %lld prompts in %.2f s with %d worker(s): %.2f units/s, "
-                  "%.1f prompts/s; worker time: compute %.1f%%, waiting for a checkpoint load %.1f%%, "
-                  "writing the store %.1f%%, waiting on the coordinator %.1f%%; aggregates %.2f s",
-                  phase_.name.c_str(), done_now, static_cast<long long>(prompts_), t, workers_, t > 0 ? done_now / t : 0.0,
-                  t > 0 ? prompts_ / t : 0.0, 100 * compute_ / busy, 100 * load_ / busy,
-                  100 * store_seconds_ / busy, 100 * wait_ / busy, aggregate_seconds_);
+    std::snprintf(
+        line, sizeof line,
+        "this run's %s: %zu units, %lld prompts in %.2f s with %d worker(s): %.2f units/s, "
+        "%.1f prompts/s; worker time: compute %.1f%%, waiting for a checkpoint load %.1f%%, "
+        "writing the store %.1f%%, waiting on the coordinator %.1f%%; aggregates %.2f s",
+        phase_.name.c_str(), done_now, static_cast<long long>(prompts_), t, workers_,
+        t > 0 ? done_now / t : 0.0, t > 0 ? prompts_ / t : 0.0, 100 * compute_ / busy,
+        100 * load_ / busy, 100 * store_seconds_ / busy, 100 * wait_ / busy, aggregate_seconds_);
     LPI_LOG(info) << line;
   }
 
@@ -152,7 +161,6 @@ void report_given_up(const Scheduler& s, const sweep::Grid& grid) {
   }
 }
 
-
 // One phase on every rank: rank 0 schedules (or, alone, also computes), the
 // others are worker daemons. Returns rank 0's counts.
 RunSummary run_phase(const mpi::Comm& comm, store::SweepStore& store, const Phase& phase,
@@ -179,7 +187,8 @@ RunSummary run_phase(const mpi::Comm& comm, store::SweepStore& store, const Phas
   LPI_LOG(info) << phase.name << " of " << store.description().job_name << " into " << store.path()
                 << ": " << grid.checkpoints.size() << " checkpoints, "
                 << store.description().prompt_relation.size() << " prompts, " << grid.units.size()
-                << " units (" << scheduler.pending_count() << " to do), " << workers << " worker(s)";
+                << " units (" << scheduler.pending_count() << " to do), " << workers
+                << " worker(s)";
   Tracker tracker(store, phase, scheduler, options.progress_seconds, workers);
   if (comm.size() == 1) {
     while (auto unit = scheduler.next(1, daemon->loaded())) {
@@ -217,16 +226,17 @@ RunSummary run_sweep(const mpi::Comm& comm, store::SweepStore& store, RunOptions
   options.daemon.threads = options.threads;
   {  // The daemon's rank within its node picks its GPU among the node's (collective).
     MPI_Comm node;
-    mpi::check(MPI_Comm_split_type(comm.get(), MPI_COMM_TYPE_SHARED, comm.rank(), MPI_INFO_NULL,
-                                   &node),
-               "split by node");
+    mpi::check(
+        MPI_Comm_split_type(comm.get(), MPI_COMM_TYPE_SHARED, comm.rank(), MPI_INFO_NULL, &node),
+        "split by node");
     MPI_Comm_rank(node, &options.daemon.local_rank);
     MPI_Comm_free(&node);
   }
   // One daemon for both phases: the checkpoint it holds carries over.
   std::optional<daemon::WorkerDaemon> daemon;
   if (comm.rank() != 0 || comm.size() == 1) daemon.emplace(store, options.daemon);
-  auto summary = run_phase(comm, store, attribution_phase(store), daemon ? &*daemon : nullptr, options);
+  auto summary =
+      run_phase(comm, store, attribution_phase(store), daemon ? &*daemon : nullptr, options);
   if (!store.description().ablation.enabled) return summary;
   // The ablation needs every checkpoint's aggregates; rank 0 decides and tells everyone.
   int go = 1;
@@ -236,7 +246,8 @@ RunSummary run_sweep(const mpi::Comm& comm, store::SweepStore& store, RunOptions
          std::all_of(agg.begin(), agg.end(), [](uint8_t f) { return f != 0; });
     if (!go) {
       LPI_LOG(error) << "the ablation phase needs the attribution of every checkpoint; "
-                     << summary.given_up << " unit(s) were given up: resume the sweep to retry them";
+                     << summary.given_up
+                     << " unit(s) were given up: resume the sweep to retry them";
     } else {
       const auto masks = store.mask_flags();
       for (int32_t c = 0; c < static_cast<int32_t>(masks.size()); ++c)
@@ -245,7 +256,8 @@ RunSummary run_sweep(const mpi::Comm& comm, store::SweepStore& store, RunOptions
   }
   go = mpi::max_over_ranks(comm, go);
   if (!go) return summary;
-  auto ablation = run_phase(comm, store, ablation_phase(store), daemon ? &*daemon : nullptr, options);
+  auto ablation =
+      run_phase(comm, store, ablation_phase(store), daemon ? &*daemon : nullptr, options);
   summary.total += ablation.total;
   summary.done += ablation.done;
   summary.given_up += ablation.given_up;

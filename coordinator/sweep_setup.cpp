@@ -184,7 +184,8 @@ std::string status_text(const std::string& path, const store::StoreInfo& info) {
   o << "units done " << all_done << "/" << g.units.size() << "; runs:\n";
   for (const auto& r : info.runs) o << "  " << r << "\n";
   const bool ablation = !info.ablation_conditions.empty();
-  o << "checkpoint                          units   aggregated" << (ablation ? "  ablation" : "") << "\n";
+  o << "checkpoint                          units   aggregated" << (ablation ? "  ablation" : "")
+    << "\n";
   std::size_t complete = 0, ablation_done = 0;
   for (std::size_t c = 0; c < g.checkpoints.size(); ++c) {
     char line[160];
@@ -195,7 +196,8 @@ std::string status_text(const std::string& path, const store::StoreInfo& info) {
     complete += done[c] == total[c];
     if (ablation) ablation_done += info.ablation_done[c] != 0;
   }
-  const bool finished = all_done == g.units.size() && (!ablation || ablation_done == g.checkpoints.size());
+  const bool finished =
+      all_done == g.units.size() && (!ablation || ablation_done == g.checkpoints.size());
   o << (finished ? "complete" : "incomplete") << ": " << complete << "/" << g.checkpoints.size()
     << " checkpoints attributed";
   if (ablation) o << ", " << ablation_done << "/" << g.checkpoints.size() << " ablated";

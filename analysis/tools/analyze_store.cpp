@@ -17,6 +17,7 @@
 
 namespace lpi::analysis {
 namespace h5 = lpi::store;
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -79,8 +80,7 @@ std::vector<StorePlan> plan_stores(const std::vector<std::string>& paths,
     p.conditions = info.ablation_conditions;
     std::vector<std::string> missing;
     for (std::size_t c = 0; c < d.grid.checkpoints.size(); ++c) {
-      const bool done = info.aggregated.at(c) &&
-                        (p.conditions.empty() || info.ablation_done.at(c));
+      const bool done = info.aggregated.at(c) && (p.conditions.empty() || info.ablation_done.at(c));
       if (done) {
         p.checkpoints.push_back(static_cast<int32_t>(c));
         p.steps.push_back(d.grid.checkpoints[c].step);
@@ -90,17 +90,19 @@ std::vector<StorePlan> plan_stores(const std::vector<std::string>& paths,
     }
     if (!missing.empty()) {
       std::string list;
-      for (std::size_t i = 0; i < missing.size() && i < 8; ++i) list += (i ? ", " : "") + missing[i];
+      for (std::size_t i = 0; i < missing.size() && i < 8; ++i)
+        list += (i ? ", " : "") + missing[i];
       if (missing.size() > 8) list += ", ... (" + std::to_string(missing.size()) + " in all)";
-      const std::string what = "store " + path + ": the sweep is not complete; " +
-                               std::to_string(missing.size()) + " of " +
-                               std::to_string(d.grid.checkpoints.size()) +
-                               " checkpoints are not done" +
-                               (p.conditions.empty() ? "" : " (attribution and ablation)") + ": " + list;
+      const std::string what =
+          "store " + path + ": the sweep is not complete; " + std::to_string(missing.size()) +
+          " of " + std::to_string(d.grid.checkpoints.size()) + " checkpoints are not done" +
+          (p.conditions.empty() ? "" : " (attribution and ablation)") + ": " + list;
       if (!options.allow_partial)
-        throw std::runtime_error(what + ". Finish it (lpi-sweep --resume) or pass --allow-partial "
-                                        "to analyse the checkpoints that are done");
-      warn(what + "; analysing the " + std::to_string(p.checkpoints.size()) + " that are (--allow-partial)");
+        throw std::runtime_error(what +
+                                 ". Finish it (lpi-sweep --resume) or pass --allow-partial "
+                                 "to analyse the checkpoints that are done");
+      warn(what + "; analysing the " + std::to_string(p.checkpoints.size()) +
+           " that are (--allow-partial)");
       p.partial = true;
     }
     if (p.checkpoints.size() < 2)
@@ -125,11 +127,14 @@ std::vector<StorePlan> plan_stores(const std::vector<std::string>& paths,
       plans[s].prompt_relation.push_back(d.prompt_relation[p]);
     }
     if (plans[s].prompts.empty())
-      throw std::runtime_error("store " + plans[s].path + " shares no prompt (relation, sample, text) "
+      throw std::runtime_error("store " + plans[s].path +
+                               " shares no prompt (relation, sample, text) "
                                "with the other stores given");
     if (plans[s].prompts.size() != d.prompt_relation.size())
-      warn("store " + plans[s].path + ": its relations or prompts differ from the other stores'; "
-           "comparing only the " + std::to_string(plans[s].prompts.size()) + " common prompts of its " +
+      warn("store " + plans[s].path +
+           ": its relations or prompts differ from the other stores'; "
+           "comparing only the " +
+           std::to_string(plans[s].prompts.size()) + " common prompts of its " +
            std::to_string(d.prompt_relation.size()));
     for (std::size_t o = 0; o < plans.size(); ++o)
       if (o != s) plans[s].compared_with.push_back(plans[o].path);
@@ -141,7 +146,7 @@ namespace {
 
 // One checkpoint's per-prompt tensors of a store, all prompts.
 struct CheckpointData {
-  std::vector<float> attn, ffn;   // [P, L, A], [P, L, (k,) I]
+  std::vector<float> attn, ffn;     // [P, L, A], [P, L, (k,) I]
   std::vector<int32_t> expert_ids;  // [P, L, k] (MoE)
 };
 
@@ -177,8 +182,7 @@ std::vector<std::vector<uint8_t>> read_hits(hid_t file, const StorePlan& plan, i
   store::schema::read_slab(ds.id(), H5T_NATIVE_UINT8, {c, 0, 0}, {1, prompts, M}, all.data(),
                            H5P_DEFAULT, "ablation/hit_at_10 of " + plan.path);
   std::vector<std::vector<uint8_t>> out;
-  for (auto p : plan.prompts)
-    out.emplace_back(all.begin() + p * M, all.begin() + (p + 1) * M);
+  for (auto p : plan.prompts) out.emplace_back(all.begin() + p * M, all.begin() + (p + 1) * M);
   return out;
 }
 
@@ -231,8 +235,7 @@ StoreAnalysis analyze_store(const StorePlan& plan, const AnalyzeOptions& options
   a.ablation_min_hit = options.reduction.ablation_min_hit;
 
   const auto file = h5::open_file(plan.path);
-  const auto prompts = static_cast<int64_t>(
-      h5::dataset_shape(file.id(), "prompts/relation").at(0));
+  const auto prompts = static_cast<int64_t>(h5::dataset_shape(file.id(), "prompts/relation").at(0));
   for (std::size_t pos = 0; pos < C; ++pos) {
     const int32_t c = plan.checkpoints[pos];
     const auto data = read_checkpoint(file.id(), plan, prompts, c);
@@ -307,18 +310,66 @@ const char* scope_name(SetScope s) {
 
 }  // namespace
 
-void write_analysis(const StoreAnalysis& a, const AnalyzeOptions& options) {
-  const auto& p = a.plan;
+std::string analysis_file(const std::string& store_path) {
+  const fs::path store(store_path);
+  return (store.parent_path() / (store.stem().string() + ".analysis.h5")).string();
+}
+
+namespace {
+
+// The store's /analysis: an external link to FILE.analysis.h5:/analysis
+// (the name relative, found beside the store). Touches the store only when
+// the link is missing or points elsewhere.
+void link_analysis(const std::string& store_path, const std::string& target) {
+  const auto name = fs::path(target).filename().string();
+  const auto linked = [&](hid_t file) {
+    if (H5Lexists(file, "analysis", H5P_DEFAULT) <= 0) return false;
+    H5L_info_t info;
+    h5::check(H5Lget_info(file, "analysis", &info, H5P_DEFAULT), "the /analysis link of " + store_path);
+    if (info.type != H5L_TYPE_EXTERNAL) return false;
+    std::string value(info.u.val_size, '\0');
+    h5::check(H5Lget_val(file, "analysis", value.data(), value.size(), H5P_DEFAULT),
+              "the /analysis link of " + store_path);
+    const char *file_name = nullptr, *object = nullptr;
+    unsigned flags = 0;
+    h5::check(H5Lunpack_elink_val(value.data(), value.size(), &flags, &file_name, &object),
+              "the /analysis link of " + store_path);
+    return name == file_name && std::string(object) == "/analysis";
+  };
+  if (linked(h5::open_file(store_path).id())) return;
   h5::Handle file;
   try {
-    file = h5::open_file_rw(p.path);
+    file = h5::open_file_rw(store_path);
   } catch (const h5::H5Error& e) {
-    throw std::runtime_error("store " + p.path + " cannot be opened for writing the analysis (is "
-                             "lpi-sweep still running on it, or is the file read-only?): " + e.what());
+    throw std::runtime_error("store " + store_path +
+                             " cannot be opened to link its /analysis (is lpi-sweep still running "
+                             "on it, or is the file read-only?): " + e.what());
   }
   if (H5Lexists(file.id(), "analysis", H5P_DEFAULT) > 0)
-    h5::check(H5Ldelete(file.id(), "analysis", H5P_DEFAULT), "delete the old /analysis of " + p.path);
+    h5::check(H5Ldelete(file.id(), "analysis", H5P_DEFAULT), "replace /analysis of " + store_path);
+  h5::check(H5Lcreate_external(name.c_str(), "/analysis", file.id(), "analysis", H5P_DEFAULT,
+                               H5P_DEFAULT),
+            "link /analysis of " + store_path + " to " + name);
+  h5::check(H5Fflush(file.id(), H5F_SCOPE_GLOBAL), "flush " + store_path);
+}
+
+}  // namespace
+
+void write_analysis(const StoreAnalysis& a, const AnalyzeOptions& options) {
+  const auto& p = a.plan;
+  // Written whole as FILE.analysis.h5.partial, renamed into place: a rerun
+  // replaces it atomically, and a kill leaves the old results (or none).
+  const auto target = analysis_file(p.path), partial = target + ".partial";
+  write_group(a, options, partial);
+  fs::rename(partial, target);
+  link_analysis(p.path, target);
+}
+
+void write_group(const StoreAnalysis& a, const AnalyzeOptions& options, const std::string& path) {
+  const auto& p = a.plan;
+  const auto file = h5::create_file(path);
   const auto g = h5::create_group(file.id(), "analysis");
+  h5::set_attr(g.id(), "store", fs::absolute(p.path).lexically_normal().string());
   h5::set_attr(g.id(), "format", std::string("lpi-analyze results"));
   h5::set_attr(g.id(), "format_version", int64_t{1});
   h5::set_attr(g.id(), "tool_version", std::string(LPI_VERSION));
@@ -367,7 +418,7 @@ void write_analysis(const StoreAnalysis& a, const AnalyzeOptions& options) {
     h5::write_f64(ab.id(), "drop_percent", {S, C, M1}, a.ablation.drop_percent.value.data());
     write_stat(ab.id(), "drop_percent_mean", a.ablation.drop_mean, {S, M1});
   }
-  h5::check(H5Fflush(file.id(), H5F_SCOPE_GLOBAL), "flush " + p.path);
+  h5::check(H5Fflush(file.id(), H5F_SCOPE_GLOBAL), "flush " + path);
 }
 
 std::vector<std::string> write_csv(const StoreAnalysis& a, const std::string& dir) {
@@ -385,7 +436,8 @@ std::vector<std::string> write_csv(const StoreAnalysis& a, const std::string& di
   const auto C = static_cast<int64_t>(p.steps.size());
   const auto S = static_cast<int64_t>(a.scopes.size());
   const auto L = p.layers;
-  const std::pair<const char*, const FamilyResult*> families[] = {{"ffn", &a.ffn}, {"attn", &a.attn}};
+  const std::pair<const char*, const FamilyResult*> families[] = {{"ffn", &a.ffn},
+                                                                  {"attn", &a.attn}};
   {
     auto out = open("-trajectory.csv",
                     "model,family,scope,step,jaccard,jaccard_lo,jaccard_hi,jaccard_random,"
@@ -400,8 +452,8 @@ std::vector<std::string> write_csv(const StoreAnalysis& a, const std::string& di
           };
           if (c > 0) {
             const auto q = c - 1;
-            out << ',' << at(f->jaccard.value, C - 1, q) << ',' << at(f->jaccard.lo, C - 1, q) << ','
-                << at(f->jaccard.hi, C - 1, q) << ','
+            out << ',' << at(f->jaccard.value, C - 1, q) << ',' << at(f->jaccard.lo, C - 1, q)
+                << ',' << at(f->jaccard.hi, C - 1, q) << ','
                 << csv_number(f->jaccard_random[static_cast<std::size_t>(q)]) << ','
                 << at(f->gain_concentration.value, C - 1, q) << ','
                 << at(f->gain_concentration.lo, C - 1, q) << ','
@@ -429,8 +481,9 @@ std::vector<std::string> write_csv(const StoreAnalysis& a, const std::string& di
           }
   }
   {
-    auto out = open("-summary.csv",
-                    "model,family,scope,range_first,range_last,checkpoints,metric,value,lo,hi,random");
+    auto out =
+        open("-summary.csv",
+             "model,family,scope,range_first,range_last,checkpoints,metric,value,lo,hi,random");
     const auto Q = static_cast<int64_t>(a.ranges.size());
     for (const auto& [name, f] : families) {
       const std::tuple<const char*, const Stat*, const std::vector<double>*, bool> metrics[] = {
@@ -442,17 +495,19 @@ std::vector<std::string> write_csv(const StoreAnalysis& a, const std::string& di
         for (int64_t q = 0; q < Q; ++q)
           for (const auto& [metric, st, random, per_scope] : metrics) {
             const auto i = static_cast<std::size_t>(s * Q + q);
-            out << p.job_name << ',' << name << ',' << a.scopes[s] << ',' << a.ranges[q].first << ','
-                << a.ranges[q].last << ',' << a.range_checkpoints[q] << ',' << metric << ','
+            out << p.job_name << ',' << name << ',' << a.scopes[s] << ',' << a.ranges[q].first
+                << ',' << a.ranges[q].last << ',' << a.range_checkpoints[q] << ',' << metric << ','
                 << csv_number(st->value[i]) << ',' << csv_number(st->lo[i]) << ','
                 << csv_number(st->hi[i]) << ','
-                << (random ? csv_number((*random)[per_scope ? i : static_cast<std::size_t>(q)]) : "")
+                << (random ? csv_number((*random)[per_scope ? i : static_cast<std::size_t>(q)])
+                           : "")
                 << '\n';
           }
     }
   }
   if (a.has_ablation) {
-    auto out = open("-ablation.csv", "model,scope,step,condition,hit_before,hit_after,drop_percent");
+    auto out =
+        open("-ablation.csv", "model,scope,step,condition,hit_before,hit_after,drop_percent");
     const auto M1 = a.ablation.conditions;
     for (int64_t s = 0; s < S; ++s)
       for (int64_t c = 0; c < C; ++c)
@@ -496,7 +551,8 @@ std::string tables_text(const std::vector<StoreAnalysis>& analyses) {
           << " sigma " << cell(a.attn.sigma_rel, q, 1, 2) << "\n";
     }
   }
-  out << "Table 4 (HIT@10 drop % from masking, mean over the checkpoints with an unmasked HIT@10 > 0";
+  out << "Table 4 (HIT@10 drop % from masking, mean over the checkpoints with an unmasked HIT@10 > "
+         "0";
   if (!analyses.empty() && analyses[0].ablation_min_hit > 0)
     out << " and >= " << fmt(analyses[0].ablation_min_hit, 2);
   out << ")\n";

@@ -2,7 +2,8 @@
 // analysed (complete sweeps only unless partial is allowed; the prompts
 // common to every store), streaming the per-prompt importance through the
 // reduction, and writing the `analysis` group and the CSV files
-// (docs/STORE.md). Serial HDF5, after the sweep.
+// (docs/STORE.md). Serial HDF5, after the sweep; the store itself only ever
+// gets one external link.
 #pragma once
 
 #include <functional>
@@ -15,7 +16,7 @@ namespace lpi::analysis {
 
 struct AnalyzeOptions {
   ReductionOptions reduction;
-  std::vector<StepRange> ranges;  // the whole trajectory is appended per store
+  std::vector<StepRange> ranges;        // the whole trajectory is appended per store
   std::vector<int64_t> snapshot_steps;  // empty: first, middle and last
   bool allow_partial = false;
   std::string command;  // recorded in the group
@@ -27,7 +28,7 @@ struct StorePlan {
   int64_t layers = 0, heads = 0, head_dim = 0, intermediate = 0, experts = 0, experts_per_token = 0;
   std::vector<int32_t> checkpoints;  // indices into /checkpoints, by step
   std::vector<int64_t> steps;
-  std::vector<int32_t> prompts;      // indices into /prompts, ascending
+  std::vector<int32_t> prompts;          // indices into /prompts, ascending
   std::vector<int32_t> prompt_relation;  // relation index of each analysed prompt
   std::vector<std::string> relations;
   std::vector<std::string> conditions;  // ablation conditions; empty: no ablation data
@@ -50,7 +51,7 @@ struct StoreAnalysis {
   std::vector<std::string> scopes;  // "all", then the relation ids
   std::vector<StepRange> ranges;    // options.ranges + the whole trajectory
   std::vector<int32_t> range_checkpoints;
-  std::vector<int32_t> snapshots;   // positions into plan.steps
+  std::vector<int32_t> snapshots;  // positions into plan.steps
   FamilyResult ffn, attn;
   bool has_ablation = false;
   double ablation_min_hit = 0;
@@ -62,8 +63,13 @@ struct StoreAnalysis {
 StoreAnalysis analyze_store(const StorePlan& plan, const AnalyzeOptions& options, const Warn& warn,
                             const std::function<void(std::size_t, std::size_t)>& progress = {});
 
-// Replaces /analysis in the store, whole; nothing else in the file is touched.
+// The results live in FILE.analysis.h5 beside the store FILE.h5 (written
+// whole, then renamed into place); the store's /analysis is an external link
+// to it, created on the first run. Nothing else in the store is touched.
 void write_analysis(const StoreAnalysis& a, const AnalyzeOptions& options);
+// The /analysis group alone, into a new file.
+void write_group(const StoreAnalysis& a, const AnalyzeOptions& options, const std::string& path);
+std::string analysis_file(const std::string& store_path);  // FILE.h5 -> FILE.analysis.h5
 
 // DIR/JOB-trajectory.csv, -layers.csv, -summary.csv and (with ablation) -ablation.csv.
 std::vector<std::string> write_csv(const StoreAnalysis& a, const std::string& dir);

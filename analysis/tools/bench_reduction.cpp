@@ -74,7 +74,8 @@ int main(int argc, char** argv) {
   for (int64_t c = 0; c < checkpoints; ++c) steps.push_back(c);
   const auto t = std::chrono::steady_clock::now();
   (void)r.finish(steps, {{0, checkpoints - 1}});
-  std::cout << "finish: " << std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count()
+  std::cout << "finish: "
+            << std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count()
             << " s\n";
   return 0;
 }

@@ -5,7 +5,8 @@
 // over prompts, and the ablation summary; writes them into each store's
 // `analysis` group (replaced whole) and, with --csv, into CSV files; prints
 // the paper's Tables 2-4 (docs/STORE.md).
-//   lpi-analyze --store runs/sweep-tiny-olmoe.h5 --store runs/sweep-tiny-olmo.h5 --csv runs/analysis
+//   lpi-analyze --store runs/sweep-tiny-olmoe.h5 --store runs/sweep-tiny-olmo.h5 --csv
+//   runs/analysis
 #include <algorithm>
 #include <boost/program_options.hpp>
 #include <iostream>
@@ -26,7 +27,8 @@ an::StepRange parse_range(const std::string& text) {
     std::size_t a = 0, b = 0;
     const auto first = std::stoll(text.substr(0, colon), &a);
     const auto last = std::stoll(text.substr(colon + 1), &b);
-    if (a != colon || b != text.size() - colon - 1 || first > last) throw std::invalid_argument("order");
+    if (a != colon || b != text.size() - colon - 1 || first > last)
+      throw std::invalid_argument("order");
     return {first, last};
   } catch (const std::exception&) {
     throw po::error("--range '" + text + "': expected FIRST:LAST steps, FIRST <= LAST");
@@ -94,15 +96,17 @@ int main(int argc, char** argv) {
     std::cerr << "lpi-analyze: " << e.what() << "\n" << o << "\n";
     return 2;
   }
-  const auto warn = [](const std::string& w) { std::cerr << "lpi-analyze: warning: " << w << "\n"; };
+  const auto warn = [](const std::string& w) {
+    std::cerr << "lpi-analyze: warning: " << w << "\n";
+  };
   std::vector<an::StoreAnalysis> done;
   try {
     const auto plans = an::plan_stores(stores, opt, warn);
     for (const auto& plan : plans) {
       if (!quiet)
-        std::cerr << "lpi-analyze: " << plan.path << ": " << plan.checkpoints.size() << " checkpoints, "
-                  << plan.prompts.size() << " prompts, " << opt.reduction.bootstrap
-                  << " bootstrap resamples\n";
+        std::cerr << "lpi-analyze: " << plan.path << ": " << plan.checkpoints.size()
+                  << " checkpoints, " << plan.prompts.size() << " prompts, "
+                  << opt.reduction.bootstrap << " bootstrap resamples\n";
       auto a = an::analyze_store(plan, opt, warn, [&](std::size_t i, std::size_t n) {
         if (!quiet && (i == n || i % 10 == 0))
           std::cerr << "lpi-analyze: " << plan.path << ": checkpoint " << i << "/" << n << "\n";

@@ -43,7 +43,7 @@ class Handle {
 
 Handle create_file(const std::string& path);  // truncates
 Handle open_file(const std::string& path);    // read-only
-Handle open_file_rw(const std::string& path); // read-write
+Handle open_file_rw(const std::string& path);  // read-write
 Handle create_group(hid_t parent, const std::string& name);
 Handle open_group(hid_t parent, const std::string& name);
 

@@ -51,8 +51,8 @@ constexpr const char* kAblHitAll = "ablation/hit_at_10_all";
 constexpr const char* kAblHitByRelation = "ablation/hit_at_10_by_relation";
 constexpr const char* kAblDone = "ablation/done";
 constexpr const char* kAblationDatasets[] = {
-    kAblHeads, kAblHeadScore, kAblFfnNeurons, kAblMaskDone, kAblGoldRank, kAblLogprob,
-    kAblHit, kAblUnitDone, kAblHitAll, kAblHitByRelation, kAblDone};
+    kAblHeads, kAblHeadScore, kAblFfnNeurons, kAblMaskDone,      kAblGoldRank, kAblLogprob,
+    kAblHit,   kAblUnitDone,  kAblHitAll,     kAblHitByRelation, kAblDone};
 // K, the number of FFN/expert neurons an `ffn:F` condition masks.
 int64_t ablation_ffn_count(const ModelShape& shape, double fraction);
 

@@ -327,11 +327,13 @@ void SweepStore::aggregate(int32_t c) {
   write_slab(ds_.at(kAggDone).id(), H5T_NATIVE_UINT8, {c}, {1}, &one, x, what);
 }
 
-AblationMasks rank_for_ablation(const std::vector<float>& attn_mean, const std::vector<float>& ffn_mean,
-                                const ModelShape& sh, const sweep::AblationSpec& spec) {
+AblationMasks rank_for_ablation(const std::vector<float>& attn_mean,
+                                const std::vector<float>& ffn_mean, const ModelShape& sh,
+                                const sweep::AblationSpec& spec) {
   const int64_t L = sh.num_layers, H = sh.num_heads, dh = sh.head_dim;
   const int64_t N = L * (sh.is_moe() ? sh.num_experts : 1) * sh.intermediate_size;
-  if (static_cast<int64_t>(attn_mean.size()) != L * H * dh || static_cast<int64_t>(ffn_mean.size()) != N)
+  if (static_cast<int64_t>(attn_mean.size()) != L * H * dh ||
+      static_cast<int64_t>(ffn_mean.size()) != N)
     throw StoreError("rank_for_ablation: " + std::to_string(attn_mean.size()) + " attention and " +
                      std::to_string(ffn_mean.size()) + " FFN means for " + sh.describe());
   // Best first, ties to the lower index.
@@ -362,7 +364,8 @@ void SweepStore::write_masks(int32_t c) {
   const auto& sh = d_.shape;
   const int64_t L = sh.num_layers, A = sh.attn_width();
   const int64_t N = L * std::max<int64_t>(1, sh.num_experts) * sh.intermediate_size;
-  const std::string what = "ablation masks of checkpoint " + d_.grid.checkpoints[c].name + " in " + path_;
+  const std::string what =
+      "ablation masks of checkpoint " + d_.grid.checkpoints[c].name + " in " + path_;
   const hid_t x = independent_.id();
   std::vector<float> attn(static_cast<std::size_t>(L * A)), ffn(static_cast<std::size_t>(N));
   read_slab(ds_.at(kAttnMean).id(), H5T_NATIVE_FLOAT, {c, 0, 0}, {1, L, A}, attn.data(), x, what);
@@ -382,12 +385,15 @@ void SweepStore::write_masks(int32_t c) {
     heads[2 * i + 1] = m.heads[i].second;
     score[i] = m.head_score[i];
   }
-  write_slab(ds_.at(kAblHeads).id(), H5T_NATIVE_INT32, {c, 0, 0}, {1, Hmax, 2}, heads.data(), x, what);
-  write_slab(ds_.at(kAblHeadScore).id(), H5T_NATIVE_FLOAT, {c, 0}, {1, Hmax}, score.data(), x, what);
+  write_slab(ds_.at(kAblHeads).id(), H5T_NATIVE_INT32, {c, 0, 0}, {1, Hmax, 2}, heads.data(), x,
+             what);
+  write_slab(ds_.at(kAblHeadScore).id(), H5T_NATIVE_FLOAT, {c, 0}, {1, Hmax}, score.data(), x,
+             what);
   const int64_t K = std::max<int64_t>(1, ablation_ffn_count(sh, d_.ablation.ffn_fraction));
   std::vector<int64_t> neurons(static_cast<std::size_t>(K), -1);
   std::copy(m.ffn_neurons.begin(), m.ffn_neurons.end(), neurons.begin());
-  write_slab(ds_.at(kAblFfnNeurons).id(), H5T_NATIVE_INT64, {c, 0}, {1, K}, neurons.data(), x, what);
+  write_slab(ds_.at(kAblFfnNeurons).id(), H5T_NATIVE_INT64, {c, 0}, {1, K}, neurons.data(), x,
+             what);
   const uint8_t one = 1;
   write_slab(ds_.at(kAblMaskDone).id(), H5T_NATIVE_UINT8, {c}, {1}, &one, x, what);
 }
@@ -409,7 +415,8 @@ std::vector<uint8_t> SweepStore::mask_flags() {
 
 AblationMasks SweepStore::read_masks(int32_t c) {
   const auto& sh = d_.shape;
-  const std::string what = "ablation masks of checkpoint " + d_.grid.checkpoints[c].name + " in " + path_;
+  const std::string what =
+      "ablation masks of checkpoint " + d_.grid.checkpoints[c].name + " in " + path_;
   const hid_t x = independent_.id();
   uint8_t done = 0;
   read_slab(ds_.at(kAblMaskDone).id(), H5T_NATIVE_UINT8, {c}, {1}, &done, x, what);
@@ -419,7 +426,8 @@ AblationMasks SweepStore::read_masks(int32_t c) {
   std::vector<int32_t> heads(static_cast<std::size_t>(Hmax * 2));
   std::vector<float> score(static_cast<std::size_t>(Hmax));
   std::vector<int64_t> neurons(static_cast<std::size_t>(K));
-  read_slab(ds_.at(kAblHeads).id(), H5T_NATIVE_INT32, {c, 0, 0}, {1, Hmax, 2}, heads.data(), x, what);
+  read_slab(ds_.at(kAblHeads).id(), H5T_NATIVE_INT32, {c, 0, 0}, {1, Hmax, 2}, heads.data(), x,
+            what);
   read_slab(ds_.at(kAblHeadScore).id(), H5T_NATIVE_FLOAT, {c, 0}, {1, Hmax}, score.data(), x, what);
   read_slab(ds_.at(kAblFfnNeurons).id(), H5T_NATIVE_INT64, {c, 0}, {1, K}, neurons.data(), x, what);
   AblationMasks m;
@@ -477,7 +485,8 @@ void SweepStore::aggregate_ablation(int32_t c) {
   const hid_t x = independent_.id();
   std::vector<uint8_t> hit(static_cast<std::size_t>(P * M));
   read_slab(ds_.at(kAblHit).id(), H5T_NATIVE_UINT8, {c, 0, 0}, {1, P, M}, hit.data(), x, what);
-  std::vector<float> all(static_cast<std::size_t>(M), 0.0f), by(static_cast<std::size_t>(R * M), 0.0f);
+  std::vector<float> all(static_cast<std::size_t>(M), 0.0f),
+      by(static_cast<std::size_t>(R * M), 0.0f);
   std::vector<int64_t> count(static_cast<std::size_t>(R), 0);
   for (int64_t p = 0; p < P; ++p) {
     const auto r = d_.prompt_relation[p];
@@ -491,7 +500,8 @@ void SweepStore::aggregate_ablation(int32_t c) {
   for (int64_t r = 0; r < R; ++r)
     for (int64_t m = 0; m < M; ++m) by[r * M + m] = count[r] ? by[r * M + m] / count[r] : NAN;
   write_slab(ds_.at(kAblHitAll).id(), H5T_NATIVE_FLOAT, {c, 0}, {1, M}, all.data(), x, what);
-  write_slab(ds_.at(kAblHitByRelation).id(), H5T_NATIVE_FLOAT, {c, 0, 0}, {1, R, M}, by.data(), x, what);
+  write_slab(ds_.at(kAblHitByRelation).id(), H5T_NATIVE_FLOAT, {c, 0, 0}, {1, R, M}, by.data(), x,
+             what);
   const uint8_t one = 1;
   write_slab(ds_.at(kAblDone).id(), H5T_NATIVE_UINT8, {c}, {1}, &one, x, what);
 }

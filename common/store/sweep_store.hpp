@@ -107,8 +107,9 @@ struct AblationMasks {
 // Heads by the summed |mean importance| of their neurons, FFN/expert neurons
 // by |mean importance|, ties to the lower index. attn_mean [L, H*dh],
 // ffn_mean [L, I] or [L, E, I].
-AblationMasks rank_for_ablation(const std::vector<float>& attn_mean, const std::vector<float>& ffn_mean,
-                                const ModelShape& shape, const sweep::AblationSpec& spec);
+AblationMasks rank_for_ablation(const std::vector<float>& attn_mean,
+                                const std::vector<float>& ffn_mean, const ModelShape& shape,
+                                const sweep::AblationSpec& spec);
 
 struct StoreError : std::runtime_error {
   using std::runtime_error::runtime_error;

@@ -97,9 +97,12 @@ std::optional<AblationSpec> ablation_from_conditions(const std::vector<std::stri
   try {
     for (std::size_t i = 1; i < conditions.size(); ++i) {
       const auto& c = conditions[i];
-      if (c.rfind("heads:", 0) == 0) spec.heads.push_back(std::stoi(c.substr(6)));
-      else if (c.rfind("ffn:", 0) == 0 && i + 1 == conditions.size()) spec.ffn_fraction = std::stod(c.substr(4));
-      else return std::nullopt;
+      if (c.rfind("heads:", 0) == 0)
+        spec.heads.push_back(std::stoi(c.substr(6)));
+      else if (c.rfind("ffn:", 0) == 0 && i + 1 == conditions.size())
+        spec.ffn_fraction = std::stod(c.substr(4));
+      else
+        return std::nullopt;
     }
   } catch (const std::exception&) {
     return std::nullopt;

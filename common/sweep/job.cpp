@@ -127,7 +127,8 @@ SweepJob parse_job(std::istream& in, const fs::path& origin, const fs::path& bas
       value = std::stoi(n, &used);
     } catch (const std::exception&) {
     }
-    if (used != n.size() || value < 1) fail("ablation.heads", "'" + n + "' is not a head count >= 1");
+    if (used != n.size() || value < 1)
+      fail("ablation.heads", "'" + n + "' is not a head count >= 1");
     job.ablation.heads.push_back(value);
   }
   if (!(job.ablation.ffn_fraction >= 0 && job.ablation.ffn_fraction <= 1))

@@ -30,9 +30,7 @@ an::FamilyResult run(const std::vector<std::vector<double>>& checkpoints, an::Re
 
 // S1 = 0; S2 has layer sums -0.2 and 0.3; S3 has layer sums 0.1 and 0.5.
 const std::vector<std::vector<double>> kScores = {
-    {0, 0, 0, 0, 0, 0, 0, 0},
-    {-0.3, 0.1, 0.1, -0.1, 0.2, 0.1, 0, 0},
-    {0.1, 0, 0, 0, 0, 0, 0, 0.5}};
+    {0, 0, 0, 0, 0, 0, 0, 0}, {-0.3, 0.1, 0.1, -0.1, 0.2, 0.1, 0, 0}, {0.1, 0, 0, 0, 0, 0, 0, 0.5}};
 const std::vector<int64_t> kSteps = {10, 20, 30};
 
 }  // namespace
@@ -115,18 +113,21 @@ TEST(FamilyReduction, RandomBaselineAndRelations) {
   an::FamilyReduction r(N, L, design, o);
   for (int c = 0; c < 3; ++c)
     r.add_checkpoint([&](int32_t p, double w, double* acc) {
-      for (int64_t i = 0; i < N; ++i) acc[i] += w * std::sin(1.0 + i * (p + 1) + c * 0.1 * (p == 2 ? 0 : 1));
+      for (int64_t i = 0; i < N; ++i)
+        acc[i] += w * std::sin(1.0 + i * (p + 1) + c * 0.1 * (p == 2 ? 0 : 1));
     });
   const auto f = r.finish({1, 2, 3}, {});
   ASSERT_EQ(f.random_sets.size(), static_cast<std::size_t>(3 * 40));
   for (int c = 0; c < 3; ++c) {
-    const std::vector<int64_t> set(f.random_sets.begin() + c * 40, f.random_sets.begin() + (c + 1) * 40);
+    const std::vector<int64_t> set(f.random_sets.begin() + c * 40,
+                                   f.random_sets.begin() + (c + 1) * 40);
     EXPECT_TRUE(std::is_sorted(set.begin(), set.end()));
     EXPECT_EQ(std::set<int64_t>(set.begin(), set.end()).size(), 40u);
     EXPECT_GE(set.front(), 0);
     EXPECT_LT(set.back(), N);
     if (c > 0) {
-      const std::vector<int64_t> prev(f.random_sets.begin() + (c - 1) * 40, f.random_sets.begin() + c * 40);
+      const std::vector<int64_t> prev(f.random_sets.begin() + (c - 1) * 40,
+                                      f.random_sets.begin() + c * 40);
       EXPECT_DOUBLE_EQ(f.jaccard_random[c - 1], an::jaccard(prev, set));
     }
   }

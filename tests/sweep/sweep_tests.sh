@@ -251,7 +251,9 @@ with h5py.File(sys.argv[1], "r") as f:
     g = f["analysis"]
     assert g["bootstrap"].shape[0] == 100 and g.attrs["bootstrap"] == 100, g["bootstrap"].shape
     assert g["ablation/drop_percent_mean"].shape[1] == 3
-print("rerun: /analysis holds the second run's 100 resamples")
+    link = f.get("analysis", getlink=True)
+    assert isinstance(link, h5py.ExternalLink) and link.filename == "moe.analysis.h5", link
+print("rerun: /analysis (an external link to moe.analysis.h5) holds the second run's 100 resamples")
 PY
   for m in moe dense; do "$py" "$src/tests/analysis/recompute_analysis.py" "$a/$m.h5" | tail -1; done
   "$py" "$src/tests/analysis/test_figures.py" --out "$a/figures" "$a/moe.h5" "$a/dense.h5"
