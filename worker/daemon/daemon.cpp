@@ -25,6 +25,8 @@ std::vector<T> to_vector(const torch::Tensor& t, torch::ScalarType type) {
   return std::vector<T>(c.data_ptr<T>(), c.data_ptr<T>() + c.numel());
 }
 
+using Prompts = std::vector<std::vector<int32_t>>;
+
 }  // namespace
 
 struct WorkerDaemon::State {
@@ -91,6 +93,34 @@ struct WorkerDaemon::State {
     next_checkpoint = c;
     next = start_load(c);
   }
+
+  // The frame of every unit: its checkpoint loaded (timed), the next one
+  // prefetched, its prompts and gold targets handed to `compute`, which
+  // returns the store write (timed apart). Errors are returned, not thrown.
+  template <class Compute>
+  UnitOutcome unit(const sweep::WorkUnit& u, int32_t next_hint, Compute compute) {
+    UnitOutcome out;
+    try {
+      auto t = clock_type::now();
+      ensure(u.checkpoint);
+      out.load_seconds = since(t);
+      prefetch(next_hint);
+      t = clock_type::now();
+      const auto& d = store.description();
+      const auto first = d.prompt_ids.begin() + u.first_prompt;
+      const Prompts prompts(first, first + u.prompt_count);
+      const auto g = d.prompt_gold.begin() + u.first_prompt;
+      const std::vector<int32_t> gold(g, g + u.prompt_count);
+      const auto write = compute(prompts, gold);
+      out.compute_seconds = since(t);
+      t = clock_type::now();
+      write();
+      out.store_seconds = since(t);
+    } catch (const std::exception& e) {
+      out.error = e.what();
+    }
+    return out;
+  }
 };
 
 WorkerDaemon::WorkerDaemon(store::SweepStore& store, const DaemonOptions& options)
@@ -126,18 +156,7 @@ int32_t WorkerDaemon::loaded() const {
 
 UnitOutcome WorkerDaemon::run(const sweep::WorkUnit& u, int32_t prefetch) {
   auto& s = *s_;
-  UnitOutcome out;
-  try {
-    auto t = clock_type::now();
-    s.ensure(u.checkpoint);
-    out.load_seconds = since(t);
-    s.prefetch(prefetch);
-    t = clock_type::now();
-    const auto& d = s.store.description();
-    const auto first = d.prompt_ids.begin() + u.first_prompt;
-    const std::vector<std::vector<int32_t>> prompts(first, first + u.prompt_count);
-    const auto g = d.prompt_gold.begin() + u.first_prompt;
-    const std::vector<int32_t> gold(g, g + u.prompt_count);
+  return s.unit(u, prefetch, [&](const Prompts& prompts, const std::vector<int32_t>& gold) {
     const auto imp = en::gated_lpi(s.model, prompts, gold, s.lpi);
     store::UnitResult r;
     r.target = to_vector<int32_t>(imp.targets, torch::kInt32);
@@ -152,14 +171,8 @@ UnitOutcome WorkerDaemon::run(const sweep::WorkUnit& u, int32_t prefetch) {
     r.attn = to_vector<float>(torch::stack(attn, 1), torch::kFloat32);  // [n, L, H*dh]
     r.ffn = to_vector<float>(torch::stack(ffn, 1), torch::kFloat32);    // [n, L, (k,) I]
     if (!ids.empty()) r.expert_ids = to_vector<int32_t>(torch::stack(ids, 1), torch::kInt32);
-    out.compute_seconds = since(t);
-    t = clock_type::now();
-    s.store.write_unit(u, r);
-    out.store_seconds = since(t);
-  } catch (const std::exception& e) {
-    out.error = e.what();
-  }
-  return out;
+    return [&s, &u, r = std::move(r)] { s.store.write_unit(u, r); };
+  });
 }
 
 namespace {
@@ -189,22 +202,12 @@ std::vector<en::Ablation> conditions_of(const store::AblationMasks& m,
 
 UnitOutcome WorkerDaemon::run_ablation(const sweep::WorkUnit& u, int32_t prefetch) {
   auto& s = *s_;
-  UnitOutcome out;
-  try {
-    auto t = clock_type::now();
-    s.ensure(u.checkpoint);
-    out.load_seconds = since(t);
-    s.prefetch(prefetch);
-    t = clock_type::now();
+  return s.unit(u, prefetch, [&](const Prompts& prompts, const std::vector<int32_t>& gold) {
     const auto& d = s.store.description();
     if (s.masks_for != u.checkpoint) {
       s.conditions = conditions_of(s.store.read_masks(u.checkpoint), d.ablation, d.shape);
       s.masks_for = u.checkpoint;
     }
-    const auto first = d.prompt_ids.begin() + u.first_prompt;
-    const std::vector<std::vector<int32_t>> prompts(first, first + u.prompt_count);
-    const auto g = d.prompt_gold.begin() + u.first_prompt;
-    const std::vector<int32_t> gold(g, g + u.prompt_count);
     const std::size_t M = s.conditions.size() + 1;
     store::AblationUnitResult r;
     r.gold_rank.resize(prompts.size() * M);
@@ -219,14 +222,8 @@ UnitOutcome WorkerDaemon::run_ablation(const sweep::WorkUnit& u, int32_t prefetc
         r.target_logprob[p * M + m] = scores[p].target_logprob;
       }
     }
-    out.compute_seconds = since(t);
-    t = clock_type::now();
-    s.store.write_ablation_unit(u, r);
-    out.store_seconds = since(t);
-  } catch (const std::exception& e) {
-    out.error = e.what();
-  }
-  return out;
+    return [&s, &u, r = std::move(r)] { s.store.write_ablation_unit(u, r); };
+  });
 }
 
 }  // namespace lpi::daemon
