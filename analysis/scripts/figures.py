@@ -18,7 +18,6 @@ have one 6 x 4.5 in panel per store, at most 3 per row. Pixels = inches x dpi.
 
 A store without /analysis: an error naming it, exit code 2.
 """
-import argparse
 import math
 import os
 import sys
@@ -201,10 +200,7 @@ DRAW = {
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="\n".join(__doc__.splitlines()[1:]))
-    parser.add_argument("stores", nargs="+", metavar="STORE.h5")
+    parser = lpi_store.argument_parser(__doc__)
     parser.add_argument("--out", required=True, metavar="DIR")
     parser.add_argument("--dpi", type=int, default=100)
     args = parser.parse_args()

@@ -226,6 +226,16 @@ def load(path):
     return store
 
 
+def argument_parser(doc):
+    """The scripts' command line: the module docstring as help, then the stores."""
+    import argparse
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="\n".join(doc.splitlines()[1:]))
+    parser.add_argument("stores", nargs="+", metavar="STORE.h5")
+    return parser
+
+
 def load_or_exit(paths):
     """All stores, or a message on stderr and exit code 2 at the first that
     cannot be used."""

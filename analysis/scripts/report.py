@@ -9,7 +9,6 @@ figures. Tables 2, 3 and 4 are also printed as plain text on stdout.
 
 A store without /analysis: an error naming it, exit code 2.
 """
-import argparse
 import os
 import sys
 from dataclasses import dataclass, field
@@ -229,10 +228,7 @@ def report(stores, tables, figures_dir, report_path):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="\n".join(__doc__.splitlines()[1:]))
-    parser.add_argument("stores", nargs="+", metavar="STORE.h5")
+    parser = lpi_store.argument_parser(__doc__)
     parser.add_argument("--out", required=True, metavar="report.md")
     parser.add_argument("--figures", metavar="DIR", help="link the PNGs of figures.py in DIR")
     args = parser.parse_args()
