@@ -53,7 +53,8 @@ echo
 echo "== the reduction phase: lpi-analyze --store ${stores[*]} (tables also in $analysis/tables.txt)"
 mkdir -p "$analysis"
 "$build/bin/lpi-analyze" --store "${stores[0]}" --store "${stores[1]}" --range 10:70 --range 100:600 \
-  --range 10:600 --range 10:700 --ablation-min-hit 0.1 --csv "$analysis" >"$analysis/tables.txt"
+  --range 10:600 --range 10:700 --ablation-min-hit 0.1 --snapshot 113 --snapshot 382 --snapshot 700 \
+  --csv "$analysis" >"$analysis/tables.txt"
 /usr/bin/python3 "$root/analysis/scripts/figures.py" "${stores[@]}" --out "$analysis/figures"
 echo
 echo "== the report ($analysis/report.md): the paper's Tables 2-4 for the tiny trajectories"

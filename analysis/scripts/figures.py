@@ -167,7 +167,8 @@ def fig_attn_layers(stores):
 
 def fig_ablation(stores):
     """Figure 5: per store, HIT@10 per step without masking and under each
-    masking condition (scope 0); a note for a store without ablation data."""
+    masking condition (scope 0) with bootstrap bands; a note for a store
+    without ablation data."""
     fig, axes = store_figure(len(stores), "HIT@10 under ablation")
     for store, ax in zip(stores, axes):
         ax.set_title(store.label)
@@ -180,9 +181,13 @@ def fig_ablation(stores):
         a = store.ablation
         ax.plot(store.step, a["hit_before"][0], color="black", marker="o", markersize=3,
                 label="no masking")
+        ax.fill_between(store.step, a["hit_before_lo"][0], a["hit_before_hi"][0],
+                        color="black", alpha=0.12, linewidth=0)
         for m, condition in enumerate(a["condition"]):
-            ax.plot(store.step, a["hit_after"][0, :, m], marker="o", markersize=3,
-                    label=condition_label(condition))
+            line, = ax.plot(store.step, a["hit_after"][0, :, m], marker="o", markersize=3,
+                            label=condition_label(condition))
+            ax.fill_between(store.step, a["hit_after_lo"][0, :, m], a["hit_after_hi"][0, :, m],
+                            color=line.get_color(), alpha=0.15, linewidth=0)
         step_axis(ax, "HIT@10")
         ax.set_ylim(-0.02, 1.02)
         ax.legend(fontsize="small")

@@ -55,7 +55,8 @@ ABLATION_SHAPES = {
     "drop_percent_mean": ("S", "M"),
 }
 BANDED = {"jaccard", "gain_concentration", "layer_profile", "layer_mean", "jaccard_mean",
-          "gain_concentration_mean", "rho_avg", "sigma_rel", "drop_percent_mean"}
+          "gain_concentration_mean", "rho_avg", "sigma_rel", "hit_before", "hit_after",
+          "drop_percent", "drop_percent_mean"}
 
 
 class StoreError(Exception):

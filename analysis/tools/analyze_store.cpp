@@ -413,9 +413,9 @@ void write_group(const StoreAnalysis& a, const AnalyzeOptions& options, const st
     const std::vector<std::string> conditions(p.conditions.begin() + 1, p.conditions.end());
     const auto M1 = static_cast<int64_t>(conditions.size());
     h5::write_strings(ab.id(), "condition", conditions);
-    h5::write_f64(ab.id(), "hit_before", {S, C}, a.ablation.hit_before.value.data());
-    h5::write_f64(ab.id(), "hit_after", {S, C, M1}, a.ablation.hit_after.value.data());
-    h5::write_f64(ab.id(), "drop_percent", {S, C, M1}, a.ablation.drop_percent.value.data());
+    write_stat(ab.id(), "hit_before", a.ablation.hit_before, {S, C});
+    write_stat(ab.id(), "hit_after", a.ablation.hit_after, {S, C, M1});
+    write_stat(ab.id(), "drop_percent", a.ablation.drop_percent, {S, C, M1});
     write_stat(ab.id(), "drop_percent_mean", a.ablation.drop_mean, {S, M1});
   }
   h5::check(H5Fflush(file.id(), H5F_SCOPE_GLOBAL), "flush " + path);

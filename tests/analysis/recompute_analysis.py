@@ -406,8 +406,10 @@ def ablation_results(f, inputs):
     before = before.reshape(S, R1, C)
     after = after.reshape(S, R1, C, len(columns))
     drop = drop.reshape(S, R1, C, len(columns))
-    results = {"condition": np.array(masked, dtype=object),
-               "hit_before": before[:, 0], "hit_after": after[:, 0], "drop_percent": drop[:, 0]}
+    results = {"condition": np.array(masked, dtype=object)}
+    with_interval(results, "hit_before", before)
+    with_interval(results, "hit_after", after)
+    with_interval(results, "drop_percent", drop)
     with_interval(results, "drop_percent_mean", nanmean(drop, axis=2))
     return results
 
