@@ -1,0 +1,327 @@
+// lpi-analyze's output: the /analysis group (in FILE.analysis.h5, linked
+// from the store), the CSV files and the paper's tables as text.
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+#include "analysis/tools/analyze_store.hpp"
+#include "common/store/h5.hpp"
+#include "lpi/lpi_config.hpp"
+
+namespace lpi::analysis {
+namespace h5 = lpi::store;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string fmt(double v, int digits = 4) {
+  if (std::isnan(v)) return "n/a";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
+  return buf;
+}
+
+std::string csv_number(double v) {
+  if (std::isnan(v)) return "";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.17g", v);
+  return buf;
+}
+
+void write_stat(hid_t group, const std::string& name, const Stat& st,
+                const std::vector<int64_t>& shape) {
+  h5::write_f64(group, name, shape, st.value.data());
+  h5::write_f64(group, name + "_lo", shape, st.lo.data());
+  h5::write_f64(group, name + "_hi", shape, st.hi.data());
+}
+
+void write_family(hid_t root, const std::string& name, const FamilyResult& f, int64_t S, int64_t C,
+                  int64_t Q) {
+  const auto g = h5::create_group(root, name);
+  h5::set_attr(g.id(), "neurons", f.neurons);
+  h5::set_attr(g.id(), "top_count", f.top_count);
+  write_stat(g.id(), "jaccard", f.jaccard, {S, C - 1});
+  h5::write_f64(g.id(), "jaccard_random", {C - 1}, f.jaccard_random.data());
+  write_stat(g.id(), "gain_concentration", f.gain_concentration, {S, C - 1});
+  h5::write_f64(g.id(), "gain_concentration_random", {S, C - 1}, f.gain_random.data());
+  write_stat(g.id(), "layer_profile", f.layer_profile, {S, C, f.layers});
+  write_stat(g.id(), "layer_mean", f.layer_mean, {S, C});
+  h5::write_i64(g.id(), "random_set", {C, f.top_count}, f.random_sets.data());
+  write_stat(g.id(), "jaccard_mean", f.jaccard_mean, {S, Q});
+  h5::write_f64(g.id(), "jaccard_mean_random", {Q}, f.jaccard_mean_random.data());
+  write_stat(g.id(), "gain_concentration_mean", f.gain_mean, {S, Q});
+  h5::write_f64(g.id(), "gain_concentration_mean_random", {S, Q}, f.gain_mean_random.data());
+  write_stat(g.id(), "rho_avg", f.rho_avg, {S, Q});
+  write_stat(g.id(), "sigma_rel", f.sigma_rel, {S, Q});
+}
+
+const char* scope_name(SetScope s) {
+  return s == SetScope::Family ? "family" : "layer";
+}
+
+}  // namespace
+
+std::string analysis_file(const std::string& store_path) {
+  const fs::path store(store_path);
+  return (store.parent_path() / (store.stem().string() + ".analysis.h5")).string();
+}
+
+namespace {
+
+// The store's /analysis: an external link to FILE.analysis.h5:/analysis
+// (the name relative, found beside the store). Touches the store only when
+// the link is missing or points elsewhere.
+void link_analysis(const std::string& store_path, const std::string& target) {
+  const auto name = fs::path(target).filename().string();
+  const auto linked = [&](hid_t file) {
+    if (H5Lexists(file, "analysis", H5P_DEFAULT) <= 0) return false;
+    H5L_info_t info;
+    h5::check(H5Lget_info(file, "analysis", &info, H5P_DEFAULT), "the /analysis link of " + store_path);
+    if (info.type != H5L_TYPE_EXTERNAL) return false;
+    std::string value(info.u.val_size, '\0');
+    h5::check(H5Lget_val(file, "analysis", value.data(), value.size(), H5P_DEFAULT),
+              "the /analysis link of " + store_path);
+    const char *file_name = nullptr, *object = nullptr;
+    unsigned flags = 0;
+    h5::check(H5Lunpack_elink_val(value.data(), value.size(), &flags, &file_name, &object),
+              "the /analysis link of " + store_path);
+    return name == file_name && std::string(object) == "/analysis";
+  };
+  if (linked(h5::open_file(store_path).id())) return;
+  h5::Handle file;
+  try {
+    file = h5::open_file_rw(store_path);
+  } catch (const h5::H5Error& e) {
+    throw std::runtime_error("store " + store_path +
+                             " cannot be opened to link its /analysis (is lpi-sweep still running "
+                             "on it, or is the file read-only?): " + e.what());
+  }
+  if (H5Lexists(file.id(), "analysis", H5P_DEFAULT) > 0)
+    h5::check(H5Ldelete(file.id(), "analysis", H5P_DEFAULT), "replace /analysis of " + store_path);
+  h5::check(H5Lcreate_external(name.c_str(), "/analysis", file.id(), "analysis", H5P_DEFAULT,
+                               H5P_DEFAULT),
+            "link /analysis of " + store_path + " to " + name);
+  h5::check(H5Fflush(file.id(), H5F_SCOPE_GLOBAL), "flush " + store_path);
+}
+
+}  // namespace
+
+void write_analysis(const StoreAnalysis& a, const AnalyzeOptions& options) {
+  const auto& p = a.plan;
+  // Written whole as FILE.analysis.h5.partial, renamed into place: a rerun
+  // replaces it atomically, and a kill leaves the old results (or none).
+  const auto target = analysis_file(p.path), partial = target + ".partial";
+  write_group(a, options, partial);
+  fs::rename(partial, target);
+  link_analysis(p.path, target);
+}
+
+void write_group(const StoreAnalysis& a, const AnalyzeOptions& options, const std::string& path) {
+  const auto& p = a.plan;
+  const auto file = h5::create_file(path);
+  const auto g = h5::create_group(file.id(), "analysis");
+  h5::set_attr(g.id(), "store", fs::absolute(p.path).lexically_normal().string());
+  h5::set_attr(g.id(), "format", std::string("lpi-analyze results"));
+  h5::set_attr(g.id(), "format_version", int64_t{1});
+  h5::set_attr(g.id(), "tool_version", std::string(LPI_VERSION));
+  h5::set_attr(g.id(), "command", options.command);
+  h5::set_attr(g.id(), "fraction", options.reduction.fraction);
+  h5::set_attr(g.id(), "bootstrap", int64_t{options.reduction.bootstrap});
+  h5::set_attr(g.id(), "seed", static_cast<int64_t>(options.reduction.seed));
+  h5::set_attr(g.id(), "confidence", options.reduction.confidence);
+  h5::set_attr(g.id(), "top_scope", std::string(scope_name(options.reduction.top_scope)));
+  h5::set_attr(g.id(), "gain_scope", std::string(scope_name(options.reduction.gain_scope)));
+  h5::set_attr(g.id(), "partial", int64_t{p.partial});
+  h5::set_attr(g.id(), "ablation_min_hit", options.reduction.ablation_min_hit);
+  std::string others;
+  for (const auto& o : p.compared_with) others += (others.empty() ? "" : ";") + o;
+  h5::set_attr(g.id(), "compared_with", others);
+  const auto C = static_cast<int64_t>(p.steps.size());
+  const auto P = static_cast<int64_t>(p.prompts.size());
+  const auto S = static_cast<int64_t>(a.scopes.size());
+  const auto Q = static_cast<int64_t>(a.ranges.size());
+  const auto B = static_cast<int64_t>(a.design.resamples.size());
+  h5::write_i32(g.id(), "checkpoint", {C}, p.checkpoints.data());
+  h5::write_i64(g.id(), "step", {C}, p.steps.data());
+  h5::write_i32(g.id(), "prompt", {P}, p.prompts.data());
+  std::vector<int32_t> boot;
+  for (const auto& row : a.design.resamples) boot.insert(boot.end(), row.begin(), row.end());
+  h5::write_i32(g.id(), "bootstrap", {B, P}, boot.data());
+  h5::write_strings(g.id(), "scope", a.scopes);
+  std::vector<int64_t> first, last;
+  for (const auto& r : a.ranges) {
+    first.push_back(r.first);
+    last.push_back(r.last);
+  }
+  h5::write_i64(g.id(), "range_first", {Q}, first.data());
+  h5::write_i64(g.id(), "range_last", {Q}, last.data());
+  h5::write_i32(g.id(), "range_checkpoints", {Q}, a.range_checkpoints.data());
+  h5::write_i32(g.id(), "snapshot", {static_cast<int64_t>(a.snapshots.size())}, a.snapshots.data());
+  write_family(g.id(), "ffn", a.ffn, S, C, Q);
+  write_family(g.id(), "attn", a.attn, S, C, Q);
+  if (a.has_ablation) {
+    const auto ab = h5::create_group(g.id(), "ablation");
+    const std::vector<std::string> conditions(p.conditions.begin() + 1, p.conditions.end());
+    const auto M1 = static_cast<int64_t>(conditions.size());
+    h5::write_strings(ab.id(), "condition", conditions);
+    write_stat(ab.id(), "hit_before", a.ablation.hit_before, {S, C});
+    write_stat(ab.id(), "hit_after", a.ablation.hit_after, {S, C, M1});
+    write_stat(ab.id(), "drop_percent", a.ablation.drop_percent, {S, C, M1});
+    write_stat(ab.id(), "drop_percent_mean", a.ablation.drop_mean, {S, M1});
+  }
+  h5::check(H5Fflush(file.id(), H5F_SCOPE_GLOBAL), "flush " + path);
+}
+
+std::vector<std::string> write_csv(const StoreAnalysis& a, const std::string& dir) {
+  std::filesystem::create_directories(dir);
+  const auto& p = a.plan;
+  const auto base = (std::filesystem::path(dir) / p.job_name).string();
+  std::vector<std::string> written;
+  const auto open = [&](const std::string& suffix, const std::string& header) {
+    written.push_back(base + suffix);
+    std::ofstream out(written.back());
+    if (!out) throw std::runtime_error("cannot write " + written.back());
+    out << header << '\n';
+    return out;
+  };
+  const auto C = static_cast<int64_t>(p.steps.size());
+  const auto S = static_cast<int64_t>(a.scopes.size());
+  const auto L = p.layers;
+  const std::pair<const char*, const FamilyResult*> families[] = {{"ffn", &a.ffn},
+                                                                  {"attn", &a.attn}};
+  {
+    auto out = open("-trajectory.csv",
+                    "model,family,scope,step,jaccard,jaccard_lo,jaccard_hi,jaccard_random,"
+                    "gain_concentration,gain_concentration_lo,gain_concentration_hi,"
+                    "gain_concentration_random,layer_mean,layer_mean_lo,layer_mean_hi");
+    for (const auto& [name, f] : families) {
+      for (int64_t s = 0; s < S; ++s) {
+        for (int64_t c = 0; c < C; ++c) {
+          out << p.job_name << ',' << name << ',' << a.scopes[s] << ',' << p.steps[c];
+          const auto at = [&](const std::vector<double>& v, int64_t n, int64_t i) {
+            return csv_number(v[static_cast<std::size_t>(s * n + i)]);
+          };
+          if (c > 0) {
+            const auto q = c - 1;
+            out << ',' << at(f->jaccard.value, C - 1, q) << ',' << at(f->jaccard.lo, C - 1, q)
+                << ',' << at(f->jaccard.hi, C - 1, q) << ','
+                << csv_number(f->jaccard_random[static_cast<std::size_t>(q)]) << ','
+                << at(f->gain_concentration.value, C - 1, q) << ','
+                << at(f->gain_concentration.lo, C - 1, q) << ','
+                << at(f->gain_concentration.hi, C - 1, q) << ',' << at(f->gain_random, C - 1, q);
+          } else {
+            out << ",,,,,,,,";
+          }
+          out << ',' << at(f->layer_mean.value, C, c) << ',' << at(f->layer_mean.lo, C, c) << ','
+              << at(f->layer_mean.hi, C, c) << '\n';
+        }
+      }
+    }
+  }
+  {
+    auto out = open("-layers.csv", "model,family,scope,step,layer,importance,lo,hi");
+    for (const auto& [name, f] : families)
+      for (int64_t s = 0; s < S; ++s)
+        for (int64_t c = 0; c < C; ++c)
+          for (int64_t l = 0; l < L; ++l) {
+            const auto i = static_cast<std::size_t>((s * C + c) * L + l);
+            out << p.job_name << ',' << name << ',' << a.scopes[s] << ',' << p.steps[c] << ',' << l
+                << ',' << csv_number(f->layer_profile.value[i]) << ','
+                << csv_number(f->layer_profile.lo[i]) << ',' << csv_number(f->layer_profile.hi[i])
+                << '\n';
+          }
+  }
+  {
+    auto out =
+        open("-summary.csv",
+             "model,family,scope,range_first,range_last,checkpoints,metric,value,lo,hi,random");
+    const auto Q = static_cast<int64_t>(a.ranges.size());
+    for (const auto& [name, f] : families) {
+      const std::tuple<const char*, const Stat*, const std::vector<double>*, bool> metrics[] = {
+          {"jaccard_mean", &f->jaccard_mean, &f->jaccard_mean_random, false},
+          {"gain_concentration_mean", &f->gain_mean, &f->gain_mean_random, true},
+          {"rho_avg", &f->rho_avg, nullptr, false},
+          {"sigma_rel", &f->sigma_rel, nullptr, false}};
+      for (int64_t s = 0; s < S; ++s)
+        for (int64_t q = 0; q < Q; ++q)
+          for (const auto& [metric, st, random, per_scope] : metrics) {
+            const auto i = static_cast<std::size_t>(s * Q + q);
+            out << p.job_name << ',' << name << ',' << a.scopes[s] << ',' << a.ranges[q].first
+                << ',' << a.ranges[q].last << ',' << a.range_checkpoints[q] << ',' << metric << ','
+                << csv_number(st->value[i]) << ',' << csv_number(st->lo[i]) << ','
+                << csv_number(st->hi[i]) << ','
+                << (random ? csv_number((*random)[per_scope ? i : static_cast<std::size_t>(q)])
+                           : "")
+                << '\n';
+          }
+    }
+  }
+  if (a.has_ablation) {
+    auto out =
+        open("-ablation.csv", "model,scope,step,condition,hit_before,hit_after,drop_percent");
+    const auto M1 = a.ablation.conditions;
+    for (int64_t s = 0; s < S; ++s)
+      for (int64_t c = 0; c < C; ++c)
+        for (int64_t m = 0; m < M1; ++m) {
+          const auto i = static_cast<std::size_t>((s * C + c) * M1 + m);
+          out << p.job_name << ',' << a.scopes[s] << ',' << p.steps[c] << ','
+              << p.conditions[static_cast<std::size_t>(m + 1)] << ','
+              << csv_number(a.ablation.hit_before.value[static_cast<std::size_t>(s * C + c)]) << ','
+              << csv_number(a.ablation.hit_after.value[i]) << ','
+              << csv_number(a.ablation.drop_percent.value[i]) << '\n';
+        }
+  }
+  return written;
+}
+
+std::string tables_text(const std::vector<StoreAnalysis>& analyses) {
+  std::ostringstream out;
+  const auto cell = [](const Stat& st, std::size_t i, double scale, int digits) {
+    return fmt(st.value[i] * scale, digits) + " [" + fmt(st.lo[i] * scale, digits) + ", " +
+           fmt(st.hi[i] * scale, digits) + "]";
+  };
+  out << "Table 2 (neuron-level stability; all prompts; 95% bootstrap intervals)\n";
+  for (const auto& a : analyses) {
+    const auto& r = a.ranges;
+    const std::size_t whole = r.size() - 1;
+    for (const auto& [name, f] : {std::pair{"FFN", &a.ffn}, std::pair{"ATTN", &a.attn}}) {
+      out << "  " << a.plan.job_name << " " << name << ":";
+      for (std::size_t q = 0; q < std::min<std::size_t>(2, whole); ++q)
+        out << "  mean J_stab % " << r[q].label() << " " << cell(f->jaccard_mean, q, 100, 1)
+            << " (random " << fmt(f->jaccard_mean_random[q] * 100, 2) << ")";
+      out << "  mean R_t % " << cell(f->gain_mean, whole, 100, 1) << " (random "
+          << fmt(f->gain_mean_random[whole] * 100, 1) << ")\n";
+    }
+  }
+  out << "Table 3 (layer-level stability: rho_avg, sigma_rel)\n";
+  for (const auto& a : analyses) {
+    for (std::size_t q = 0; q < a.ranges.size(); ++q) {
+      out << "  " << a.plan.job_name << " " << a.ranges[q].label() << " (" << a.range_checkpoints[q]
+          << " checkpoints):  FFN rho " << cell(a.ffn.rho_avg, q, 1, 2) << " sigma "
+          << cell(a.ffn.sigma_rel, q, 1, 2) << "  ATTN rho " << cell(a.attn.rho_avg, q, 1, 2)
+          << " sigma " << cell(a.attn.sigma_rel, q, 1, 2) << "\n";
+    }
+  }
+  out << "Table 4 (HIT@10 drop % from masking, mean over the checkpoints with an unmasked HIT@10 > "
+         "0";
+  if (!analyses.empty() && analyses[0].ablation_min_hit > 0)
+    out << " and >= " << fmt(analyses[0].ablation_min_hit, 2);
+  out << ")\n";
+  for (const auto& a : analyses) {
+    out << "  " << a.plan.job_name << ":";
+    if (!a.has_ablation) {
+      out << " no ablation data (the job's [ablation] enabled = 0)\n";
+      continue;
+    }
+    for (int64_t m = 0; m < a.ablation.conditions; ++m)
+      out << "  " << a.plan.conditions[static_cast<std::size_t>(m + 1)] << " "
+          << cell(a.ablation.drop_mean, static_cast<std::size_t>(m), 1, 2);
+    out << "\n";
+  }
+  return out.str();
+}
+
+}  // namespace lpi::analysis
