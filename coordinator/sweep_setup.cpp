@@ -5,6 +5,7 @@
 
 #include "common/checkpoint/model_config.hpp"
 #include "common/relations/relations.hpp"
+#include "common/store/sweep_schema.hpp"
 #include "common/tokenizer/tokenizer.hpp"
 
 namespace lpi::coordinator {
@@ -140,7 +141,16 @@ int64_t store_bytes(const store::SweepDescription& d) {
   if (d.per_prompt_ffn) per_prompt += 4 * L * k * I + (s.is_moe() ? 4 * L * k : 0);
   const int64_t per_unit = 8 * L * (A + E * I) + 9;
   const int64_t per_checkpoint = 4 * L * (A + E * I) + 4 * 13;
-  return C * P * per_prompt + U * per_unit + C * per_checkpoint;
+  int64_t ablation = 0;
+  if (d.ablation.enabled) {  // rank, log-probability, hit per prompt and condition; the masks
+    const auto M = static_cast<int64_t>(d.ablation.conditions().size());
+    const int64_t R = static_cast<int64_t>(d.relation_ids.size());
+    ablation = C * P * M * 9 + U +
+               C * (12 * d.ablation.max_heads() +
+                    8 * store::schema::ablation_ffn_count(s, d.ablation.ffn_fraction) +
+                    4 * M * (R + 1) + 2);
+  }
+  return C * P * per_prompt + U * per_unit + C * per_checkpoint + ablation;
 }
 
 std::string dry_run_text(const store::SweepDescription& d) {
