@@ -303,6 +303,10 @@ PY
   holder=$!
   for _ in $(seq 100); do grep -q open "$a/holder.out" && break; sleep 0.1; done
   expect_error 2 "is lpi-sweep still running on it?" "$bin/lpi-analyze" --store "$a/dense.h5"
+  expect_error 2 "--range '70': expected FIRST:LAST" "$bin/lpi-analyze" --store "$a/moe.h5" --range 70
+  expect_error 2 "--range '9:3': expected FIRST:LAST" "$bin/lpi-analyze" --store "$a/moe.h5" --range 9:3
+  expect_error 2 "--gain-scope 'neuron': family or layer" "$bin/lpi-analyze" --store "$a/moe.h5" --gain-scope neuron
+  expect_error 2 "--fraction must be in (0, 1]" "$bin/lpi-analyze" --store "$a/moe.h5" --fraction 0
   kill "$holder"
   wait "$holder" 2>/dev/null || true
   ;;
@@ -354,6 +358,12 @@ job_errors)
   expect_error 2 "nosuch.key" sweep --job "$(job moe)" --store "$store" --nosuch.key=1
   expect_error 2 "checkpoints.list" sweep --job "$(job moe)" --store "$store" \
     --set checkpoints.list=step5-tokens5
+  expect_error 2 "ablation.heads: '0' is not a head count" sweep --job "$(job moe)" --store "$store" \
+    --ablation.enabled=true --ablation.heads=1,0
+  expect_error 2 "ablation.ffn_fraction: must be in [0, 1]" sweep --job "$(job moe)" --store "$store" \
+    --ablation.enabled=true --ablation.ffn_fraction=2
+  printf '[ablation]\nenabled = true\nheads =\nffn_fraction = 0\n' | cat "$(job moe)" - >"$work/job-noabl.ini"
+  expect_error 2 "ablation: enabled, but no condition" sweep --job "$work/job-noabl.ini" --store "$store"
   rm -rf "$work/empty-relations" && cp -r "$work/moe/relations" "$work/empty-relations"
   victim=$(find "$work/empty-relations" -name '*.json' | sort | head -1)
   "$py" -c 'import json,sys; p=sys.argv[1]; d=json.load(open(p)); d["samples"]=[]; json.dump(d,open(p,"w"))' "$victim"
@@ -363,8 +373,10 @@ job_errors)
   ;;
 dry_run)
   rm -f "$work/dry.h5"
-  out=$(sweep --job "$(job moe)" --store "$work/dry.h5" --dry-run)
+  out=$(sweep --job "$(job moe)" --store "$work/dry.h5" --dry-run --ablation.enabled=true)
   grep -q "^units: 560 " <<<"$out" || fail "dry run: $out"
+  grep -q "^ablation after the attribution, conditions: none heads:1 heads:10 ffn:0.01$" <<<"$out" ||
+    fail "dry run shows no ablation: $out"
   grep -q "^store size: about" <<<"$out" || fail "dry run: $out"
   [ ! -e "$work/dry.h5" ] || fail "--dry-run wrote the store"
   echo "$out" | head -3
