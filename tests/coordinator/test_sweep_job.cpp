@@ -144,3 +144,36 @@ TEST(SweepJob, SettingsRoundTripAndDifferences) {
 
 }  // namespace
 }  // namespace lpi::sweep
+
+namespace lpi::sweep {
+namespace {
+
+// [ablation]: the conditions it names, their round trip through a store's
+// condition list and through the job settings, and the shipped jobs' choice.
+TEST(SweepJob, AblationConditions) {
+  Fixture f;
+  const auto job = read_sweep_job(
+      f.write("abl.ini", "[ablation]\nenabled = true\nheads = 1, 3, 10\nffn_fraction = 0.005\n"));
+  ASSERT_TRUE(job.ablation.enabled);
+  const std::vector<std::string> want = {"none", "heads:1", "heads:3", "heads:10", "ffn:0.005"};
+  EXPECT_EQ(job.ablation.conditions(), want);
+  EXPECT_EQ(job.ablation.max_heads(), 10);
+  const auto back = ablation_from_conditions(want);
+  ASSERT_TRUE(back.has_value());
+  EXPECT_EQ(back->heads, job.ablation.heads);
+  EXPECT_EQ(back->ffn_fraction, 0.005);
+  EXPECT_EQ(job_settings(job_from_settings(job_settings(job), "s")).at("ablation.heads"), "1,3,10");
+  // No FFN condition when the fraction is 0; malformed lists are rejected.
+  AblationSpec heads_only;
+  heads_only.ffn_fraction = 0;
+  EXPECT_EQ(heads_only.conditions(), (std::vector<std::string>{"none", "heads:1", "heads:10"}));
+  EXPECT_FALSE(ablation_from_conditions({"heads:1"}).has_value());
+  EXPECT_FALSE(ablation_from_conditions({"none", "ffn:0.01", "heads:1"}).has_value());
+  EXPECT_FALSE(ablation_from_conditions({"none", "heads:x"}).has_value());
+  EXPECT_EQ(format_fraction(0.01), "0.01");
+  EXPECT_EQ(format_fraction(1.0 / 3), "0.3333333333333333");  // Python repr(1 / 3)
+  EXPECT_FALSE(read_sweep_job(f.write("plain.ini", "")).ablation.enabled);
+}
+
+}  // namespace
+}  // namespace lpi::sweep
