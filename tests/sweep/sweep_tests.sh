@@ -258,6 +258,14 @@ PY
   for m in moe dense; do "$py" "$src/tests/analysis/recompute_analysis.py" "$a/$m.h5" | tail -1; done
   "$py" "$src/tests/analysis/test_figures.py" --out "$a/figures" "$a/moe.h5" "$a/dense.h5"
   grep -q "^Table 4" "$a/tables.txt" || fail "no Table 4 in lpi-analyze's output"
+  # The h5py example of docs/STORE.md ("Reading it", the analysis group), on the dense store.
+  awk '/runs\/sweep-tiny-olmo.h5"\) as f:/ { on = 1; print "import h5py" }
+       on { if ($0 ~ /^$/) exit; print substr($0, 5) }' "$src/docs/STORE.md" |
+    sed "s|runs/sweep-tiny-olmo.h5|$a/dense.h5|" >"$a/analysis_example.py"
+  example=$("$py" "$a/analysis_example.py")
+  echo "$example"
+  grep -q "^FFN mean J_stab 4-16: " <<<"$example" && grep -q "^heads:10 " <<<"$example" ||
+    fail "the docs/STORE.md analysis example printed: $example"
   "$py" - "$a/moe.h5" "$a/csv/sweep-test-moe-summary.csv" <<'PY' || fail "CSV and store disagree"
 import csv, sys, h5py, numpy as np
 with h5py.File(sys.argv[1], "r") as f, open(sys.argv[2]) as c:
