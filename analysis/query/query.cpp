@@ -6,6 +6,7 @@
 #include <numeric>
 #include <sstream>
 
+#include "analysis/metrics.hpp"
 #include "common/store/sweep_schema.hpp"
 
 namespace lpi::query {
@@ -307,13 +308,8 @@ std::vector<TrajectoryPoint> StoreReader::trajectory(Family f, int64_t flat,
 std::vector<RankedNeuron> top_k(const StoreReader& store, Family f,
                                 const std::vector<double>& values, int64_t k) {
   if (k < 1) throw QueryError("--k must be at least 1, not " + std::to_string(k));
-  std::vector<int64_t> order(values.size());
-  std::iota(order.begin(), order.end(), int64_t{0});
-  const auto n = std::min<int64_t>(k, static_cast<int64_t>(order.size()));
-  std::partial_sort(order.begin(), order.begin() + n, order.end(), [&](int64_t a, int64_t b) {
-    const double x = std::abs(values[a]), y = std::abs(values[b]);
-    return x != y ? x > y : a < b;
-  });
+  const auto order = analysis::top_k_indices(values, k, true);
+  const auto n = static_cast<int64_t>(order.size());
   std::vector<RankedNeuron> out;
   for (int64_t r = 0; r < n; ++r)
     out.push_back({r + 1, store.neuron_at(f, order[r]), values[order[r]]});

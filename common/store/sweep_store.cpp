@@ -253,18 +253,19 @@ void SweepStore::mark_done(int32_t unit, int32_t rank, float seconds) {
   write_slab(ds_.at(kUnitDone).id(), H5T_NATIVE_UINT8, {unit}, {1}, &one, independent_.id(), what);
 }
 
-std::vector<uint8_t> SweepStore::done_flags() {
-  std::vector<uint8_t> out(d_.grid.units.size());
-  read_slab(ds_.at(kUnitDone).id(), H5T_NATIVE_UINT8, {0}, {static_cast<int64_t>(out.size())},
-            out.data(), independent_.id(), "done flags of " + path_);
+std::vector<uint8_t> SweepStore::flags(const char* name, std::size_t n, const std::string& what) {
+  std::vector<uint8_t> out(n);
+  read_slab(ds_.at(name).id(), H5T_NATIVE_UINT8, {0}, {static_cast<int64_t>(n)}, out.data(),
+            independent_.id(), what + " of " + path_);
   return out;
 }
 
+std::vector<uint8_t> SweepStore::done_flags() {
+  return flags(kUnitDone, d_.grid.units.size(), "done flags");
+}
+
 std::vector<uint8_t> SweepStore::aggregated_flags() {
-  std::vector<uint8_t> out(d_.grid.checkpoints.size());
-  read_slab(ds_.at(kAggDone).id(), H5T_NATIVE_UINT8, {0}, {static_cast<int64_t>(out.size())},
-            out.data(), independent_.id(), "aggregate flags of " + path_);
-  return out;
+  return flags(kAggDone, d_.grid.checkpoints.size(), "aggregate flags");
 }
 
 void SweepStore::aggregate(int32_t c) {

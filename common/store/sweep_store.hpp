@@ -179,6 +179,8 @@ class SweepStore {
   SweepStore() = default;
   void open_datasets();
   bool has(const char* name) const { return ds_.count(name) > 0; }
+  // A 1-d uint8 flag dataset, read whole.
+  std::vector<uint8_t> flags(const char* name, std::size_t n, const std::string& what);
   std::string path_;
   SweepDescription d_;
   MPI_Comm comm_ = MPI_COMM_NULL;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "analysis/metrics.hpp"
 #include "common/store/sweep_schema.hpp"
 #include "common/store/sweep_store.hpp"
 
@@ -20,27 +21,16 @@ AblationMasks rank_for_ablation(const std::vector<float>& attn_mean,
       static_cast<int64_t>(ffn_mean.size()) != N)
     throw StoreError("rank_for_ablation: " + std::to_string(attn_mean.size()) + " attention and " +
                      std::to_string(ffn_mean.size()) + " FFN means for " + sh.describe());
-  // Best first, ties to the lower index.
-  const auto ranked = [](const std::vector<double>& key, int64_t keep) {
-    std::vector<int64_t> idx(key.size());
-    for (std::size_t i = 0; i < idx.size(); ++i) idx[i] = static_cast<int64_t>(i);
-    keep = std::min<int64_t>(keep, static_cast<int64_t>(idx.size()));
-    std::partial_sort(idx.begin(), idx.begin() + keep, idx.end(), [&](int64_t a, int64_t b) {
-      return key[a] > key[b] || (key[a] == key[b] && a < b);
-    });
-    idx.resize(static_cast<std::size_t>(keep));
-    return idx;
-  };
   AblationMasks m;
   std::vector<double> head(static_cast<std::size_t>(L * H), 0.0);
   for (int64_t i = 0; i < L * H * dh; ++i) head[i / dh] += std::fabs(attn_mean[i]);
-  for (auto h : ranked(head, spec.max_heads())) {
+  for (auto h : analysis::top_k_indices(head, spec.max_heads(), false)) {
     m.heads.emplace_back(static_cast<int32_t>(h / H), static_cast<int32_t>(h % H));
     m.head_score.push_back(static_cast<float>(head[h]));
   }
   std::vector<double> ffn(ffn_mean.size());
   for (std::size_t i = 0; i < ffn.size(); ++i) ffn[i] = std::fabs(ffn_mean[i]);
-  m.ffn_neurons = ranked(ffn, ablation_ffn_count(sh, spec.ffn_fraction));
+  m.ffn_neurons = analysis::top_k_indices(ffn, ablation_ffn_count(sh, spec.ffn_fraction), false);
   return m;
 }
 
@@ -82,19 +72,8 @@ void SweepStore::write_masks(int32_t c) {
   write_slab(ds_.at(kAblMaskDone).id(), H5T_NATIVE_UINT8, {c}, {1}, &one, x, what);
 }
 
-namespace {
-
-std::vector<uint8_t> read_flags(hid_t ds, std::size_t n, hid_t x, const std::string& what) {
-  std::vector<uint8_t> out(n);
-  read_slab(ds, H5T_NATIVE_UINT8, {0}, {static_cast<int64_t>(n)}, out.data(), x, what);
-  return out;
-}
-
-}  // namespace
-
 std::vector<uint8_t> SweepStore::mask_flags() {
-  return read_flags(ds_.at(kAblMaskDone).id(), d_.grid.checkpoints.size(), independent_.id(),
-                    "ablation mask flags of " + path_);
+  return flags(kAblMaskDone, d_.grid.checkpoints.size(), "ablation mask flags");
 }
 
 AblationMasks SweepStore::read_masks(int32_t c) {
@@ -152,13 +131,11 @@ void SweepStore::mark_ablation_done(int32_t unit) {
 }
 
 std::vector<uint8_t> SweepStore::ablation_unit_flags() {
-  return read_flags(ds_.at(kAblUnitDone).id(), d_.grid.units.size(), independent_.id(),
-                    "ablation unit flags of " + path_);
+  return flags(kAblUnitDone, d_.grid.units.size(), "ablation unit flags");
 }
 
 std::vector<uint8_t> SweepStore::ablation_flags() {
-  return read_flags(ds_.at(kAblDone).id(), d_.grid.checkpoints.size(), independent_.id(),
-                    "ablation flags of " + path_);
+  return flags(kAblDone, d_.grid.checkpoints.size(), "ablation flags");
 }
 
 void SweepStore::aggregate_ablation(int32_t c) {
