@@ -27,8 +27,8 @@ std::vector<int64_t> top_fraction(const std::vector<double>& values, double frac
     throw std::invalid_argument("top_fraction: fraction " + std::to_string(fraction) +
                                 " is not in (0, 1]");
   const auto n = static_cast<int64_t>(values.size());
-  auto idx = top_k_indices(values, std::max<int64_t>(1, static_cast<int64_t>(std::floor(fraction * n))),
-                           absolute);
+  auto idx = top_k_indices(
+      values, std::max<int64_t>(1, static_cast<int64_t>(std::floor(fraction * n))), absolute);
   std::sort(idx.begin(), idx.end());
   return idx;
 }
