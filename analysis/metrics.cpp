@@ -6,19 +6,9 @@
 #include <stdexcept>
 #include <string>
 
-namespace lpi::analysis {
+#include "common/core/ranking.hpp"
 
-std::vector<int64_t> top_k_indices(const std::vector<double>& values, int64_t k, bool absolute) {
-  std::vector<int64_t> idx(values.size());
-  std::iota(idx.begin(), idx.end(), 0);
-  k = std::clamp<int64_t>(k, 0, static_cast<int64_t>(idx.size()));
-  auto key = [&](int64_t i) { return absolute ? std::fabs(values[i]) : values[i]; };
-  std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), [&](int64_t a, int64_t b) {
-    return key(a) > key(b) || (key(a) == key(b) && a < b);
-  });
-  idx.resize(static_cast<std::size_t>(k));
-  return idx;
-}
+namespace lpi::analysis {
 
 std::vector<int64_t> top_fraction(const std::vector<double>& values, double fraction,
                                   bool absolute) {
@@ -27,7 +17,7 @@ std::vector<int64_t> top_fraction(const std::vector<double>& values, double frac
     throw std::invalid_argument("top_fraction: fraction " + std::to_string(fraction) +
                                 " is not in (0, 1]");
   const auto n = static_cast<int64_t>(values.size());
-  auto idx = top_k_indices(
+  auto idx = core::top_k_indices(
       values, std::max<int64_t>(1, static_cast<int64_t>(std::floor(fraction * n))), absolute);
   std::sort(idx.begin(), idx.end());
   return idx;
@@ -48,7 +38,8 @@ std::vector<double> jaccard_trajectory(const std::vector<std::vector<double>>& s
                                        double fraction) {
   std::vector<double> out;
   for (std::size_t t = 0; t + 1 < scores.size(); ++t)
-    out.push_back(jaccard(top_fraction(scores[t], fraction), top_fraction(scores[t + 1], fraction)));
+    out.push_back(
+        jaccard(top_fraction(scores[t], fraction), top_fraction(scores[t + 1], fraction)));
   return out;
 }
 

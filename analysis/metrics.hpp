@@ -12,10 +12,6 @@
 
 namespace lpi::analysis {
 
-// The indices of the k largest values (by |value| when `absolute`; all when
-// k exceeds the size), best first, ties to the lower index.
-std::vector<int64_t> top_k_indices(const std::vector<double>& values, int64_t k, bool absolute);
-
 // Indices of the top `fraction` of `values` (at least one), by |value| when
 // `absolute`, ties to the lower index; ascending.
 std::vector<int64_t> top_fraction(const std::vector<double>& values, double fraction = 0.01,

@@ -27,7 +27,7 @@ PromptDesign make_design(const std::vector<int32_t>& relation, int32_t relations
                                   std::to_string(relation[j]) + " of " + std::to_string(relations));
     members[static_cast<std::size_t>(relation[j])].push_back(static_cast<int32_t>(j));
   }
-  world::Rng rng(seed);
+  core::Rng rng(seed);
   for (int b = 0; b < bootstrap; ++b) {
     std::vector<int32_t> row(relation.size());
     for (std::size_t j = 0; j < relation.size(); ++j) {

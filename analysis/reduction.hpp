@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "common/world/world.hpp"
+#include "common/core/rng.hpp"
 
 namespace lpi::analysis {
 
@@ -97,7 +97,7 @@ class FamilyReduction {
   const PromptDesign& design_;
   ReductionOptions options_;
   int64_t checkpoints_ = 0;
-  world::Rng rng_;
+  core::Rng rng_;
   // Per draw (0: the point estimate, 1..B: resamples) and scope.
   std::vector<std::vector<double>> previous_;  // |S| of the previous checkpoint
   std::vector<std::vector<int64_t>> previous_top_;

@@ -1,24 +1,26 @@
 #include "coordinator/loop.hpp"
 
-#include <chrono>
+#include <map>
 #include <set>
 
 namespace lpi::coordinator {
 using sweep::MessageKind;
 
-LoopReport run_coordinator(const mpi::Comm& comm, Scheduler& scheduler,
-                           const CoordinatorHooks& hooks) {
+LoopReport run_coordinator(transport::Transport& transport, Scheduler& scheduler,
+                           const CoordinatorHooks& hooks, std::set<int>* lost) {
   LoopReport report;
   std::set<int> waiting;  // workers that asked while nothing was pending
+  std::set<int> gone;     // shut down or lost
+  if (lost) gone = *lost;
   std::map<int, int32_t> loaded;
-  int running = comm.size() - 1;
+  int running = transport.size() - 1 - static_cast<int>(gone.size());
   auto answer = [&](int worker) {
     if (auto unit = scheduler.next(worker, loaded[worker])) {
-      const auto assign = sweep::Assign{unit->id, scheduler.prefetch_hint(worker)};
-      mpi::send(comm, worker, MessageKind::Assign, sweep::encode(assign));
+      transport::send(transport, worker, sweep::Assign{unit->id, scheduler.prefetch_hint(worker)});
       loaded[worker] = unit->checkpoint;
     } else if (scheduler.finished()) {
-      mpi::send(comm, worker, MessageKind::Shutdown, sweep::encode(sweep::Shutdown{}));
+      transport::send(transport, worker, sweep::Shutdown{});
+      gone.insert(worker);
       --running;
     } else {
       waiting.insert(worker);  // units in flight may fail and come back
@@ -32,7 +34,7 @@ LoopReport run_coordinator(const mpi::Comm& comm, Scheduler& scheduler,
     }
   };
   while (running > 0) {
-    const auto m = mpi::receive(comm);
+    const auto m = transport.receive();
     ++report.messages;
     switch (m.kind) {
       case MessageKind::WorkRequest:
@@ -52,6 +54,16 @@ LoopReport run_coordinator(const mpi::Comm& comm, Scheduler& scheduler,
         wake();
         break;
       }
+      case MessageKind::WorkerLost:
+        if (gone.insert(m.source).second) {
+          if (lost) lost->insert(m.source);
+          scheduler.worker_lost(m.source);
+          waiting.erase(m.source);
+          ++report.lost;
+          --running;
+          wake();
+        }
+        break;
       default:
         throw sweep::ProtocolError(std::string("coordinator: unexpected ") +
                                    sweep::kind_name(m.kind) + " from rank " +
@@ -63,40 +75,6 @@ LoopReport run_coordinator(const mpi::Comm& comm, Scheduler& scheduler,
   report.done = scheduler.done_count();
   report.given_up = scheduler.given_up().size();
   return report;
-}
-
-std::size_t run_worker(const mpi::Comm& comm, const WorkerCallbacks& callbacks,
-                       const sweep::Grid& grid) {
-  using clock = std::chrono::steady_clock;
-  std::size_t completed = 0;
-  while (true) {
-    const auto asked = clock::now();
-    mpi::send(comm, 0, MessageKind::WorkRequest, sweep::encode(sweep::WorkRequest{callbacks.loaded()}));
-    const auto m = mpi::receive(comm, 0);
-    const double waited = std::chrono::duration<double>(clock::now() - asked).count();
-    if (m.kind == MessageKind::Shutdown) {
-      sweep::decode_shutdown(m.bytes);
-      return completed;
-    }
-    const auto a = sweep::decode_assign(m.bytes);
-    if (a.unit >= static_cast<int32_t>(grid.units.size())) {
-      throw sweep::ProtocolError("worker: unit " + std::to_string(a.unit) + " is not in the grid");
-    }
-    UnitReport r;
-    try {
-      r = callbacks.compute(grid.units[a.unit], a.prefetch_checkpoint);
-    } catch (const std::exception& e) {
-      r.error = e.what();
-    }
-    if (r.error) {
-      mpi::send(comm, 0, MessageKind::UnitFailed, sweep::encode(sweep::UnitFailed{a.unit, *r.error}));
-    } else {
-      ++completed;
-      mpi::send(comm, 0, MessageKind::UnitDone,
-                sweep::encode(sweep::UnitDone{a.unit, r.compute_seconds, r.load_seconds,
-                                              r.store_seconds, waited}));
-    }
-  }
 }
 
 }  // namespace lpi::coordinator

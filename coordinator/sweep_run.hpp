@@ -1,30 +1,61 @@
-// The sweep's run, once the store is open on every rank: rank 0 coordinates
-// (scheduler, done flags, per-checkpoint aggregates, progress lines, the
-// final report), the other ranks are worker daemons; a single process does
-// both in turn. Returns on every rank when the sweep is over.
+// Rank 0's side of a whole sweep: each phase's scheduler and message loop,
+// its bookkeeping (done flags, per-checkpoint completion, progress lines,
+// the final report), and the decision whether the ablation phase follows,
+// taken here and broadcast to every rank. What a phase records is given as
+// a PhaseBook (coordinator/sweep_book.hpp binds one to the sweep store), so
+// the loop runs and is tested without a store or a model.
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
-#include "common/mpi/comm.hpp"
-#include "common/store/sweep_store.hpp"
-#include "worker/daemon/daemon.hpp"
+#include "common/sweep/executor.hpp"
+#include "common/sweep/grid.hpp"
+#include "common/transport/transport.hpp"
 
 namespace lpi::coordinator {
 
+// Rank 0's record of one phase.
+struct PhaseBook {
+  sweep::Phase phase = sweep::Phase::Attribution;
+  // Units (and checkpoints) already complete: resume starts from these.
+  std::function<std::vector<uint8_t>()> unit_flags, checkpoint_flags;
+  // A unit its worker reported written; then a checkpoint all of whose units are.
+  std::function<void(int32_t unit, int worker, float seconds)> mark;
+  std::function<void(int32_t checkpoint)> complete;
+};
+
+struct PhaseSummary {
+  std::size_t total = 0, done = 0, given_up = 0, lost_workers = 0;
+};
+
+struct SweepPlan {
+  const sweep::Grid* grid = nullptr;
+  std::string job_name, store_path;
+  std::size_t prompts = 0;
+  PhaseBook attribution;
+  std::optional<PhaseBook> ablation;  // jobs with [ablation]
+  // After the attribution: whether the ablation can start (it may prepare
+  // it, e.g. write the masks); when not, it logs why and what to do.
+  std::function<bool(const PhaseSummary& attribution)> ablation_ready;
+};
+
 struct RunOptions {
-  daemon::DaemonOptions daemon;
   double progress_seconds = 10;
-  int threads = 1;
   int max_attempts = 3;
 };
 
 struct RunSummary {
-  std::size_t total = 0, done = 0, given_up = 0;  // meaningful on rank 0
+  std::size_t total = 0, done = 0, given_up = 0;
+  bool ablation_ran = false;
 };
 
-RunSummary run_sweep(const mpi::Comm& comm, store::SweepStore& store, RunOptions options);
+// Rank 0 of `transport`; the other ranks run worker::serve_sweep.
+RunSummary coordinate_sweep(transport::Transport& transport, const SweepPlan& plan,
+                            const RunOptions& options);
 
 }  // namespace lpi::coordinator

@@ -4,6 +4,8 @@
 #include <sstream>
 
 #include "common/checkpoint/model_config.hpp"
+#include "common/checkpoint/model_shape.hpp"
+#include "common/core/ablation.hpp"
 #include "common/relations/relations.hpp"
 #include "common/store/sweep_schema.hpp"
 #include "common/tokenizer/tokenizer.hpp"
@@ -12,7 +14,6 @@ namespace lpi::coordinator {
 namespace fs = std::filesystem;
 
 namespace {
-
 
 std::string human_bytes(double b) {
   const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
@@ -48,7 +49,7 @@ store::SweepDescription describe_sweep(const sweep::SweepJob& job) {
     } catch (const std::exception& e) {
       throw SetupError("checkpoint " + c.path + ": " + e.what());
     }
-    const auto shape = store::shape_of(config);
+    const auto shape = checkpoint::shape_of(config);
     if (i == 0) {
       d.shape = shape;
     } else if (!(shape == d.shape)) {
@@ -66,7 +67,8 @@ store::SweepDescription describe_sweep(const sweep::SweepJob& job) {
                      " has no tokenizer.json: the prompts are tokenised with it");
   }
   const auto tok = tokenizer::Tokenizer::from_file(tokenizer_file.string());
-  const auto set = relations::build_prompts(relations::load_relations(job.relations, job.relation_select), tok);
+  const auto set =
+      relations::build_prompts(relations::load_relations(job.relations, job.relation_select), tok);
   for (const auto& r : set.relations) {
     d.relation_ids.push_back(r.id);
     d.relation_files.push_back(r.file.string());
@@ -134,21 +136,21 @@ int64_t store_bytes(const store::SweepDescription& d) {
   const int64_t C = static_cast<int64_t>(d.grid.checkpoints.size());
   const int64_t P = static_cast<int64_t>(d.prompt_relation.size());
   const int64_t U = static_cast<int64_t>(d.grid.units.size());
-  const int64_t L = s.num_layers, A = s.attn_width(), I = s.intermediate_size;
-  const int64_t k = s.is_moe() ? s.experts_per_token : 1, E = s.is_moe() ? s.num_experts : 1;
+  const int64_t L = s.num_layers;
   int64_t per_prompt = 4 * 4;  // target, base, rank, hit (rounded)
-  if (d.per_prompt_attn) per_prompt += 4 * L * A;
-  if (d.per_prompt_ffn) per_prompt += 4 * L * k * I + (s.is_moe() ? 4 * L * k : 0);
-  const int64_t per_unit = 8 * L * (A + E * I) + 9;
-  const int64_t per_checkpoint = 4 * L * (A + E * I) + 4 * 13;
+  if (d.per_prompt_attn) per_prompt += 4 * s.attn_neurons();
+  if (d.per_prompt_ffn)
+    per_prompt += 4 * L * s.ffn_active_width() + (s.is_moe() ? 4 * L * s.active_experts() : 0);
+  const int64_t neurons = s.attn_neurons() + s.ffn_neurons();
+  const int64_t per_unit = 8 * neurons + 9;
+  const int64_t per_checkpoint = 4 * neurons + 4 * 13;
   int64_t ablation = 0;
   if (d.ablation.enabled) {  // rank, log-probability, hit per prompt and condition; the masks
     const auto M = static_cast<int64_t>(d.ablation.conditions().size());
     const int64_t R = static_cast<int64_t>(d.relation_ids.size());
     ablation = C * P * M * 9 + U +
                C * (12 * d.ablation.max_heads() +
-                    8 * store::schema::ablation_ffn_count(s, d.ablation.ffn_fraction) +
-                    4 * M * (R + 1) + 2);
+                    8 * core::ablation_ffn_count(s, d.ablation.ffn_fraction) + 4 * M * (R + 1) + 2);
   }
   return C * P * per_prompt + U * per_unit + C * per_checkpoint + ablation;
 }
@@ -163,10 +165,11 @@ std::string dry_run_text(const store::SweepDescription& d) {
   o << "relations: " << d.relation_ids.size() << ", prompts: " << d.prompt_relation.size() << "\n";
   for (std::size_t r = 0; r < d.relation_ids.size(); ++r)
     o << "  " << d.relation_ids[r] << ": " << g.prompts_per_relation[r] << " prompts\n";
-  o << "units: " << g.units.size() << " (" << g.units.size() / std::max<std::size_t>(1, g.checkpoints.size())
+  o << "units: " << g.units.size() << " ("
+    << g.units.size() / std::max<std::size_t>(1, g.checkpoints.size())
     << " per checkpoint, at most " << d.job.at("units.prompts_per_unit") << " prompts each)\n";
-  o << "lens " << d.lens << ", target " << d.target << ", per-prompt tensors: "
-    << d.job.at("store.per_prompt") << "\n";
+  o << "lens " << d.lens << ", target " << d.target
+    << ", per-prompt tensors: " << d.job.at("store.per_prompt") << "\n";
   if (d.ablation.enabled) {
     o << "ablation after the attribution, conditions:";
     for (const auto& c : d.ablation.conditions()) o << " " << c;

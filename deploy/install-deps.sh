@@ -12,6 +12,7 @@ packages=(
   nlohmann-json3-dev libpcre2-dev libutf8proc-dev
   libgtest-dev googletest
   python3 python3-h5py python3-numpy python3-matplotlib
+  clang-format-14
 )
 
 missing=()

@@ -6,7 +6,7 @@
 #include <numeric>
 #include <sstream>
 
-#include "analysis/metrics.hpp"
+#include "common/core/ranking.hpp"
 #include "common/store/sweep_schema.hpp"
 
 namespace lpi::query {
@@ -56,10 +56,6 @@ Family parse_family(const std::string& name) {
   if (name == "attn") return Family::attn;
   if (name == "ffn") return Family::ffn;
   throw QueryError("--family must be 'ffn' or 'attn', not '" + name + "'");
-}
-
-const char* family_name(Family f) {
-  return f == Family::attn ? "attn" : "ffn";
 }
 
 StoreReader::StoreReader(const std::string& path) : path_(path) {
@@ -146,9 +142,7 @@ void StoreReader::require_per_prompt(Family f) const {
 }
 
 int64_t StoreReader::layer_width(Family f) const {
-  const auto& s = shape();
-  if (f == Family::attn) return s.attn_width();
-  return s.is_moe() ? s.num_experts * s.intermediate_size : s.intermediate_size;
+  return core::layer_width(shape(), f);
 }
 
 int64_t StoreReader::flat_index(Family f, const NeuronRef& r) const {
@@ -194,25 +188,20 @@ int64_t StoreReader::flat_index(Family f, const NeuronRef& r) const {
                        range_text(x.size, x.plural));
     }
   }
-  const int64_t base = *r.layer * layer_width(f);
-  if (f == Family::attn) return base + *r.head * s.head_dim + *r.dim;
-  if (moe_ffn) return base + *r.expert * s.intermediate_size + *r.neuron;
-  return base + *r.neuron;
+  if (f == Family::attn) return core::attn_index(s, *r.layer, *r.head, *r.dim);
+  return core::ffn_index(s, *r.layer, moe_ffn ? *r.expert : 0, *r.neuron);
 }
 
 NeuronRef StoreReader::neuron_at(Family f, int64_t flat) const {
-  const auto& s = shape();
+  const auto c = core::coords_of(shape(), f, flat);
   NeuronRef r;
-  const int64_t w = layer_width(f), within = flat % w;
-  r.layer = flat / w;
+  r.layer = c.layer;
   if (f == Family::attn) {
-    r.head = within / s.head_dim;
-    r.dim = within % s.head_dim;
-  } else if (s.is_moe()) {
-    r.expert = within / s.intermediate_size;
-    r.neuron = within % s.intermediate_size;
+    r.head = c.head;
+    r.dim = c.dim;
   } else {
-    r.neuron = within;
+    if (shape().is_moe()) r.expert = c.expert;
+    r.neuron = c.neuron;
   }
   return r;
 }
@@ -234,7 +223,7 @@ std::vector<double> StoreReader::means(int32_t c, Family f, std::optional<int32_
   }
   require_per_prompt(f);
   const auto prompts = prompts_of(*relation);
-  const int64_t I = s.intermediate_size, E = s.num_experts, k = s.experts_per_token;
+  const int64_t I = s.intermediate_size, k = s.experts_per_token;
   // One prompt at a time: one chunk of the per-prompt tensor each.
   for (const int32_t p : prompts) {
     if (!moe_ffn) {
@@ -245,18 +234,9 @@ std::vector<double> StoreReader::means(int32_t c, Family f, std::optional<int32_
     }
     const auto v = read_f32(file, schema::kFfn, {c, p, 0, 0, 0}, {1, 1, L, k, I});
     const auto ids = read_i32(file, schema::kExpertIds, {c, p, 0, 0}, {1, 1, L, k});
-    for (int64_t l = 0; l < L; ++l) {
-      for (int64_t j = 0; j < k; ++j) {
-        const int64_t e = ids[l * k + j];
-        if (e < 0 || e >= E) {
-          throw std::runtime_error("store " + path_ + ": importance/expert_ids holds expert " +
-                                   std::to_string(e) + " (checkpoint " + std::to_string(c) +
-                                   ", prompt " + std::to_string(p) + ", layer " +
-                                   std::to_string(l) + "), expected 0.." + std::to_string(E - 1));
-        }
-        for (int64_t i = 0; i < I; ++i) out[(l * E + e) * I + i] += v[(l * k + j) * I + i];
-      }
-    }
+    core::add_ffn_values(s, v.data(), ids.data(), 1.0, out.data(),
+                         "store " + path_ + ": importance/expert_ids of checkpoint " +
+                             std::to_string(c) + ", prompt " + std::to_string(p));
   }
   for (auto& x : out) x /= static_cast<double>(prompts.size());
   return out;
@@ -266,8 +246,9 @@ double StoreReader::neuron_mean(int32_t c, Family f, int64_t flat,
                                 std::optional<int32_t> relation) const {
   const auto& s = shape();
   const bool moe_ffn = f == Family::ffn && s.is_moe();
-  const int64_t W = layer_width(f), l = flat / W, w = flat % W;
-  const int64_t I = s.intermediate_size, e = w / I, i = w % I, k = s.experts_per_token;
+  const auto n = core::coords_of(s, f, flat);
+  const int64_t l = n.layer, w = flat % layer_width(f), e = n.expert, i = n.neuron;
+  const int64_t k = s.experts_per_token;
   const hid_t file = file_.id();
   if (!relation) {
     if (moe_ffn) return read_f32(file, schema::kFfnMean, {c, l, e, i}, {1, 1, 1, 1})[0];
@@ -308,7 +289,7 @@ std::vector<TrajectoryPoint> StoreReader::trajectory(Family f, int64_t flat,
 std::vector<RankedNeuron> top_k(const StoreReader& store, Family f,
                                 const std::vector<double>& values, int64_t k) {
   if (k < 1) throw QueryError("--k must be at least 1, not " + std::to_string(k));
-  const auto order = analysis::top_k_indices(values, k, true);
+  const auto order = core::top_k_indices(values, k, true);
   const auto n = static_cast<int64_t>(order.size());
   std::vector<RankedNeuron> out;
   for (int64_t r = 0; r < n; ++r)

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "common/core/layout.hpp"
 #include "common/store/h5.hpp"
 #include "common/store/sweep_store.hpp"
 
@@ -23,9 +24,9 @@ struct QueryError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-enum class Family { attn, ffn };
+using core::Family;  // common/core/layout.hpp
+using core::family_name;
 Family parse_family(const std::string& name);  // "attn" or "ffn"
-const char* family_name(Family f);
 
 // A neuron as the user names it. attn: layer, head, dim. Dense ffn: layer,
 // neuron. MoE ffn: layer, expert, neuron.

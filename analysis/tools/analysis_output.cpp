@@ -79,7 +79,8 @@ void link_analysis(const std::string& store_path, const std::string& target) {
   const auto linked = [&](hid_t file) {
     if (H5Lexists(file, "analysis", H5P_DEFAULT) <= 0) return false;
     H5L_info_t info;
-    h5::check(H5Lget_info(file, "analysis", &info, H5P_DEFAULT), "the /analysis link of " + store_path);
+    h5::check(H5Lget_info(file, "analysis", &info, H5P_DEFAULT),
+              "the /analysis link of " + store_path);
     if (info.type != H5L_TYPE_EXTERNAL) return false;
     std::string value(info.u.val_size, '\0');
     h5::check(H5Lget_val(file, "analysis", value.data(), value.size(), H5P_DEFAULT),
@@ -97,7 +98,8 @@ void link_analysis(const std::string& store_path, const std::string& target) {
   } catch (const h5::H5Error& e) {
     throw std::runtime_error("store " + store_path +
                              " cannot be opened to link its /analysis (is lpi-sweep still running "
-                             "on it, or is the file read-only?): " + e.what());
+                             "on it, or is the file read-only?): " +
+                             e.what());
   }
   if (H5Lexists(file.id(), "analysis", H5P_DEFAULT) > 0)
     h5::check(H5Ldelete(file.id(), "analysis", H5P_DEFAULT), "replace /analysis of " + store_path);
@@ -189,7 +191,7 @@ std::vector<std::string> write_csv(const StoreAnalysis& a, const std::string& di
   };
   const auto C = static_cast<int64_t>(p.steps.size());
   const auto S = static_cast<int64_t>(a.scopes.size());
-  const auto L = p.layers;
+  const auto L = p.shape.num_layers;
   const std::pair<const char*, const FamilyResult*> families[] = {{"ffn", &a.ffn},
                                                                   {"attn", &a.attn}};
   {

@@ -48,13 +48,7 @@ std::vector<StorePlan> plan_stores(const std::vector<std::string>& paths,
     p.path = path;
     p.job_name = d.job_name;
     p.model_name = d.model_name;
-    p.architecture = d.shape.architecture;
-    p.layers = d.shape.num_layers;
-    p.heads = d.shape.num_heads;
-    p.head_dim = d.shape.head_dim;
-    p.intermediate = d.shape.intermediate_size;
-    p.experts = d.shape.num_experts;
-    p.experts_per_token = d.shape.experts_per_token;
+    p.shape = d.shape;
     p.relations = d.relation_ids;
     p.conditions = info.ablation_conditions;
     std::vector<std::string> missing;
@@ -131,8 +125,9 @@ struct CheckpointData {
 
 CheckpointData read_checkpoint(hid_t file, const StorePlan& plan, int64_t prompts, int32_t c) {
   CheckpointData out;
-  const int64_t L = plan.layers, A = plan.heads * plan.head_dim, I = plan.intermediate;
-  const int64_t k = plan.experts_per_token;
+  const auto& sh = plan.shape;
+  const int64_t L = sh.num_layers, A = sh.attn_width(), I = sh.intermediate_size;
+  const int64_t k = sh.experts_per_token;
   const auto read = [&](const char* name, std::vector<int64_t> count, auto& into, hid_t type) {
     int64_t n = 1;
     for (auto x : count) n *= x;
@@ -144,7 +139,7 @@ CheckpointData read_checkpoint(hid_t file, const StorePlan& plan, int64_t prompt
                              std::string(name) + " of " + plan.path);
   };
   read(store::schema::kAttn, {1, prompts, L, A}, out.attn, H5T_NATIVE_FLOAT);
-  if (plan.experts > 0) {
+  if (sh.is_moe()) {
     read(store::schema::kFfn, {1, prompts, L, k, I}, out.ffn, H5T_NATIVE_FLOAT);
     read(store::schema::kExpertIds, {1, prompts, L, k}, out.expert_ids, H5T_NATIVE_INT32);
   } else {
@@ -203,10 +198,10 @@ StoreAnalysis analyze_store(const StorePlan& plan, const AnalyzeOptions& options
     }
   }
 
-  const int64_t L = plan.layers, A = plan.heads * plan.head_dim, I = plan.intermediate;
-  const int64_t E = plan.experts, k = plan.experts_per_token;
-  const bool moe = E > 0;
-  const int64_t ffn_neurons = L * (moe ? E * I : I), attn_neurons = L * A;
+  const auto& sh = plan.shape;
+  const int64_t L = sh.num_layers, I = sh.intermediate_size, k = sh.experts_per_token;
+  const bool moe = sh.is_moe();
+  const int64_t ffn_neurons = sh.ffn_neurons(), attn_neurons = sh.attn_neurons();
   FamilyReduction ffn(ffn_neurons, L, a.design, options.reduction);
   FamilyReduction attn(attn_neurons, L, a.design, options.reduction);
   std::vector<std::vector<std::vector<uint8_t>>> hits;
@@ -230,19 +225,10 @@ StoreAnalysis analyze_store(const StorePlan& plan, const AnalyzeOptions& options
     } else {
       ffn.add_checkpoint([&](int32_t source, double w, double* acc) {
         const int64_t p = plan.prompts[source];
-        for (int64_t l = 0; l < L; ++l) {
-          for (int64_t slot = 0; slot < k; ++slot) {
-            const int32_t e = data.expert_ids[static_cast<std::size_t>((p * L + l) * k + slot)];
-            if (e < 0 || e >= E)
-              throw std::runtime_error("store " + plan.path + ": importance/expert_ids[" +
-                                       std::to_string(c) + ", " + std::to_string(p) + ", " +
-                                       std::to_string(l) + "] holds expert " + std::to_string(e) +
-                                       ", expected 0.." + std::to_string(E - 1));
-            const float* v = data.ffn.data() + ((p * L + l) * k + slot) * I;
-            double* out = acc + (l * E + e) * I;
-            for (int64_t i = 0; i < I; ++i) out[i] += w * v[i];
-          }
-        }
+        core::add_ffn_values(plan.shape, data.ffn.data() + p * L * k * I,
+                             data.expert_ids.data() + p * L * k, w, acc,
+                             "store " + plan.path + ": importance/expert_ids of checkpoint " +
+                                 std::to_string(c) + ", prompt " + std::to_string(p));
       });
     }
     if (a.has_ablation) hits.push_back(read_hits(file.id(), plan, prompts, c));

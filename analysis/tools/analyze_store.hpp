@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "analysis/reduction.hpp"
+#include "common/core/layout.hpp"
 
 namespace lpi::analysis {
 
@@ -24,8 +25,8 @@ struct AnalyzeOptions {
 
 // One store's plan: what is analysed.
 struct StorePlan {
-  std::string path, job_name, model_name, architecture;
-  int64_t layers = 0, heads = 0, head_dim = 0, intermediate = 0, experts = 0, experts_per_token = 0;
+  std::string path, job_name, model_name;
+  core::ModelShape shape;
   std::vector<int32_t> checkpoints;  // indices into /checkpoints, by step
   std::vector<int64_t> steps;
   std::vector<int32_t> prompts;          // indices into /prompts, ascending

@@ -19,12 +19,12 @@ void init_logging(int rank, bool verbose) {
   bl::add_console_log(
       std::clog, bl::keywords::auto_flush = true,
       bl::keywords::format =
-          (expr::stream << expr::format_date_time<boost::posix_time::ptime>(
-                               "TimeStamp", "%Y-%m-%d %H:%M:%S.%f")
-                        << " [rank " << expr::attr<int>("Rank") << "]"
-                        << expr::if_(expr::has_attr<int32_t>("Unit"))
-                               [expr::stream << " [unit " << expr::attr<int32_t>("Unit") << "]"]
-                        << " " << bl::trivial::severity << ": " << expr::smessage));
+          (expr::stream
+           << expr::format_date_time<boost::posix_time::ptime>("TimeStamp", "%Y-%m-%d %H:%M:%S.%f")
+           << " [rank " << expr::attr<int>("Rank") << "]"
+           << expr::if_(expr::has_attr<int32_t>(
+                  "Unit"))[expr::stream << " [unit " << expr::attr<int32_t>("Unit") << "]"]
+           << " " << bl::trivial::severity << ": " << expr::smessage));
   bl::core::get()->set_filter(bl::trivial::severity >=
                               (verbose ? bl::trivial::debug : bl::trivial::info));
 }

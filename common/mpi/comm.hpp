@@ -1,8 +1,9 @@
 // The MPI layer: every call goes through check() (the communicator is set to
 // MPI_ERRORS_RETURN, so a failure becomes an MpiError with MPI's own message
-// instead of an abort), and the sweep protocol's messages travel as bytes
-// with the message kind as the tag. A library never calls MPI_Init and never
-// assumes MPI_COMM_WORLD: it takes the caller's communicator.
+// instead of an abort), and MpiTransport carries the sweep protocol's
+// messages as bytes with the message kind as the tag. A library never calls
+// MPI_Init and never assumes MPI_COMM_WORLD: it takes the caller's
+// communicator.
 #pragma once
 
 #include <mpi.h>
@@ -12,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "common/sweep/protocol.hpp"
+#include "common/transport/transport.hpp"
 
 namespace lpi::mpi {
 
@@ -34,19 +35,23 @@ class Comm {
   int rank_ = 0, size_ = 1;
 };
 
-struct Message {
-  int source = -1;
-  sweep::MessageKind kind = sweep::MessageKind::Shutdown;
-  std::vector<uint8_t> bytes;
+// The sweep's transport over a communicator. receive() polls (MPI_Iprobe
+// with a growing sleep of up to 1 ms) instead of blocking: Open MPI's
+// blocking calls spin, and a coordinator idling between messages would
+// otherwise burn the core a worker on the same node needs.
+class MpiTransport : public transport::Transport {
+ public:
+  explicit MpiTransport(const Comm& comm) : comm_(comm) {}
+  int rank() const override { return comm_.rank(); }
+  int size() const override { return comm_.size(); }
+  void send(int dest, sweep::MessageKind kind, const std::vector<uint8_t>& bytes) override;
+  transport::Message receive(int source = transport::kAnySource) override;
+  std::optional<transport::Message> poll(int source = transport::kAnySource) override;
+  std::string broadcast(const std::string& text) override;
+  std::optional<transport::RankError> agree_error(const std::string& error) override;
+
+ private:
+  const Comm& comm_;
 };
-
-void send(const Comm& comm, int dest, sweep::MessageKind kind, const std::vector<uint8_t>& bytes);
-// The next message from anyone (source = MPI_ANY_SOURCE) or from one rank.
-Message receive(const Comm& comm, int source = MPI_ANY_SOURCE);
-
-// Collectives the sweep's set-up needs: a string from `root` to every rank,
-// and the largest of an int over all ranks.
-std::string broadcast(const Comm& comm, const std::string& text, int root = 0);
-int max_over_ranks(const Comm& comm, int value);
 
 }  // namespace lpi::mpi

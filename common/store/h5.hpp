@@ -41,8 +41,8 @@ class Handle {
   herr_t (*close_)(hid_t) = nullptr;
 };
 
-Handle create_file(const std::string& path);  // truncates
-Handle open_file(const std::string& path);    // read-only
+Handle create_file(const std::string& path);   // truncates
+Handle open_file(const std::string& path);     // read-only
 Handle open_file_rw(const std::string& path);  // read-write
 Handle create_group(hid_t parent, const std::string& name);
 Handle open_group(hid_t parent, const std::string& name);

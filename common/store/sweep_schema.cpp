@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "common/core/ablation.hpp"
 #include "lpi/lpi_config.hpp"
 
 namespace lpi::store::schema {
@@ -21,9 +22,9 @@ Handle fixed_string_type(std::size_t width) {
 
 Handle simple_space(const std::vector<int64_t>& shape) {
   std::vector<hsize_t> dims(shape.begin(), shape.end());
-  return Handle(static_cast<hid_t>(check(H5Screate_simple(static_cast<int>(dims.size()),
-                                                          dims.data(), nullptr),
-                                         "create dataspace")),
+  return Handle(static_cast<hid_t>(
+                    check(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
+                          "create dataspace")),
                 H5Sclose);
 }
 
@@ -33,8 +34,7 @@ enum class Fill { Zero, MinusOne, Never, Default };
 // data only. `chunk` empty: contiguous.
 Handle make(hid_t file, const std::string& path, hid_t type, const std::vector<int64_t>& shape,
             const std::vector<int64_t>& chunk = {}, Fill fill = Fill::Zero) {
-  Handle dcpl(static_cast<hid_t>(check(H5Pcreate(H5P_DATASET_CREATE), "creation list")),
-              H5Pclose);
+  Handle dcpl(static_cast<hid_t>(check(H5Pcreate(H5P_DATASET_CREATE), "creation list")), H5Pclose);
   check(H5Pset_alloc_time(dcpl.id(), H5D_ALLOC_TIME_EARLY), "early allocation of " + path);
   if (!chunk.empty()) {
     std::vector<hsize_t> c(chunk.begin(), chunk.end());
@@ -56,7 +56,8 @@ Handle make(hid_t file, const std::string& path, hid_t type, const std::vector<i
                 H5Dclose);
 }
 
-void fill(const Handle& ds, hid_t mem_type, const void* data, bool writer, const std::string& what) {
+void fill(const Handle& ds, hid_t mem_type, const void* data, bool writer,
+          const std::string& what) {
   if (!writer) return;
   check(H5Dwrite(ds.id(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), "write " + what);
 }
@@ -69,14 +70,16 @@ void strings(hid_t file, const std::string& path, const std::vector<std::string>
   for (std::size_t i = 0; i < values.size(); ++i)
     std::memcpy(&buf[i * width], values[i].data(), values[i].size());
   const auto type = fixed_string_type(width);
-  const auto ds = make(file, path, type.id(), {static_cast<int64_t>(values.size())}, {}, Fill::Never);
+  const auto ds =
+      make(file, path, type.id(), {static_cast<int64_t>(values.size())}, {}, Fill::Never);
   fill(ds, type.id(), buf.data(), writer, path);
 }
 
 template <class T>
 void numbers(hid_t file, const std::string& path, hid_t file_type, hid_t mem_type,
              const std::vector<T>& values, bool writer) {
-  const auto ds = make(file, path, file_type, {static_cast<int64_t>(values.size())}, {}, Fill::Never);
+  const auto ds =
+      make(file, path, file_type, {static_cast<int64_t>(values.size())}, {}, Fill::Never);
   fill(ds, mem_type, values.data(), writer, path);
 }
 
@@ -86,9 +89,9 @@ Handle open_dataset(hid_t file, const std::string& path) {
   Handle dapl(static_cast<hid_t>(check(H5Pcreate(H5P_DATASET_ACCESS), "access list")), H5Pclose);
   // No raw-data chunk cache: a write is in the file when H5Dwrite returns.
   check(H5Pset_chunk_cache(dapl.id(), 0, 0, 1.0), "chunk cache of " + path);
-  return Handle(static_cast<hid_t>(check(H5Dopen2(file, path.c_str(), dapl.id()),
-                                         "open dataset " + path)),
-                H5Dclose);
+  return Handle(
+      static_cast<hid_t>(check(H5Dopen2(file, path.c_str(), dapl.id()), "open dataset " + path)),
+      H5Dclose);
 }
 
 std::vector<std::string> read_fixed_strings(hid_t file, const std::string& path) {
@@ -113,8 +116,8 @@ void set_fixed_attr(hid_t object, const std::string& name, const std::string& va
   const auto type = fixed_string_type(value.size());
   const Handle space(static_cast<hid_t>(check(H5Screate(H5S_SCALAR), "scalar dataspace")),
                      H5Sclose);
-  const Handle attr(static_cast<hid_t>(check(H5Acreate2(object, name.c_str(), type.id(),
-                                                        space.id(), H5P_DEFAULT, H5P_DEFAULT),
+  const Handle attr(static_cast<hid_t>(check(H5Acreate2(object, name.c_str(), type.id(), space.id(),
+                                                        H5P_DEFAULT, H5P_DEFAULT),
                                              "create attribute " + name)),
                     H5Aclose);
   std::string padded = value.empty() ? std::string(1, '\0') : value;
@@ -125,8 +128,7 @@ std::string fixed_attr(hid_t object, const std::string& name) {
   const Handle attr(static_cast<hid_t>(check(H5Aopen(object, name.c_str(), H5P_DEFAULT),
                                              "open attribute " + name)),
                     H5Aclose);
-  const Handle type(static_cast<hid_t>(check(H5Aget_type(attr.id()), "type of " + name)),
-                    H5Tclose);
+  const Handle type(static_cast<hid_t>(check(H5Aget_type(attr.id()), "type of " + name)), H5Tclose);
   if (H5Tget_class(type.id()) != H5T_STRING || H5Tis_variable_str(type.id()) != 0) {
     throw H5Error("attribute " + name + " is not a fixed-length string");
   }
@@ -241,7 +243,7 @@ void write_description(hid_t file, const SweepDescription& d, bool writer) {
   make(file, kHit, H5T_STD_U8LE, {C, P});
   // Per prompt tensors: one chunk per (checkpoint, prompt), never filled (sparse until written).
   if (d.per_prompt_attn) make(file, kAttn, H5T_IEEE_F32LE, {C, P, L, A}, {1, 1, L, A}, Fill::Never);
-  const int64_t EI = sh.is_moe() ? E * I : I;  // a unit's FFN sum covers every expert
+  const int64_t EI = sh.ffn_width();  // a unit's FFN sum covers every expert
   if (sh.is_moe() && d.per_prompt_ffn) {
     make(file, kFfn, H5T_IEEE_F32LE, {C, P, L, k, I}, {1, 1, L, k, I}, Fill::Never);
     make(file, kExpertIds, H5T_STD_I32LE, {C, P, L, k}, {1, 1, L, k}, Fill::Never);
@@ -267,7 +269,7 @@ void write_description(hid_t file, const SweepDescription& d, bool writer) {
   const auto conditions = d.ablation.conditions();
   const auto M = static_cast<int64_t>(conditions.size());
   const int64_t Hmax = std::max<int32_t>(1, d.ablation.max_heads());
-  const int64_t K = std::max<int64_t>(1, ablation_ffn_count(sh, d.ablation.ffn_fraction));
+  const int64_t K = std::max<int64_t>(1, core::ablation_ffn_count(sh, d.ablation.ffn_fraction));
   strings(file, kAblCondition, conditions, writer);
   make(file, kAblHeads, H5T_STD_I32LE, {C, Hmax, 2}, {}, Fill::MinusOne);
   make(file, kAblHeadScore, H5T_IEEE_F32LE, {C, Hmax});
@@ -280,12 +282,6 @@ void write_description(hid_t file, const SweepDescription& d, bool writer) {
   make(file, kAblHitAll, H5T_IEEE_F32LE, {C, M});
   make(file, kAblHitByRelation, H5T_IEEE_F32LE, {C, R, M});
   make(file, kAblDone, H5T_STD_U8LE, {C});
-}
-
-int64_t ablation_ffn_count(const ModelShape& sh, double fraction) {
-  if (!(fraction > 0)) return 0;
-  const int64_t n = sh.num_layers * (sh.is_moe() ? sh.num_experts : 1) * sh.intermediate_size;
-  return std::max<int64_t>(1, static_cast<int64_t>(std::floor(fraction * static_cast<double>(n))));
 }
 
 void write_run_entry(hid_t ds, int64_t slot, const std::string& text, hid_t xfer) {

@@ -53,14 +53,11 @@ constexpr const char* kAblDone = "ablation/done";
 constexpr const char* kAblationDatasets[] = {
     kAblHeads, kAblHeadScore, kAblFfnNeurons, kAblMaskDone,      kAblGoldRank, kAblLogprob,
     kAblHit,   kAblUnitDone,  kAblHitAll,     kAblHitByRelation, kAblDone};
-// K, the number of FFN/expert neurons an `ffn:F` condition masks.
-int64_t ablation_ffn_count(const ModelShape& shape, double fraction);
 
 constexpr const char* kSlabDatasets[] = {
-    kTarget,   kBaseLogprob,   kAttn,       kFfn,      kExpertIds, kUnitAttnSum,
-    kUnitFfnSum, kGoldRank,    kHit,        kUnitDone, kUnitRank,  kUnitSeconds,
-    kAttnMean, kFfnMean,       kHitByRelation, kHitAll, kAggDone, kRunLog};
-
+    kTarget,     kBaseLogprob, kAttn,          kFfn,      kExpertIds, kUnitAttnSum,
+    kUnitFfnSum, kGoldRank,    kHit,           kUnitDone, kUnitRank,  kUnitSeconds,
+    kAttnMean,   kFfnMean,     kHitByRelation, kHitAll,   kAggDone,   kRunLog};
 
 // Collective: every group, dataset and attribute of a new store. Rank
 // `writer` (true on one rank) fills the descriptive datasets.

@@ -4,44 +4,15 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 
+#include "common/core/aggregate.hpp"
+#include "common/core/ranking.hpp"
 #include "common/store/sweep_schema.hpp"
 #include "lpi/lpi_config.hpp"
 
 namespace lpi::store {
 namespace fs = std::filesystem;
 using namespace schema;
-
-bool ModelShape::operator==(const ModelShape& o) const {
-  return architecture == o.architecture && num_layers == o.num_layers &&
-         hidden_size == o.hidden_size && num_heads == o.num_heads && head_dim == o.head_dim &&
-         intermediate_size == o.intermediate_size && num_experts == o.num_experts &&
-         experts_per_token == o.experts_per_token && vocab_size == o.vocab_size;
-}
-
-std::string ModelShape::describe() const {
-  std::ostringstream s;
-  s << architecture << " (layers " << num_layers << ", d " << hidden_size << ", heads "
-    << num_heads << "x" << head_dim << ", FFN " << intermediate_size;
-  if (is_moe()) s << ", experts " << num_experts << " top-" << experts_per_token;
-  s << ", vocab " << vocab_size << ")";
-  return s.str();
-}
-
-ModelShape shape_of(const checkpoint::ModelConfig& c) {
-  ModelShape s;
-  s.architecture = c.architecture;
-  s.num_layers = c.num_layers;
-  s.hidden_size = c.hidden_size;
-  s.num_heads = c.num_heads;
-  s.head_dim = c.head_dim;
-  s.intermediate_size = c.intermediate_size;
-  s.num_experts = c.num_experts;
-  s.experts_per_token = c.num_experts_per_tok;
-  s.vocab_size = c.vocab_size;
-  return s;
-}
 
 namespace {
 
@@ -117,10 +88,10 @@ SweepStore SweepStore::create(MPI_Comm comm, const std::string& path, const Swee
   MPI_Barrier(comm);
   {
     const auto fapl = file_access(comm);
-    s.file_ = Handle(static_cast<hid_t>(check(H5Fcreate(partial.c_str(), H5F_ACC_EXCL,
-                                                         H5P_DEFAULT, fapl.id()),
-                                               "create sweep store " + partial)),
-                     H5Fclose);
+    s.file_ = Handle(
+        static_cast<hid_t>(check(H5Fcreate(partial.c_str(), H5F_ACC_EXCL, H5P_DEFAULT, fapl.id()),
+                                 "create sweep store " + partial)),
+        H5Fclose);
   }
   write_description(s.file_.id(), d, rank == 0);
   check(H5Fflush(s.file_.id(), H5F_SCOPE_GLOBAL), "flush the new store " + partial);
@@ -135,8 +106,7 @@ SweepStore SweepStore::create(MPI_Comm comm, const std::string& path, const Swee
   return s;
 }
 
-SweepStore SweepStore::open(MPI_Comm comm, const std::string& path,
-                            const std::string& run_record) {
+SweepStore SweepStore::open(MPI_Comm comm, const std::string& path, const std::string& run_record) {
   silence_hdf5_errors();
   SweepStore s;
   s.path_ = path;
@@ -149,7 +119,7 @@ SweepStore SweepStore::open(MPI_Comm comm, const std::string& path,
   {
     const auto fapl = file_access(comm);
     s.file_ = Handle(static_cast<hid_t>(check(H5Fopen(path.c_str(), H5F_ACC_RDWR, fapl.id()),
-                                               "open sweep store " + path + " for resume")),
+                                              "open sweep store " + path + " for resume")),
                      H5Fclose);
   }
   s.open_datasets();
@@ -158,8 +128,8 @@ SweepStore SweepStore::open(MPI_Comm comm, const std::string& path,
 }
 
 void SweepStore::open_datasets() {
-  independent_ = Handle(static_cast<hid_t>(check(H5Pcreate(H5P_DATASET_XFER), "transfer list")),
-                        H5Pclose);
+  independent_ =
+      Handle(static_cast<hid_t>(check(H5Pcreate(H5P_DATASET_XFER), "transfer list")), H5Pclose);
   check(H5Pset_dxpl_mpio(independent_.id(), H5FD_MPIO_INDEPENDENT), "independent transfers");
   for (const auto* name : kSlabDatasets) {
     const std::string n = name;
@@ -177,10 +147,10 @@ SweepStore::~SweepStore() {
 }
 
 void SweepStore::write_unit(const sweep::WorkUnit& u, const UnitResult& r) {
+  const std::lock_guard<std::recursive_mutex> lock(*mutex_);
   const auto& sh = d_.shape;
   const int64_t n = u.prompt_count, L = sh.num_layers, A = sh.attn_width();
   const int64_t I = sh.intermediate_size, k = sh.experts_per_token;
-  const int64_t E = std::max<int64_t>(1, sh.num_experts);
   const std::string what = "unit " + std::to_string(u.id) + " in " + path_;
   auto expect = [&](const char* name, std::size_t have, int64_t per) {
     if (static_cast<int64_t>(have) != n * per) {
@@ -192,30 +162,22 @@ void SweepStore::write_unit(const sweep::WorkUnit& u, const UnitResult& r) {
   expect(kBaseLogprob, r.base_logprob.size(), 1);
   expect(kGoldRank, r.gold_rank.size(), 1);
   expect(kAttn, r.attn.size(), L * A);
-  expect(kFfn, r.ffn.size(), L * (sh.is_moe() ? k : 1) * I);
+  expect(kFfn, r.ffn.size(), L * sh.ffn_active_width());
   if (sh.is_moe()) expect(kExpertIds, r.expert_ids.size(), L * k);
-  // The unit's sums over its prompts, in prompt order (float64).
-  std::vector<double> attn_sum(L * A, 0.0), ffn_sum(L * E * I, 0.0);
+  // The unit's sums over its prompts, in prompt order (float64), with the
+  // MoE's chosen experts scattered into the full expert layout.
+  std::vector<double> attn_sum(L * A, 0.0), ffn_sum(sh.ffn_neurons(), 0.0);
+  const int64_t F = L * sh.ffn_active_width();
   for (int64_t p = 0; p < n; ++p) {
     for (int64_t i = 0; i < L * A; ++i) attn_sum[i] += r.attn[p * L * A + i];
-    if (!sh.is_moe()) {
-      for (int64_t i = 0; i < L * I; ++i) ffn_sum[i] += r.ffn[p * L * I + i];
-      continue;
-    }
-    for (int64_t l = 0; l < L; ++l) {
-      for (int64_t s = 0; s < k; ++s) {
-        const int64_t e = r.expert_ids[(p * L + l) * k + s];
-        if (e < 0 || e >= E)
-          throw StoreError(what + ": expert id " + std::to_string(e) + " outside 0.." +
-                           std::to_string(E - 1));
-        const float* src = &r.ffn[((p * L + l) * k + s) * I];
-        double* dst = &ffn_sum[(l * E + e) * I];
-        for (int64_t i = 0; i < I; ++i) dst[i] += src[i];
-      }
+    try {
+      core::add_ffn_values(sh, &r.ffn[p * F], sh.is_moe() ? &r.expert_ids[p * L * k] : nullptr, 1.0,
+                           ffn_sum.data(), what + ", prompt " + std::to_string(p));
+    } catch (const core::LayoutError& e) {
+      throw StoreError(e.what());
     }
   }
-  std::vector<uint8_t> hit(r.gold_rank.size());
-  for (std::size_t i = 0; i < hit.size(); ++i) hit[i] = r.gold_rank[i] >= 0 && r.gold_rank[i] < 10;
+  const auto hit = core::hits_of_ranks(r.gold_rank);
   const hid_t x = independent_.id();
   auto slab = [&](const char* name, hid_t type, const std::vector<int64_t>& inner,
                   const void* data) {
@@ -233,9 +195,9 @@ void SweepStore::write_unit(const sweep::WorkUnit& u, const UnitResult& r) {
   } else if (has(kFfn)) {
     slab(kFfn, H5T_NATIVE_FLOAT, {L, I}, r.ffn.data());
   }
-  write_slab(ds_.at(kUnitAttnSum).id(), H5T_NATIVE_DOUBLE, {u.id, 0, 0}, {1, L, A},
-             attn_sum.data(), x, what + " attn sum");
-  write_slab(ds_.at(kUnitFfnSum).id(), H5T_NATIVE_DOUBLE, {u.id, 0, 0}, {1, L, E * I},
+  write_slab(ds_.at(kUnitAttnSum).id(), H5T_NATIVE_DOUBLE, {u.id, 0, 0}, {1, L, A}, attn_sum.data(),
+             x, what + " attn sum");
+  write_slab(ds_.at(kUnitFfnSum).id(), H5T_NATIVE_DOUBLE, {u.id, 0, 0}, {1, L, sh.ffn_width()},
              ffn_sum.data(), x, what + " ffn sum");
   slab(kTarget, H5T_NATIVE_INT32, {}, r.target.data());
   slab(kBaseLogprob, H5T_NATIVE_FLOAT, {}, r.base_logprob.data());
@@ -244,11 +206,12 @@ void SweepStore::write_unit(const sweep::WorkUnit& u, const UnitResult& r) {
 }
 
 void SweepStore::mark_done(int32_t unit, int32_t rank, float seconds) {
+  const std::lock_guard<std::recursive_mutex> lock(*mutex_);
   const uint8_t one = 1;
   const std::string what = "unit " + std::to_string(unit) + " flags in " + path_;
   write_slab(ds_.at(kUnitRank).id(), H5T_NATIVE_INT32, {unit}, {1}, &rank, independent_.id(), what);
-  write_slab(ds_.at(kUnitSeconds).id(), H5T_NATIVE_FLOAT, {unit}, {1}, &seconds,
-             independent_.id(), what);
+  write_slab(ds_.at(kUnitSeconds).id(), H5T_NATIVE_FLOAT, {unit}, {1}, &seconds, independent_.id(),
+             what);
   // The flag last: a unit is complete once this byte is in the file.
   write_slab(ds_.at(kUnitDone).id(), H5T_NATIVE_UINT8, {unit}, {1}, &one, independent_.id(), what);
 }
@@ -261,30 +224,32 @@ std::vector<uint8_t> SweepStore::flags(const char* name, std::size_t n, const st
 }
 
 std::vector<uint8_t> SweepStore::done_flags() {
+  const std::lock_guard<std::recursive_mutex> lock(*mutex_);
   return flags(kUnitDone, d_.grid.units.size(), "done flags");
 }
 
 std::vector<uint8_t> SweepStore::aggregated_flags() {
+  const std::lock_guard<std::recursive_mutex> lock(*mutex_);
   return flags(kAggDone, d_.grid.checkpoints.size(), "aggregate flags");
 }
 
 void SweepStore::aggregate(int32_t c) {
+  const std::lock_guard<std::recursive_mutex> lock(*mutex_);
   const auto& sh = d_.shape;
   const int64_t P = static_cast<int64_t>(d_.prompt_relation.size()), L = sh.num_layers;
-  const int64_t A = sh.attn_width(), I = sh.intermediate_size;
-  const int64_t E = std::max<int64_t>(1, sh.num_experts);
+  const int64_t A = sh.attn_width(), W = sh.ffn_width();
   const std::string what = "checkpoint " + d_.grid.checkpoints[c].name + " in " + path_;
   const hid_t x = independent_.id();
   // Sum of the units' sums, in unit order: the same bits whoever computed them.
-  std::vector<double> attn_sum(L * A, 0.0), ffn_sum(L * E * I, 0.0);
-  std::vector<double> a(L * A), f(L * E * I);
+  std::vector<double> attn_sum(L * A, 0.0), ffn_sum(L * W, 0.0);
+  std::vector<double> a(L * A), f(L * W);
   int64_t prompts = 0;
   for (const auto& u : d_.grid.units) {
     if (u.checkpoint != c) continue;
     read_slab(ds_.at(kUnitAttnSum).id(), H5T_NATIVE_DOUBLE, {u.id, 0, 0}, {1, L, A}, a.data(), x,
               what);
-    read_slab(ds_.at(kUnitFfnSum).id(), H5T_NATIVE_DOUBLE, {u.id, 0, 0}, {1, L, E * I}, f.data(),
-              x, what);
+    read_slab(ds_.at(kUnitFfnSum).id(), H5T_NATIVE_DOUBLE, {u.id, 0, 0}, {1, L, W}, f.data(), x,
+              what);
     for (std::size_t i = 0; i < a.size(); ++i) attn_sum[i] += a[i];
     for (std::size_t i = 0; i < f.size(); ++i) ffn_sum[i] += f[i];
     prompts += u.prompt_count;
@@ -296,44 +261,30 @@ void SweepStore::aggregate(int32_t c) {
   std::vector<int32_t> rank(P);
   read_slab(ds_.at(kGoldRank).id(), H5T_NATIVE_INT32, {c, 0}, {1, P}, rank.data(), x, what);
   const auto R = static_cast<int64_t>(d_.relation_ids.size());
-  std::vector<float> hit(R, 0.0f);
-  std::vector<int64_t> count(R, 0);
-  int64_t hits = 0;
-  for (int64_t p = 0; p < P; ++p) {
-    const auto r = d_.prompt_relation[p];
-    ++count[r];
-    if (rank[p] >= 0 && rank[p] < 10) {
-      hit[r] += 1;
-      ++hits;
-    }
-  }
-  for (int64_t r = 0; r < R; ++r) hit[r] = count[r] ? hit[r] / count[r] : NAN;
-  const float hit_all = static_cast<float>(hits) / P;
-  auto mean = [&](const std::vector<double>& sum) {
-    std::vector<float> out(sum.size());
-    for (std::size_t i = 0; i < sum.size(); ++i) out[i] = static_cast<float>(sum[i] / P);
-    return out;
-  };
-  const auto am = mean(attn_sum), fm = mean(ffn_sum);
+  const auto hits = core::hit_rates(core::hits_of_ranks(rank), 1, d_.prompt_relation, R).at(0);
+  const auto am = core::means_of_sums(attn_sum, P), fm = core::means_of_sums(ffn_sum, P);
   write_slab(ds_.at(kAttnMean).id(), H5T_NATIVE_FLOAT, {c, 0, 0}, {1, L, A}, am.data(), x, what);
   if (sh.is_moe()) {
-    write_slab(ds_.at(kFfnMean).id(), H5T_NATIVE_FLOAT, {c, 0, 0, 0}, {1, L, E, I}, fm.data(), x,
-               what);
+    write_slab(ds_.at(kFfnMean).id(), H5T_NATIVE_FLOAT, {c, 0, 0, 0},
+               {1, L, sh.num_experts, sh.intermediate_size}, fm.data(), x, what);
   } else {
-    write_slab(ds_.at(kFfnMean).id(), H5T_NATIVE_FLOAT, {c, 0, 0}, {1, L, I}, fm.data(), x, what);
+    write_slab(ds_.at(kFfnMean).id(), H5T_NATIVE_FLOAT, {c, 0, 0}, {1, L, W}, fm.data(), x, what);
   }
-  write_slab(ds_.at(kHitByRelation).id(), H5T_NATIVE_FLOAT, {c, 0}, {1, R}, hit.data(), x, what);
-  write_slab(ds_.at(kHitAll).id(), H5T_NATIVE_FLOAT, {c}, {1}, &hit_all, x, what);
+  write_slab(ds_.at(kHitByRelation).id(), H5T_NATIVE_FLOAT, {c, 0}, {1, R}, hits.by_relation.data(),
+             x, what);
+  write_slab(ds_.at(kHitAll).id(), H5T_NATIVE_FLOAT, {c}, {1}, &hits.all, x, what);
   const uint8_t one = 1;
   write_slab(ds_.at(kAggDone).id(), H5T_NATIVE_UINT8, {c}, {1}, &one, x, what);
 }
 
 void SweepStore::append_run(const std::string& entry) {
+  const std::lock_guard<std::recursive_mutex> lock(*mutex_);
   if (rank_ != 0) return;
   write_run_entry(ds_.at(kRunLog).id(), run_slot_++, entry, independent_.id());
 }
 
 void SweepStore::close(const std::string& run_end_record) {
+  const std::lock_guard<std::recursive_mutex> lock(*mutex_);
   append_run(run_end_record);
   ds_.clear();
   independent_ = Handle();

@@ -19,11 +19,14 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
 
-#include "common/checkpoint/model_config.hpp"
+#include "common/core/ablation.hpp"
+#include "common/core/layout.hpp"
 #include "common/store/h5.hpp"
 #include "common/sweep/grid.hpp"
 
@@ -32,18 +35,7 @@ namespace lpi::store {
 constexpr const char* kSweepFormat = "lpi-sweep store";
 constexpr int64_t kSweepFormatVersion = 1;
 
-// The model's shape, from the first checkpoint's config.json; every
-// checkpoint of a sweep must have it.
-struct ModelShape {
-  std::string architecture;
-  int64_t num_layers = 0, hidden_size = 0, num_heads = 0, head_dim = 0;
-  int64_t intermediate_size = 0, num_experts = 0, experts_per_token = 0, vocab_size = 0;
-  bool is_moe() const { return num_experts > 0; }
-  int64_t attn_width() const { return num_heads * head_dim; }
-  bool operator==(const ModelShape& o) const;
-  std::string describe() const;
-};
-ModelShape shape_of(const checkpoint::ModelConfig& config);
+using core::ModelShape;  // common/core/layout.hpp
 
 // The shape's integer fields as the store's root attributes name them.
 constexpr std::pair<const char*, int64_t ModelShape::*> kShapeAttributes[] = {
@@ -98,18 +90,7 @@ struct AblationUnitResult {
   std::vector<float> target_logprob;
 };
 
-// What one checkpoint masks, ranked from its own aggregates (docs/STORE.md).
-struct AblationMasks {
-  std::vector<std::pair<int32_t, int32_t>> heads;  // (layer, head), best first
-  std::vector<float> head_score;
-  std::vector<int64_t> ffn_neurons;  // flat family indices, best first
-};
-// Heads by the summed |mean importance| of their neurons, FFN/expert neurons
-// by |mean importance|, ties to the lower index. attn_mean [L, H*dh],
-// ffn_mean [L, I] or [L, E, I].
-AblationMasks rank_for_ablation(const std::vector<float>& attn_mean,
-                                const std::vector<float>& ffn_mean, const ModelShape& shape,
-                                const sweep::AblationSpec& spec);
+using core::AblationMasks;  // common/core/ablation.hpp
 
 struct StoreError : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -118,9 +99,9 @@ struct StoreError : std::runtime_error {
 // What a store holds, read without MPI (status, resume checks, tools).
 struct StoreInfo {
   SweepDescription description;
-  std::vector<uint8_t> unit_done;        // [units]
-  std::vector<uint8_t> aggregated;       // [checkpoints]
-  std::vector<std::string> runs;         // run history, oldest first
+  std::vector<uint8_t> unit_done;   // [units]
+  std::vector<uint8_t> aggregated;  // [checkpoints]
+  std::vector<std::string> runs;    // run history, oldest first
   // The ablation phase (empty when the job has none).
   std::vector<std::string> ablation_conditions;  // [M]
   std::vector<uint8_t> ablation_unit_done;       // [units]
@@ -189,6 +170,10 @@ class SweepStore {
   Handle file_;
   std::map<std::string, Handle> ds_;
   Handle independent_;  // transfer property list
+  // Every public operation holds it: the coordinator thread and the worker
+  // thread of a one-process run share the store (HDF5 and MPI-IO calls are
+  // serialised, never concurrent).
+  std::unique_ptr<std::recursive_mutex> mutex_ = std::make_unique<std::recursive_mutex>();
 };
 
 }  // namespace lpi::store

@@ -5,39 +5,18 @@
 #include <algorithm>
 #include <cmath>
 
-#include "analysis/metrics.hpp"
+#include "common/core/aggregate.hpp"
 #include "common/store/sweep_schema.hpp"
 #include "common/store/sweep_store.hpp"
 
 namespace lpi::store {
 using namespace schema;
 
-AblationMasks rank_for_ablation(const std::vector<float>& attn_mean,
-                                const std::vector<float>& ffn_mean, const ModelShape& sh,
-                                const sweep::AblationSpec& spec) {
-  const int64_t L = sh.num_layers, H = sh.num_heads, dh = sh.head_dim;
-  const int64_t N = L * (sh.is_moe() ? sh.num_experts : 1) * sh.intermediate_size;
-  if (static_cast<int64_t>(attn_mean.size()) != L * H * dh ||
-      static_cast<int64_t>(ffn_mean.size()) != N)
-    throw StoreError("rank_for_ablation: " + std::to_string(attn_mean.size()) + " attention and " +
-                     std::to_string(ffn_mean.size()) + " FFN means for " + sh.describe());
-  AblationMasks m;
-  std::vector<double> head(static_cast<std::size_t>(L * H), 0.0);
-  for (int64_t i = 0; i < L * H * dh; ++i) head[i / dh] += std::fabs(attn_mean[i]);
-  for (auto h : analysis::top_k_indices(head, spec.max_heads(), false)) {
-    m.heads.emplace_back(static_cast<int32_t>(h / H), static_cast<int32_t>(h % H));
-    m.head_score.push_back(static_cast<float>(head[h]));
-  }
-  std::vector<double> ffn(ffn_mean.size());
-  for (std::size_t i = 0; i < ffn.size(); ++i) ffn[i] = std::fabs(ffn_mean[i]);
-  m.ffn_neurons = analysis::top_k_indices(ffn, ablation_ffn_count(sh, spec.ffn_fraction), false);
-  return m;
-}
-
 void SweepStore::write_masks(int32_t c) {
+  const std::lock_guard<std::recursive_mutex> lock(*mutex_);
   const auto& sh = d_.shape;
   const int64_t L = sh.num_layers, A = sh.attn_width();
-  const int64_t N = L * std::max<int64_t>(1, sh.num_experts) * sh.intermediate_size;
+  const int64_t N = sh.ffn_neurons();
   const std::string what =
       "ablation masks of checkpoint " + d_.grid.checkpoints[c].name + " in " + path_;
   const hid_t x = independent_.id();
@@ -50,7 +29,8 @@ void SweepStore::write_masks(int32_t c) {
     read_slab(ds_.at(kFfnMean).id(), H5T_NATIVE_FLOAT, {c, 0, 0}, {1, L, sh.intermediate_size},
               ffn.data(), x, what);
   }
-  const auto m = rank_for_ablation(attn, ffn, sh, d_.ablation);
+  const auto m =
+      core::rank_for_ablation(attn, ffn, sh, d_.ablation.max_heads(), d_.ablation.ffn_fraction);
   const int64_t Hmax = std::max<int32_t>(1, d_.ablation.max_heads());
   std::vector<int32_t> heads(static_cast<std::size_t>(Hmax * 2), -1);
   std::vector<float> score(static_cast<std::size_t>(Hmax), 0.0f);
@@ -63,7 +43,7 @@ void SweepStore::write_masks(int32_t c) {
              what);
   write_slab(ds_.at(kAblHeadScore).id(), H5T_NATIVE_FLOAT, {c, 0}, {1, Hmax}, score.data(), x,
              what);
-  const int64_t K = std::max<int64_t>(1, ablation_ffn_count(sh, d_.ablation.ffn_fraction));
+  const int64_t K = std::max<int64_t>(1, core::ablation_ffn_count(sh, d_.ablation.ffn_fraction));
   std::vector<int64_t> neurons(static_cast<std::size_t>(K), -1);
   std::copy(m.ffn_neurons.begin(), m.ffn_neurons.end(), neurons.begin());
   write_slab(ds_.at(kAblFfnNeurons).id(), H5T_NATIVE_INT64, {c, 0}, {1, K}, neurons.data(), x,
@@ -73,10 +53,12 @@ void SweepStore::write_masks(int32_t c) {
 }
 
 std::vector<uint8_t> SweepStore::mask_flags() {
+  const std::lock_guard<std::recursive_mutex> lock(*mutex_);
   return flags(kAblMaskDone, d_.grid.checkpoints.size(), "ablation mask flags");
 }
 
 AblationMasks SweepStore::read_masks(int32_t c) {
+  const std::lock_guard<std::recursive_mutex> lock(*mutex_);
   const auto& sh = d_.shape;
   const std::string what =
       "ablation masks of checkpoint " + d_.grid.checkpoints[c].name + " in " + path_;
@@ -85,7 +67,7 @@ AblationMasks SweepStore::read_masks(int32_t c) {
   read_slab(ds_.at(kAblMaskDone).id(), H5T_NATIVE_UINT8, {c}, {1}, &done, x, what);
   if (!done) throw StoreError(what + " are not written yet");
   const int64_t Hmax = std::max<int32_t>(1, d_.ablation.max_heads());
-  const int64_t K = std::max<int64_t>(1, ablation_ffn_count(sh, d_.ablation.ffn_fraction));
+  const int64_t K = std::max<int64_t>(1, core::ablation_ffn_count(sh, d_.ablation.ffn_fraction));
   std::vector<int32_t> heads(static_cast<std::size_t>(Hmax * 2));
   std::vector<float> score(static_cast<std::size_t>(Hmax));
   std::vector<int64_t> neurons(static_cast<std::size_t>(K));
@@ -105,6 +87,7 @@ AblationMasks SweepStore::read_masks(int32_t c) {
 }
 
 void SweepStore::write_ablation_unit(const sweep::WorkUnit& u, const AblationUnitResult& r) {
+  const std::lock_guard<std::recursive_mutex> lock(*mutex_);
   const int64_t n = u.prompt_count;
   const auto M = static_cast<int64_t>(d_.ablation.conditions().size());
   const std::string what = "ablation of unit " + std::to_string(u.id) + " in " + path_;
@@ -113,8 +96,7 @@ void SweepStore::write_ablation_unit(const sweep::WorkUnit& u, const AblationUni
     throw StoreError(what + ": " + std::to_string(r.gold_rank.size()) + " ranks and " +
                      std::to_string(r.target_logprob.size()) + " log-probabilities, expected " +
                      std::to_string(n * M) + " of each");
-  std::vector<uint8_t> hit(r.gold_rank.size());
-  for (std::size_t i = 0; i < hit.size(); ++i) hit[i] = r.gold_rank[i] >= 0 && r.gold_rank[i] < 10;
+  const auto hit = core::hits_of_ranks(r.gold_rank);
   const hid_t x = independent_.id();
   write_slab(ds_.at(kAblGoldRank).id(), H5T_NATIVE_INT32, {u.checkpoint, u.first_prompt, 0},
              {1, n, M}, r.gold_rank.data(), x, what);
@@ -125,20 +107,24 @@ void SweepStore::write_ablation_unit(const sweep::WorkUnit& u, const AblationUni
 }
 
 void SweepStore::mark_ablation_done(int32_t unit) {
+  const std::lock_guard<std::recursive_mutex> lock(*mutex_);
   const uint8_t one = 1;
   write_slab(ds_.at(kAblUnitDone).id(), H5T_NATIVE_UINT8, {unit}, {1}, &one, independent_.id(),
              "ablation flag of unit " + std::to_string(unit) + " in " + path_);
 }
 
 std::vector<uint8_t> SweepStore::ablation_unit_flags() {
+  const std::lock_guard<std::recursive_mutex> lock(*mutex_);
   return flags(kAblUnitDone, d_.grid.units.size(), "ablation unit flags");
 }
 
 std::vector<uint8_t> SweepStore::ablation_flags() {
+  const std::lock_guard<std::recursive_mutex> lock(*mutex_);
   return flags(kAblDone, d_.grid.checkpoints.size(), "ablation flags");
 }
 
 void SweepStore::aggregate_ablation(int32_t c) {
+  const std::lock_guard<std::recursive_mutex> lock(*mutex_);
   const auto P = static_cast<int64_t>(d_.prompt_relation.size());
   const auto R = static_cast<int64_t>(d_.relation_ids.size());
   const auto M = static_cast<int64_t>(d_.ablation.conditions().size());
@@ -146,24 +132,11 @@ void SweepStore::aggregate_ablation(int32_t c) {
   const hid_t x = independent_.id();
   std::vector<uint8_t> hit(static_cast<std::size_t>(P * M));
   read_slab(ds_.at(kAblHit).id(), H5T_NATIVE_UINT8, {c, 0, 0}, {1, P, M}, hit.data(), x, what);
-  // Hits counted per relation and condition, then the fractions.
-  std::vector<int64_t> hits(static_cast<std::size_t>(R * M), 0),
-      count(static_cast<std::size_t>(R), 0);
-  for (int64_t p = 0; p < P; ++p) {
-    const auto r = d_.prompt_relation[p];
-    ++count[r];
-    for (int64_t m = 0; m < M; ++m) hits[r * M + m] += hit[p * M + m];
-  }
-  std::vector<float> all, by;
-  for (int64_t m = 0; m < M; ++m) {
-    int64_t total = 0;
-    for (int64_t r = 0; r < R; ++r) total += hits[r * M + m];
-    all.push_back(static_cast<float>(static_cast<double>(total) / static_cast<double>(P)));
-  }
+  const auto rates = core::hit_rates(hit, M, d_.prompt_relation, R);
+  std::vector<float> all, by;  // [M], [R, M]
+  for (int64_t m = 0; m < M; ++m) all.push_back(rates[m].all);
   for (int64_t r = 0; r < R; ++r)
-    for (int64_t m = 0; m < M; ++m)
-      by.push_back(count[r] ? static_cast<float>(static_cast<double>(hits[r * M + m]) / count[r])
-                            : NAN);
+    for (int64_t m = 0; m < M; ++m) by.push_back(rates[m].by_relation[r]);
   write_slab(ds_.at(kAblHitAll).id(), H5T_NATIVE_FLOAT, {c, 0}, {1, M}, all.data(), x, what);
   write_slab(ds_.at(kAblHitByRelation).id(), H5T_NATIVE_FLOAT, {c, 0, 0}, {1, R, M}, by.data(), x,
              what);

@@ -6,6 +6,8 @@
 #include <regex>
 #include <stdexcept>
 
+#include "common/sweep/executor.hpp"
+
 namespace lpi::sweep {
 
 std::optional<CheckpointRef> parse_checkpoint_name(const std::string& name) {
@@ -108,6 +110,10 @@ std::optional<AblationSpec> ablation_from_conditions(const std::vector<std::stri
     return std::nullopt;
   }
   return spec;
+}
+
+const char* phase_name(Phase phase) {
+  return phase == Phase::Attribution ? "attribution" : "ablation";
 }
 
 }  // namespace lpi::sweep

@@ -115,9 +115,12 @@ SweepJob parse_job(std::istream& in, const fs::path& origin, const fs::path& bas
   if (job.batch_size < 1) fail("attribution.batch_size", "must be at least 1");
   job.per_prompt_attn = job.per_prompt_ffn = false;
   for (const auto& family : split(per_prompt, ',')) {
-    if (family == "attn") job.per_prompt_attn = true;
-    else if (family == "ffn") job.per_prompt_ffn = true;
-    else if (family != "none") fail("store.per_prompt", "'" + family + "': attn, ffn or none");
+    if (family == "attn")
+      job.per_prompt_attn = true;
+    else if (family == "ffn")
+      job.per_prompt_ffn = true;
+    else if (family != "none")
+      fail("store.per_prompt", "'" + family + "': attn, ffn or none");
   }
   job.ablation.heads.clear();
   for (const auto& n : split(heads, ',')) {

@@ -49,7 +49,8 @@ SweepJob read_sweep_job(const std::filesystem::path& file,
 std::map<std::string, std::string> job_settings(const SweepJob& job);
 // The job back from its settings (a store's); `origin` names them in errors.
 SweepJob job_from_settings(const std::map<std::string, std::string>& settings,
-                           const std::string& origin, const std::vector<std::string>& overrides = {});
+                           const std::string& origin,
+                           const std::vector<std::string>& overrides = {});
 
 // The selected checkpoints, by step, each a folder with a config.json.
 std::vector<CheckpointRef> select_checkpoints(const SweepJob& job);

@@ -80,6 +80,8 @@ const char* kind_name(MessageKind kind) {
       return "UnitFailed";
     case MessageKind::Shutdown:
       return "Shutdown";
+    case MessageKind::WorkerLost:
+      return "WorkerLost";
   }
   return "unknown";
 }

@@ -21,6 +21,9 @@ enum class MessageKind : int {
   UnitDone = 3,     // worker -> coordinator: written and flushed to the store
   UnitFailed = 4,   // worker -> coordinator: could not compute it (the worker lives on)
   Shutdown = 5,     // coordinator -> worker: no more work, exit
+  // transport -> coordinator: the worker is gone (never sent by a worker; no
+  // payload). The in-process transport reports it; MPI ends the job instead.
+  WorkerLost = 6,
 };
 
 const char* kind_name(MessageKind kind);

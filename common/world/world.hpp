@@ -13,23 +13,12 @@
 #include <string>
 #include <vector>
 
+#include "common/core/rng.hpp"
+
 namespace lpi::world {
 
-// SplitMix64: small, fast, and the same sequence everywhere.
-class Rng {
- public:
-  explicit Rng(uint64_t seed) : state_(seed) {}
-  uint64_t next();
-  uint64_t below(uint64_t n);  // uniform in [0, n), n > 0
-  double uniform();            // uniform in [0, 1)
-  template <class T>
-  void shuffle(std::vector<T>& items) {
-    for (std::size_t i = items.size(); i > 1; --i) std::swap(items[i - 1], items[below(i)]);
-  }
-
- private:
-  uint64_t state_;
-};
+// The generator: SplitMix64 (common/core/rng.hpp).
+using core::Rng;
 
 struct Fact {
   std::string subject;

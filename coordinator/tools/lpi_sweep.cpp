@@ -1,6 +1,8 @@
 // lpi-sweep: the checkpoint sweep. Under `mpirun -np N` rank 0 is the
-// coordinator and ranks 1..N-1 are worker daemons; started alone it is one
-// process that does both. Every rank opens the store (parallel HDF5).
+// coordinator and ranks 1..N-1 are worker daemons, talking over MPI; started
+// alone it is one process, the coordinator plus one worker thread over the
+// in-process transport. Every rank opens the store (parallel HDF5). This
+// file wires the two sides: the coordinator library never sees the worker.
 //   mpirun -np 3 lpi-sweep --job jobs/sweep-tiny-olmoe.ini --store olmoe.h5
 //   lpi-sweep --resume --store olmoe.h5          (redo what is not marked done)
 //   lpi-sweep --status --store olmoe.h5          (what is done, per checkpoint)
@@ -14,12 +16,17 @@
 #include <ctime>
 #include <filesystem>
 #include <iostream>
+#include <thread>
 
 #include "common/log/log.hpp"
 #include "common/mpi/comm.hpp"
+#include "common/transport/in_process.hpp"
+#include "coordinator/sweep_book.hpp"
 #include "coordinator/sweep_run.hpp"
 #include "coordinator/sweep_setup.hpp"
 #include "lpi/lpi_config.hpp"
+#include "worker/daemon/daemon.hpp"
+#include "worker/loop/worker_loop.hpp"
 
 namespace po = boost::program_options;
 namespace fs = std::filesystem;
@@ -32,6 +39,7 @@ struct Cli {
   std::vector<std::string> overrides;
   bool resume = false, dry_run = false, status = false, verbose = false, help = false;
   co::RunOptions run;
+  int threads = 1;
 };
 
 po::options_description options(Cli& c) {
@@ -46,7 +54,7 @@ po::options_description options(Cli& c) {
       ("dry-run", po::bool_switch(&c.dry_run), "print the grid, the unit count and the store size; write nothing")
       ("status", po::bool_switch(&c.status), "print what the store holds, per checkpoint")
       ("progress-every", po::value(&c.run.progress_seconds)->default_value(10.0), "seconds between progress lines")
-      ("threads", po::value(&c.run.threads)->default_value(1),
+      ("threads", po::value(&c.threads)->default_value(1),
        "CPU threads per worker (libtorch and OpenBLAS); stores are bit-equal for equal counts")
       ("verbose,v", po::bool_switch(&c.verbose), "log every unit");
   // clang-format on
@@ -66,7 +74,8 @@ Cli parse(int argc, char** argv) {
     if (!opt.unregistered) continue;
     const auto& key = opt.string_key;
     if (key.find('.') == std::string::npos || opt.value.size() != 1) {
-      throw po::error("unknown option '" + (opt.original_tokens.empty() ? key : opt.original_tokens[0]) + "'");
+      throw po::error("unknown option '" +
+                      (opt.original_tokens.empty() ? key : opt.original_tokens[0]) + "'");
     }
     c.overrides.push_back(key + "=" + opt.value[0]);
   }
@@ -87,32 +96,79 @@ std::string host() {
 }
 
 // Runs `body` on every rank; if it threw anywhere, every rank learns it, rank
-// 0 (or the lowest failing rank) prints the message, and all return `code`.
+// 0 prints the lowest failing rank's message, and all return `code`.
 template <class Body>
-std::optional<int> together(const lpi::mpi::Comm& comm, int code, Body&& body) {
+std::optional<int> together(lpi::transport::Transport& t, int code, Body&& body) {
   std::string error;
   try {
     body();
   } catch (const std::exception& e) {
     error = e.what();
   }
-  const int failed = lpi::mpi::max_over_ranks(comm, error.empty() ? -1 : comm.size() - comm.rank());
-  if (failed < 0) return std::nullopt;
-  if (comm.size() - comm.rank() == failed) std::cerr << "lpi-sweep: " << error << "\n";
+  const auto failed = t.agree_error(error);
+  if (!failed) return std::nullopt;
+  if (t.rank() == 0) std::cerr << "lpi-sweep: " << failed->message << "\n";
   return code;
 }
 
+// The sweep over an open store: rank 0 coordinates, the others serve as
+// worker daemons; one process runs a worker thread beside the coordinator.
+co::RunSummary sweep(const lpi::mpi::Comm& comm, lpi::transport::Transport& world,
+                     lpi::store::SweepStore& store, const lpi::daemon::DaemonOptions& daemon,
+                     const co::RunOptions& options) {
+  const auto& grid = store.description().grid;
+  if (comm.size() > 1) {
+    if (comm.rank() != 0) {
+      lpi::daemon::WorkerDaemon executor(store, daemon);
+      lpi::worker::serve_sweep(world, executor, grid);
+      return {};
+    }
+    return co::coordinate_sweep(world, co::store_plan(store, [](int w) { return w; }), options);
+  }
+  int level = 0;
+  MPI_Query_thread(&level);
+  if (level < MPI_THREAD_SERIALIZED)
+    throw std::runtime_error(
+        "this MPI library does not provide MPI_THREAD_SERIALIZED, which a one-process run needs "
+        "(its worker thread writes the store): run under mpirun -np 2 or more");
+  lpi::transport::InProcessHub hub(2);
+  lpi::daemon::WorkerDaemon executor(store, daemon);
+  std::string worker_error;
+  std::thread worker([&] {
+    try {
+      lpi::worker::serve_sweep(hub.endpoint(1), executor, grid);
+    } catch (const std::exception& e) {
+      worker_error = e.what();
+      hub.endpoint(1).leave();
+    }
+  });
+  co::RunSummary summary;
+  try {
+    // The worker thread is this process: units/rank records rank 0.
+    summary = co::coordinate_sweep(hub.endpoint(0), co::store_plan(store, [](int) { return 0; }),
+                                   options);
+  } catch (...) {
+    worker.detach();  // it cannot go on without the coordinator; the caller aborts
+    throw;
+  }
+  worker.join();
+  if (!worker_error.empty()) throw std::runtime_error("the worker thread failed: " + worker_error);
+  return summary;
+}
+
 int run(int argc, char** argv, const lpi::mpi::Comm& comm) {
+  lpi::mpi::MpiTransport world(comm);
   Cli cli;
-  if (auto rc = together(comm, 2, [&] { cli = parse(argc, argv); })) return *rc;
+  if (auto rc = together(world, 2, [&] { cli = parse(argc, argv); })) return *rc;
   lpi::log::init_logging(comm.rank(), cli.verbose);
   if (cli.help) {
     if (comm.rank() == 0) {
-      std::cout << "usage: mpirun -np N lpi-sweep --job FILE --store FILE.h5   (or without mpirun: one "
-                   "process)\n"
-                   "       lpi-sweep --resume --store FILE.h5 | --status --store FILE.h5\n"
-                   "       any job key also as --section.key=value (e.g. --units.prompts_per_unit=16)\n\n"
-                << options(cli) << "\n";
+      std::cout
+          << "usage: mpirun -np N lpi-sweep --job FILE --store FILE.h5   (or without mpirun: one "
+             "process)\n"
+             "       lpi-sweep --resume --store FILE.h5 | --status --store FILE.h5\n"
+             "       any job key also as --section.key=value (e.g. --units.prompts_per_unit=16)\n\n"
+          << options(cli) << "\n";
     }
     return 0;
   }
@@ -124,25 +180,27 @@ int run(int argc, char** argv, const lpi::mpi::Comm& comm) {
   }
   lpi::store::SweepDescription description;
   lpi::sweep::SweepJob job;
-  if (auto rc = together(comm, 2, [&] {
+  if (auto rc = together(world, 2, [&] {
         if (cli.store.empty()) throw po::error("--store is required");
         if (cli.resume) {
           auto info = lpi::store::read_store_info(cli.store);
           if (!cli.job.empty()) {
             job = lpi::sweep::read_sweep_job(cli.job, cli.overrides);
           } else {
-            job = lpi::sweep::job_from_settings(info.description.job, "the job stored in " + cli.store,
-                                                cli.overrides);
+            job = lpi::sweep::job_from_settings(info.description.job,
+                                                "the job stored in " + cli.store, cli.overrides);
           }
-          const auto diff = co::job_differences(info.description.job, lpi::sweep::job_settings(job));
+          const auto diff =
+              co::job_differences(info.description.job, lpi::sweep::job_settings(job));
           if (!diff.empty()) {
-            throw co::SetupError("store " + cli.store + " was written by a different job:\n" + diff +
-                                 "resume it with the job it was started with (or no --job)");
+            throw co::SetupError("store " + cli.store + " was written by a different job:\n" +
+                                 diff + "resume it with the job it was started with (or no --job)");
           }
           const auto changed = co::checkpoint_changes(info.description);
           if (!changed.empty()) {
-            throw co::SetupError("checkpoints of " + cli.store + " changed since it was written:\n" +
-                                 changed + "its results would mix two versions; start a new store");
+            throw co::SetupError("checkpoints of " + cli.store +
+                                 " changed since it was written:\n" + changed +
+                                 "its results would mix two versions; start a new store");
           }
           description = std::move(info.description);
         } else {
@@ -166,25 +224,35 @@ int run(int argc, char** argv, const lpi::mpi::Comm& comm) {
     record = now_utc() + " " + (cli.resume ? "resume" : "start") + ": lpi-sweep " + LPI_VERSION +
              ", " + "ranks " + std::to_string(comm.size()) + ", host " + host();
   }
-  record = lpi::mpi::broadcast(comm, record);
+  record = world.broadcast(record);
   std::optional<lpi::store::SweepStore> store;
-  if (auto rc = together(comm, 1, [&] {
+  if (auto rc = together(world, 1, [&] {
         store.emplace(cli.resume ? lpi::store::SweepStore::open(comm.get(), cli.store, record)
                                  : lpi::store::SweepStore::create(comm.get(), cli.store,
                                                                   description, record));
       })) {
     return *rc;
   }
-  cli.run.daemon.lens = job.lens;
-  cli.run.daemon.target = job.target;
-  cli.run.daemon.dtype = job.dtype;
-  cli.run.daemon.device = job.device;
-  cli.run.daemon.batch_size = job.batch_size;
-  cli.run.daemon.batch_invariant = job.batch_invariant;
+  lpi::daemon::DaemonOptions daemon;
+  daemon.lens = job.lens;
+  daemon.target = job.target;
+  daemon.dtype = job.dtype;
+  daemon.device = job.device;
+  daemon.batch_size = job.batch_size;
+  daemon.batch_invariant = job.batch_invariant;
+  daemon.threads = cli.threads;
   cli.run.max_attempts = job.max_attempts;
+  {  // The daemon's rank within its node picks its GPU among the node's (collective).
+    MPI_Comm node;
+    lpi::mpi::check(
+        MPI_Comm_split_type(comm.get(), MPI_COMM_TYPE_SHARED, comm.rank(), MPI_INFO_NULL, &node),
+        "split by node");
+    MPI_Comm_rank(node, &daemon.local_rank);
+    MPI_Comm_free(&node);
+  }
   co::RunSummary summary;
   try {
-    summary = co::run_sweep(comm, *store, cli.run);
+    summary = sweep(comm, world, *store, daemon, cli.run);
   } catch (const std::exception& e) {
     // The other ranks cannot go on without this one; what is marked done stays.
     LPI_LOG(fatal) << e.what() << "; aborting the job (resume with --resume --store " << cli.store
@@ -197,7 +265,7 @@ int run(int argc, char** argv, const lpi::mpi::Comm& comm) {
           std::to_string(summary.total) + " units done, " + std::to_string(summary.given_up) +
           " given up";
   }
-  store->close(lpi::mpi::broadcast(comm, end));
+  store->close(world.broadcast(end));
   int rc = summary.given_up > 0 ? 1 : 0;
   MPI_Bcast(&rc, 1, MPI_INT, 0, comm.get());
   return rc;
@@ -207,7 +275,9 @@ int run(int argc, char** argv, const lpi::mpi::Comm& comm) {
 
 int main(int argc, char** argv) {
   int provided = 0;
-  MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
+  // Serialized: a one-process run's worker thread writes the store (MPI-IO)
+  // too, never at the same time as the coordinator (the store's lock).
+  MPI_Init_thread(&argc, &argv, MPI_THREAD_SERIALIZED, &provided);
   int rc = 1;
   try {
     const lpi::mpi::Comm comm(MPI_COMM_WORLD);

@@ -117,9 +117,10 @@ namespace {
 // different job is told which keys differ.
 TEST(SweepJob, SettingsRoundTripAndDifferences) {
   Fixture f;
-  const auto file = f.write("settings.ini",
-                            "[checkpoints]\nsteps = 10:40\nevery = 2\n[units]\nprompts_per_unit = 5\n"
-                            "[attribution]\nlens = exact\n[store]\nper_prompt = attn\n");
+  const auto file =
+      f.write("settings.ini",
+              "[checkpoints]\nsteps = 10:40\nevery = 2\n[units]\nprompts_per_unit = 5\n"
+              "[attribution]\nlens = exact\n[store]\nper_prompt = attn\n");
   const auto job = read_sweep_job(file);
   EXPECT_TRUE(job.per_prompt_attn);
   EXPECT_FALSE(job.per_prompt_ffn);

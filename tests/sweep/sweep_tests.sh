@@ -7,7 +7,8 @@
 #   mpi NP           mpirun -np NP: equal to the reference and to lpi-attribute, bit for bit
 #   crash ROLE N     N kill -9 of a worker (ROLE=worker) or the coordinator
 #                    (ROLE=coordinator) at random instants, resumed each time
-#   corrupt          a corrupt checkpoint mid-sweep: the rest completes, exit 1, named
+#   corrupt          a corrupt checkpoint mid-sweep: the rest completes, exit 1, named;
+#                    with the ablation on, rank 0 keeps the ablation phase from starting
 #   refusals         wrong --resume, changed checkpoint, foreign files, existing store
 #   job_errors       unknown key, missing folder, empty relation: nothing written
 #   dry_run          grid and size printed, nothing written
@@ -331,6 +332,27 @@ corrupt)
   status=$(sweep --status --store "$work/corrupt.h5")
   grep -q "^incomplete: 7/8 checkpoints attributed" <<<"$status" || fail "--status: $status"
   check equal_done "$work/ref-moe.h5" "$work/corrupt.h5"
+  # With the ablation on: the attribution of the others completes, and rank 0
+  # alone decides that the ablation phase does not start (no unit of it runs).
+  printf '[ablation]\nenabled = true\n' >>"$work/job-corrupt.ini"
+  rm -f "$work/corrupt-abl.h5"
+  expect_error 1 "so the ablation phase does not start" \
+    mpi 3 --job "$work/job-corrupt.ini" --store "$work/corrupt-abl.h5"
+  grep -q "resume the sweep (--resume)" <<<"$out" || fail "no advice on what to do: $out"
+  if grep -q "ablation of the unit failed" <<<"$out"; then
+    fail "ablation units ran although rank 0 refused the phase: $out"
+  fi
+  "$py" - "$work/corrupt-abl.h5" <<'PY'
+import sys
+import h5py
+with h5py.File(sys.argv[1], "r") as f:
+    started = int(f["ablation/unit_done"][...].sum()) + int(f["ablation/mask_done"][...].sum())
+    if started:
+        sys.exit(f"FAIL: {started} ablation flags set although the phase did not start")
+print("ok: no ablation unit or mask written")
+PY
+  status=$(sweep --status --store "$work/corrupt-abl.h5")
+  grep -q "^incomplete: 7/8 checkpoints attributed" <<<"$status" || fail "--status: $status"
   ;;
 refusals)
   store=$work/refusals.h5

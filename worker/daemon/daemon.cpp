@@ -4,6 +4,9 @@
 #include <future>
 #include <map>
 
+#include "common/checkpoint/model_shape.hpp"
+#include "common/core/ablation.hpp"
+#include "common/log/log.hpp"
 #include "worker/engine/evaluate.hpp"
 #include "worker/engine/gated_lpi.hpp"
 #include "worker/engine/threads.hpp"
@@ -17,7 +20,6 @@ namespace {
 double since(clock_type::time_point t) {
   return std::chrono::duration<double>(clock_type::now() - t).count();
 }
-
 
 template <class T>
 std::vector<T> to_vector(const torch::Tensor& t, torch::ScalarType type) {
@@ -54,7 +56,8 @@ struct WorkerDaemon::State {
   // background, or a fresh load. Throws with the checkpoint named.
   void ensure(int32_t c) {
     if (current == c) return;
-    if (auto it = load_errors.find(c); it != load_errors.end()) throw std::runtime_error(it->second);
+    if (auto it = load_errors.find(c); it != load_errors.end())
+      throw std::runtime_error(it->second);
     model = nullptr;  // free the old weights before the new ones arrive
     current = -1;
     std::future<en::Transformer> f;
@@ -71,11 +74,11 @@ struct WorkerDaemon::State {
       load_errors[c] = "checkpoint " + path(c) + ": " + e.what();
       throw std::runtime_error(load_errors[c]);
     }
-    const auto got = store::shape_of(m->config());
+    const auto got = checkpoint::shape_of(m->config());
     const auto& want = store.description().shape;
     if (!(got == want)) {
-      load_errors[c] = "checkpoint " + path(c) + " is " + got.describe() + ", but the store holds " +
-                       want.describe();
+      load_errors[c] = "checkpoint " + path(c) + " is " + got.describe() +
+                       ", but the store holds " + want.describe();
       throw std::runtime_error(load_errors[c]);
     }
     model = m;
@@ -98,8 +101,8 @@ struct WorkerDaemon::State {
   // prefetched, its prompts and gold targets handed to `compute`, which
   // returns the store write (timed apart). Errors are returned, not thrown.
   template <class Compute>
-  UnitOutcome unit(const sweep::WorkUnit& u, int32_t next_hint, Compute compute) {
-    UnitOutcome out;
+  sweep::UnitReport unit(const sweep::WorkUnit& u, int32_t next_hint, Compute compute) {
+    sweep::UnitReport out;
     try {
       auto t = clock_type::now();
       ensure(u.checkpoint);
@@ -131,7 +134,8 @@ WorkerDaemon::WorkerDaemon(store::SweepStore& store, const DaemonOptions& option
   if (options.device == "cuda") {
     const auto n = static_cast<int>(torch::cuda::device_count());
     if (n == 0) throw std::runtime_error("device cuda: no CUDA device is visible to this rank");
-    s.load.device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(options.local_rank % n));
+    s.load.device =
+        torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(options.local_rank % n));
   } else {
     s.load.device = torch::Device(options.device);
   }
@@ -154,7 +158,15 @@ int32_t WorkerDaemon::loaded() const {
   return s_->current;
 }
 
-UnitOutcome WorkerDaemon::run(const sweep::WorkUnit& u, int32_t prefetch) {
+sweep::UnitReport WorkerDaemon::run(sweep::Phase phase, const sweep::WorkUnit& u,
+                                    int32_t prefetch) {
+  log::UnitScope scope(u.id);
+  auto r = phase == sweep::Phase::Attribution ? attribute(u, prefetch) : ablate(u, prefetch);
+  if (r.error) LPI_LOG(warning) << sweep::phase_name(phase) << " of the unit failed: " << *r.error;
+  return r;
+}
+
+sweep::UnitReport WorkerDaemon::attribute(const sweep::WorkUnit& u, int32_t prefetch) {
   auto& s = *s_;
   return s.unit(u, prefetch, [&](const Prompts& prompts, const std::vector<int32_t>& gold) {
     const auto imp = en::gated_lpi(s.model, prompts, gold, s.lpi);
@@ -179,28 +191,25 @@ namespace {
 
 // The engine's ablations for a checkpoint's masks: the first N heads for
 // each "heads:N", the ranked FFN/expert neurons for "ffn:F".
-std::vector<en::Ablation> conditions_of(const store::AblationMasks& m,
+en::Ablation to_engine(core::LayerMasks m) {
+  en::Ablation a;
+  a.heads = std::move(m.heads);
+  a.ffn_neurons = std::move(m.ffn_neurons);
+  return a;
+}
+
+std::vector<en::Ablation> conditions_of(const core::AblationMasks& m,
                                         const sweep::AblationSpec& spec,
-                                        const store::ModelShape& sh) {
+                                        const core::ModelShape& sh) {
   std::vector<en::Ablation> out;
-  for (auto n : spec.heads) {
-    en::Ablation a;
-    for (std::size_t i = 0; i < static_cast<std::size_t>(n) && i < m.heads.size(); ++i)
-      a.heads[m.heads[i].first].push_back(m.heads[i].second);
-    out.push_back(std::move(a));
-  }
-  if (spec.ffn_fraction > 0) {
-    const int64_t per_layer = std::max<int64_t>(1, sh.num_experts) * sh.intermediate_size;
-    en::Ablation a;
-    for (auto n : m.ffn_neurons) a.ffn_neurons[n / per_layer].push_back(n % per_layer);
-    out.push_back(std::move(a));
-  }
+  for (auto n : spec.heads) out.push_back(to_engine(core::head_masks(m, n)));
+  if (spec.ffn_fraction > 0) out.push_back(to_engine(core::ffn_masks(m, sh)));
   return out;
 }
 
 }  // namespace
 
-UnitOutcome WorkerDaemon::run_ablation(const sweep::WorkUnit& u, int32_t prefetch) {
+sweep::UnitReport WorkerDaemon::ablate(const sweep::WorkUnit& u, int32_t prefetch) {
   auto& s = *s_;
   return s.unit(u, prefetch, [&](const Prompts& prompts, const std::vector<int32_t>& gold) {
     const auto& d = s.store.description();

@@ -1,4 +1,5 @@
-// The worker daemon: one per GPU rank, alive for the whole sweep. It keeps a
+// The worker daemon: one per GPU rank, alive for the whole sweep, the
+// Executor behind the worker loop (worker/loop). It keeps a
 // checkpoint loaded across units, loads the next one in the background while
 // it computes on the current one, runs Gated-LPI on each unit's prompts and
 // writes the results into the sweep store itself. The header is free of
@@ -12,6 +13,7 @@
 #include <string>
 
 #include "common/store/sweep_store.hpp"
+#include "common/sweep/executor.hpp"
 #include "common/sweep/grid.hpp"
 
 namespace lpi::daemon {
@@ -25,28 +27,25 @@ struct DaemonOptions {
   int threads = 1;  // CPU threads of the numerics (results are bit-equal for equal counts)
 };
 
-struct UnitOutcome {
-  std::optional<std::string> error;
-  double compute_seconds = 0, load_seconds = 0, store_seconds = 0;
-};
-
-class WorkerDaemon {
+class WorkerDaemon : public sweep::Executor {
  public:
   WorkerDaemon(store::SweepStore& store, const DaemonOptions& options);
-  ~WorkerDaemon();
+  ~WorkerDaemon() override;
   WorkerDaemon(const WorkerDaemon&) = delete;
   WorkerDaemon& operator=(const WorkerDaemon&) = delete;
 
   // Computes and stores the unit. A failure (bad checkpoint, a different
   // model shape, a store error) is returned, not thrown: the daemon lives on.
   // `prefetch` >= 0: start loading that checkpoint in the background.
-  UnitOutcome run(const sweep::WorkUnit& unit, int32_t prefetch);
-  // The ablation phase: the unit's prompts evaluated under every masking
-  // condition of the job, with the checkpoint's masks read from the store.
-  UnitOutcome run_ablation(const sweep::WorkUnit& unit, int32_t prefetch);
-  int32_t loaded() const;
+  // Attribution: Gated-LPI and the gold rank of the unit's prompts.
+  // Ablation: the prompts evaluated under every masking condition of the
+  // job, with the checkpoint's masks read from the store.
+  sweep::UnitReport run(sweep::Phase phase, const sweep::WorkUnit& unit, int32_t prefetch) override;
+  int32_t loaded() const override;
 
  private:
+  sweep::UnitReport attribute(const sweep::WorkUnit& unit, int32_t prefetch);
+  sweep::UnitReport ablate(const sweep::WorkUnit& unit, int32_t prefetch);
   struct State;
   std::unique_ptr<State> s_;
 };

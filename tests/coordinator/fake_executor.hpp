@@ -1,0 +1,57 @@
+// An Executor for the loops' tests: it "computes" a unit by counting it,
+// fails the units it is told to (always, or once), holds the checkpoint of
+// its last unit, and can die in the middle of a unit (its thread then leaves
+// the transport without answering).
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "common/sweep/executor.hpp"
+
+namespace lpi::testing {
+
+// Not a std::exception: the worker loop must not catch it as a unit's failure.
+struct WorkerDied {
+  int32_t unit = -1;
+};
+
+class FakeExecutor : public sweep::Executor {
+ public:
+  // counts[phase][unit]: shared by all workers of a test (atomic).
+  FakeExecutor(std::vector<std::atomic<int>>* attribution, std::vector<std::atomic<int>>* ablation)
+      : counts_{attribution, ablation} {}
+
+  std::set<int32_t> always_fails, fails_once;
+  int die_after = -1;                   // throws WorkerDied on the unit after this many
+  std::function<void()> on_first_unit;  // called at the start of the first unit
+  int loads = 0, started = 0;
+
+  sweep::UnitReport run(sweep::Phase phase, const sweep::WorkUnit& u, int32_t) override {
+    if (started == 0 && on_first_unit) on_first_unit();
+    if (started++ == die_after) throw WorkerDied{u.id};
+    if (loaded_ != u.checkpoint) ++loads;
+    loaded_ = u.checkpoint;
+    sweep::UnitReport r;
+    if (always_fails.count(u.id)) {
+      r.error = "unit " + std::to_string(u.id) + " is broken";
+    } else if (fails_once.erase(u.id)) {
+      r.error = "transient";
+    } else {
+      ++(*counts_[phase == sweep::Phase::Attribution ? 0 : 1])[u.id];
+      r.compute_seconds = 0.001;
+    }
+    return r;
+  }
+  int32_t loaded() const override { return loaded_; }
+
+ private:
+  std::vector<std::atomic<int>>* counts_[2];
+  int32_t loaded_ = -1;
+};
+
+}  // namespace lpi::testing

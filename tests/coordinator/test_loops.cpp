@@ -1,0 +1,245 @@
+// The sweep's loops with threads standing in for ranks: rank 0 runs
+// coordinate_sweep, the others worker::serve_sweep over a FakeExecutor, all
+// through the in-process transport. Checks every unit is computed exactly
+// once per phase, failures are retried and given up, a lost worker's unit
+// goes to another, a resume skips what is done, and the ablation phase runs
+// only when rank 0 says so (the workers have no vote).
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <mutex>
+#include <thread>
+
+#include "common/transport/in_process.hpp"
+#include "coordinator/sweep_run.hpp"
+#include "fake_executor.hpp"
+#include "worker/loop/worker_loop.hpp"
+
+namespace lpi {
+namespace {
+
+sweep::Grid make_grid() {
+  std::vector<sweep::CheckpointRef> cps;
+  for (int c = 0; c < 6; ++c)
+    cps.push_back(*sweep::parse_checkpoint_name("step" + std::to_string(c * 10) + "-tokens1B"));
+  return sweep::build_grid(cps, {9, 4, 7}, 2);  // 6 x (5 + 2 + 4) = 66 units
+}
+
+// An in-memory PhaseBook: flags, marks and completions, checked as they come.
+struct Book {
+  explicit Book(const sweep::Grid& g, sweep::Phase p) : grid(g), phase(p) {
+    done.assign(g.units.size(), 0);
+    complete.assign(g.checkpoints.size(), 0);
+    marks.assign(g.units.size(), 0);
+  }
+  coordinator::PhaseBook book() {
+    return {phase, [this] { return done; }, [this] { return complete; },
+            [this](int32_t u, int worker, float) {
+              EXPECT_GE(worker, 1);
+              ++marks[u];
+              done[u] = 1;
+            },
+            [this](int32_t c) {
+              for (const auto& u : grid.units) {
+                if (u.checkpoint == c) {
+                  EXPECT_TRUE(done[u.id]) << "checkpoint " << c << " early";
+                }
+              }
+              ++complete[c];
+            }};
+  }
+  const sweep::Grid& grid;
+  sweep::Phase phase;
+  std::vector<uint8_t> done, complete;
+  std::vector<int> marks;
+};
+
+struct Outcome {
+  coordinator::RunSummary summary;
+  std::vector<std::size_t> served;  // per worker
+  int ready_calls = 0;
+  coordinator::PhaseSummary seen_by_ready;
+};
+
+// Runs a sweep with `workers` worker threads; `setup(rank, executor)` configures each.
+Outcome run_sweep(const sweep::Grid& grid, int workers, Book& attribution, Book* ablation,
+                  std::vector<std::atomic<int>>& counts_a, std::vector<std::atomic<int>>& counts_b,
+                  const std::function<void(int, testing::FakeExecutor&)>& setup,
+                  const std::function<bool(const coordinator::PhaseSummary&)>& decide) {
+  transport::InProcessHub hub(workers + 1);
+  Outcome out;
+  out.served.assign(static_cast<std::size_t>(workers), 0);
+  std::vector<std::thread> threads;
+  for (int w = 1; w <= workers; ++w) {
+    threads.emplace_back([&, w] {
+      testing::FakeExecutor executor(&counts_a, &counts_b);
+      if (setup) setup(w, executor);
+      try {
+        out.served[w - 1] = worker::serve_sweep(hub.endpoint(w), executor, grid);
+      } catch (const testing::WorkerDied&) {
+        hub.endpoint(w).leave();
+      }
+    });
+  }
+  coordinator::SweepPlan plan;
+  plan.grid = &grid;
+  plan.job_name = "test";
+  plan.store_path = "memory";
+  plan.attribution = attribution.book();
+  if (ablation) {
+    plan.ablation = ablation->book();
+    plan.ablation_ready = [&](const coordinator::PhaseSummary& s) {
+      ++out.ready_calls;
+      out.seen_by_ready = s;
+      // Every attribution unit that was not given up is flagged before rank 0 decides.
+      std::size_t flagged = 0;
+      for (auto f : attribution.done) flagged += f;
+      EXPECT_EQ(flagged, s.done);
+      return decide(s);
+    };
+  }
+  coordinator::RunOptions options;
+  options.progress_seconds = 1e9;
+  out.summary = coordinator::coordinate_sweep(hub.endpoint(0), plan, options);
+  for (auto& t : threads) t.join();
+  return out;
+}
+
+TEST(Loops, EveryUnitOnceInBothPhases) {
+  const auto grid = make_grid();
+  Book a(grid, sweep::Phase::Attribution), b(grid, sweep::Phase::Ablation);
+  std::vector<std::atomic<int>> ca(grid.units.size()), cb(grid.units.size());
+  const auto out = run_sweep(grid, 5, a, &b, ca, cb, nullptr, [](auto&) { return true; });
+  for (std::size_t u = 0; u < grid.units.size(); ++u) {
+    EXPECT_EQ(ca[u], 1) << "unit " << u;
+    EXPECT_EQ(cb[u], 1) << "unit " << u;
+    EXPECT_EQ(a.marks[u], 1);
+    EXPECT_EQ(b.marks[u], 1);
+  }
+  for (std::size_t c = 0; c < grid.checkpoints.size(); ++c) {
+    EXPECT_EQ(a.complete[c], 1);
+    EXPECT_EQ(b.complete[c], 1);
+  }
+  EXPECT_EQ(out.ready_calls, 1);
+  EXPECT_TRUE(out.summary.ablation_ran);
+  EXPECT_EQ(out.summary.done, 2 * grid.units.size());
+  std::size_t served = 0;
+  for (auto s : out.served) served += s;
+  EXPECT_EQ(served, 2 * grid.units.size());
+}
+
+TEST(Loops, FailuresRetriedThenGivenUpAndAblationHeldBackByRankZero) {
+  const auto grid = make_grid();
+  Book a(grid, sweep::Phase::Attribution), b(grid, sweep::Phase::Ablation);
+  std::vector<std::atomic<int>> ca(grid.units.size()), cb(grid.units.size());
+  // Unit 11 fails on every worker; unit 20 fails once on worker 1.
+  const auto out = run_sweep(
+      grid, 3, a, &b, ca, cb,
+      [](int w, testing::FakeExecutor& e) {
+        e.always_fails = {11};
+        if (w == 1) e.fails_once = {20};
+      },
+      [](const coordinator::PhaseSummary& s) { return s.given_up == 0; });
+  EXPECT_EQ(out.ready_calls, 1);
+  EXPECT_EQ(out.seen_by_ready.given_up, 1u);
+  EXPECT_EQ(out.seen_by_ready.done, grid.units.size() - 1);
+  EXPECT_EQ(ca[11], 0);
+  EXPECT_EQ(a.marks[11], 0);
+  EXPECT_EQ(ca[20], 1);
+  // Rank 0 said no: no worker ran a single ablation unit, and all came home.
+  for (std::size_t u = 0; u < grid.units.size(); ++u) EXPECT_EQ(cb[u], 0) << "unit " << u;
+  EXPECT_FALSE(out.summary.ablation_ran);
+  std::size_t served = 0;
+  for (auto s : out.served) served += s;
+  EXPECT_EQ(served, grid.units.size() - 1);
+  EXPECT_EQ(out.summary.given_up, 1u);
+}
+
+TEST(Loops, NoAblationPlannedMeansNoSecondPhase) {
+  const auto grid = make_grid();
+  Book a(grid, sweep::Phase::Attribution);
+  std::vector<std::atomic<int>> ca(grid.units.size()), cb(grid.units.size());
+  const auto out = run_sweep(grid, 2, a, nullptr, ca, cb, nullptr, nullptr);
+  EXPECT_FALSE(out.summary.ablation_ran);
+  for (std::size_t u = 0; u < grid.units.size(); ++u) EXPECT_EQ(cb[u], 0);
+}
+
+TEST(Loops, LostWorkersUnitGoesToAnother) {
+  const auto grid = make_grid();
+  Book a(grid, sweep::Phase::Attribution), b(grid, sweep::Phase::Ablation);
+  std::vector<std::atomic<int>> ca(grid.units.size()), cb(grid.units.size());
+  // Worker 2 dies on its first unit (mid-unit: no answer); the others hold
+  // their first unit until it has, so that it surely gets one.
+  std::atomic<bool> died{false};
+  const auto out = run_sweep(
+      grid, 3, a, &b, ca, cb,
+      [&](int w, testing::FakeExecutor& e) {
+        if (w == 2) {
+          e.die_after = 0;
+          e.on_first_unit = [&] { died = true; };
+        } else {
+          e.on_first_unit = [&] {
+            while (!died) std::this_thread::yield();
+          };
+        }
+      },
+      [](auto&) { return true; });
+  EXPECT_EQ(out.seen_by_ready.lost_workers, 1u);
+  EXPECT_EQ(out.seen_by_ready.done, grid.units.size());
+  for (std::size_t u = 0; u < grid.units.size(); ++u) {
+    EXPECT_EQ(ca[u], 1) << "unit " << u;
+    EXPECT_EQ(cb[u], 1) << "unit " << u;
+  }
+  EXPECT_TRUE(out.summary.ablation_ran);
+  EXPECT_EQ(out.served[1], 0u);  // the dead worker returned nothing (its count is lost)
+}
+
+TEST(Loops, ResumeSkipsWhatIsDone) {
+  const auto grid = make_grid();
+  Book a(grid, sweep::Phase::Attribution), b(grid, sweep::Phase::Ablation);
+  for (std::size_t u = 0; u < 40; ++u) a.done[u] = 1;  // checkpoints 0-2 and part of 3
+  for (int c = 0; c < 3; ++c) a.complete[c] = 1;
+  std::vector<std::atomic<int>> ca(grid.units.size()), cb(grid.units.size());
+  const auto out = run_sweep(grid, 2, a, &b, ca, cb, nullptr, [](auto&) { return true; });
+  for (std::size_t u = 0; u < grid.units.size(); ++u) EXPECT_EQ(ca[u], u < 40 ? 0 : 1) << u;
+  // Checkpoint 3 was partly done: completed in this run; 0-2 not again.
+  EXPECT_EQ(a.complete[0], 1);
+  EXPECT_EQ(a.complete[3], 1);
+  EXPECT_EQ(out.summary.done, 2 * grid.units.size());
+}
+
+TEST(InProcessHub, CollectivesAndMessages) {
+  transport::InProcessHub hub(4);
+  std::vector<std::string> got(4);
+  std::vector<std::optional<transport::RankError>> errors(4);
+  std::vector<std::thread> threads;
+  for (int r = 0; r < 4; ++r) {
+    threads.emplace_back([&, r] {
+      auto& t = hub.endpoint(r);
+      got[r] = t.broadcast(r == 0 ? "from zero" : "ignored");
+      errors[r] = t.agree_error(r == 2 || r == 3 ? "rank " + std::to_string(r) + " failed" : "");
+      if (r != 0) transport::send(t, 0, sweep::WorkRequest{r * 10});
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (int r = 0; r < 4; ++r) {
+    EXPECT_EQ(got[r], "from zero");
+    ASSERT_TRUE(errors[r].has_value());
+    EXPECT_EQ(errors[r]->rank, 2);
+    EXPECT_EQ(errors[r]->message, "rank 2 failed");
+  }
+  auto& zero = hub.endpoint(0);
+  const auto m3 = zero.receive(3);  // from one rank, whatever arrived first
+  EXPECT_EQ(sweep::decode_work_request(m3.bytes).loaded_checkpoint, 30);
+  std::set<int> sources;
+  while (auto m = zero.poll()) sources.insert(m->source);
+  EXPECT_EQ(sources, (std::set<int>{1, 2}));
+  EXPECT_FALSE(zero.poll().has_value());
+  hub.endpoint(2).leave();
+  const auto lost = zero.receive();
+  EXPECT_EQ(lost.kind, sweep::MessageKind::WorkerLost);
+  EXPECT_EQ(lost.source, 2);
+}
+
+}  // namespace
+}  // namespace lpi

@@ -1,0 +1,25 @@
+// The worker side of the sweep's conversation (ranks 1..N-1): ask rank 0
+// for a unit, run it on the Executor (the worker daemon), report the
+// outcome, until rank 0 shuts the phase down; then take rank 0's decision on
+// the next phase. No libtorch here: the daemon is behind sweep::Executor.
+#pragma once
+
+#include <cstddef>
+
+#include "common/sweep/executor.hpp"
+#include "common/transport/transport.hpp"
+
+namespace lpi::worker {
+
+// One phase: returns the units this worker completed. A unit that fails (or
+// throws) is reported and the worker goes on.
+std::size_t serve_phase(transport::Transport& transport, sweep::Executor& executor,
+                        sweep::Phase phase, const sweep::Grid& grid);
+
+// The whole sweep: the attribution, then the phase rank 0 broadcasts
+// (coordinator/sweep_run.hpp: kNextAblation or kNextNone). Returns the units
+// completed in all phases.
+std::size_t serve_sweep(transport::Transport& transport, sweep::Executor& executor,
+                        const sweep::Grid& grid);
+
+}  // namespace lpi::worker
