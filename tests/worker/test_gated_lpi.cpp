@@ -159,9 +159,10 @@ TEST(GatedLpiFacts, FrozenLensOfTheLastLayerOutputIsTheModelsLogits) {
     auto model = load(dir, spec);
     torch::NoGradGuard no_grad;
     ForwardOptions fo;
-    fo.capture = true;
+    fo.capture = {"final_resid", "final_scale"};
     const auto out = model->forward(make_batch(make_prompts({3, 8, 5}, spec.vocab_used, 2), 1), fo);
-    const auto lens = frozen_lens(model, out.captures.final_resid, out.captures.final_scale);
+    const auto lens =
+        frozen_lens(model, out.captures.get("final_resid"), out.captures.get("final_scale"));
     EXPECT_LE(max_abs_diff(lens, out.logits), 1e-4);
   }
 }

@@ -15,6 +15,7 @@
 #include "reference_model.hpp"
 #include "tiny_models.hpp"
 #include "worker/engine/model.hpp"
+#include "worker/engine/models/registry.hpp"
 
 namespace lpi::engine::testing {
 namespace {
@@ -140,49 +141,50 @@ TEST_P(EngineVsReference, AllPositionsMatchPrefixes) {
 
 TEST_P(EngineVsReference, CapturesMatchReference) {
   ForwardOptions options;
-  options.capture = true;
+  options.capture = Captures::names();
   const auto out = model_->forward(batch_, options);
   const auto& cap = out.captures;
   const auto& c = model_->config();
-  const auto L = static_cast<std::size_t>(c.num_layers);
-  ASSERT_EQ(cap.attn_in.size(), L);
-  ASSERT_EQ(cap.head_out.size(), L);
-  ASSERT_EQ(cap.attn_out.size(), L);
-  ASSERT_EQ(cap.ffn_in.size(), L);
-  ASSERT_EQ(cap.ffn_coef.size(), L);
-  ASSERT_EQ(cap.ffn_out.size(), L);
-  ASSERT_EQ(cap.router_probs.size(), c.is_moe() ? L : 0);
+  const auto L = c.num_layers;
+  ASSERT_EQ(cap.layers("attn_in"), L);
+  ASSERT_EQ(cap.layers("head_out"), L);
+  ASSERT_EQ(cap.layers("attn_out"), L);
+  ASSERT_EQ(cap.layers("ffn_in"), L);
+  ASSERT_EQ(cap.layers("ffn_coef"), L);
+  ASSERT_EQ(cap.layers("ffn_out"), L);
+  ASSERT_EQ(cap.layers("router_probs"), c.is_moe() ? L : 0);
   for (std::size_t b = 0; b < prompts_.size(); ++b) {
     const auto ref = reference_->run(prompts_[b]);
-    for (std::size_t l = 0; l < L; ++l) {
+    for (int64_t l = 0; l < L; ++l) {
       const auto& r = ref.layers[l];
       const std::string where = "prompt " + std::to_string(b) + " layer " + std::to_string(l);
-      EXPECT_LT(max_abs_diff(cap.attn_in[l][b], r.attn_in), kTol) << where;
-      EXPECT_LT(max_abs_diff(cap.head_out[l][b], r.head_out), kTol) << where;
-      EXPECT_LT(max_abs_diff(cap.attn_out[l][b], r.attn_out), kTol) << where;
-      EXPECT_LT(max_abs_diff(cap.ffn_in[l][b], r.ffn_in), kTol) << where;
-      EXPECT_LT(max_abs_diff(cap.ffn_coef[l][b], r.ffn_coef), kTol) << where;
-      EXPECT_LT(max_abs_diff(cap.ffn_out[l][b], r.ffn_out), kTol) << where;
+      EXPECT_LT(max_abs_diff(cap.get("attn_in", l)[b], r.attn_in), kTol) << where;
+      EXPECT_LT(max_abs_diff(cap.get("head_out", l)[b], r.head_out), kTol) << where;
+      EXPECT_LT(max_abs_diff(cap.get("attn_out", l)[b], r.attn_out), kTol) << where;
+      EXPECT_LT(max_abs_diff(cap.get("ffn_in", l)[b], r.ffn_in), kTol) << where;
+      EXPECT_LT(max_abs_diff(cap.get("ffn_coef", l)[b], r.ffn_coef), kTol) << where;
+      EXPECT_LT(max_abs_diff(cap.get("ffn_out", l)[b], r.ffn_out), kTol) << where;
       if (c.is_moe()) {
-        EXPECT_LT(max_abs_diff(cap.router_probs[l][b], r.router_probs), 1e-5) << where;
-        const auto ids = cap.expert_ids[l][b];
+        EXPECT_LT(max_abs_diff(cap.get("router_probs", l)[b], r.router_probs), 1e-5) << where;
+        const auto ids = cap.get("expert_ids", l)[b];
         ASSERT_EQ(ids.scalar_type(), torch::kInt64);
         EXPECT_TRUE(torch::equal(ids, torch::tensor(r.expert_ids, torch::kInt64)))
             << where << ": " << ids;
-        EXPECT_LT(max_abs_diff(cap.expert_weights[l][b], torch::tensor(r.expert_weights)), 1e-5)
+        EXPECT_LT(max_abs_diff(cap.get("expert_weights", l)[b], torch::tensor(r.expert_weights)),
+                  1e-5)
             << where;
       }
     }
-    EXPECT_LT(max_abs_diff(cap.final_resid[b], ref.final_resid), kTol);
-    EXPECT_NEAR(cap.final_mean[b].item<double>(), ref.final_mean, kTol);
-    EXPECT_NEAR(cap.final_scale[b].item<double>(), ref.final_scale, kTol);
+    EXPECT_LT(max_abs_diff(cap.get("final_resid")[b], ref.final_resid), kTol);
+    EXPECT_NEAR(cap.get("final_mean")[b].item<double>(), ref.final_mean, kTol);
+    EXPECT_NEAR(cap.get("final_scale")[b].item<double>(), ref.final_scale, kTol);
   }
 }
 
 TEST_P(EngineVsReference, CapturesReproduceLogits) {
   const auto plain = model_->forward(batch_);
   ForwardOptions options;
-  options.capture = true;
+  options.capture = Captures::names();
   const auto out = model_->forward(batch_, options);
   EXPECT_LT(max_abs_diff(plain.logits, out.logits), 1e-6) << "capturing changed the logits";
   const auto& cap = out.captures;
@@ -197,37 +199,37 @@ TEST_P(EngineVsReference, CapturesReproduceLogits) {
     auto resid = embed[prompts_[b].back()].clone();
     for (int64_t l = 0; l < c.num_layers; ++l) {
       const std::string where = "prompt " + std::to_string(b) + " layer " + std::to_string(l);
-      EXPECT_LT(max_abs_diff(cap.attn_in[l][b], resid), kTol) << where;
-      resid = resid + cap.attn_out[l][b].to(torch::kFloat64);
-      EXPECT_LT(max_abs_diff(cap.ffn_in[l][b], resid), kTol) << where;
-      resid = resid + cap.ffn_out[l][b].to(torch::kFloat64);
+      EXPECT_LT(max_abs_diff(cap.get("attn_in", l)[b], resid), kTol) << where;
+      resid = resid + cap.get("attn_out", l)[b].to(torch::kFloat64);
+      EXPECT_LT(max_abs_diff(cap.get("ffn_in", l)[b], resid), kTol) << where;
+      resid = resid + cap.get("ffn_out", l)[b].to(torch::kFloat64);
       // Each block's output is its neurons' coefficients times their output columns.
       const auto wo = model_->o_proj(l).to(torch::kFloat64);
-      EXPECT_LT(
-          max_abs_diff(torch::mv(wo, cap.head_out[l][b].to(torch::kFloat64)), cap.attn_out[l][b]),
-          kTol)
+      EXPECT_LT(max_abs_diff(torch::mv(wo, cap.get("head_out", l)[b].to(torch::kFloat64)),
+                             cap.get("attn_out", l)[b]),
+                kTol)
           << where;
       const auto down = model_->down_proj(l).to(torch::kFloat64);
-      const auto coef = cap.ffn_coef[l][b].to(torch::kFloat64);
+      const auto coef = cap.get("ffn_coef", l)[b].to(torch::kFloat64);
       torch::Tensor ffn = torch::zeros({c.hidden_size}, torch::kFloat64);
       if (c.is_moe()) {
         ASSERT_EQ(coef.sizes(), (std::vector<int64_t>{c.num_experts_per_tok, c.intermediate_size}));
         for (int64_t k = 0; k < c.num_experts_per_tok; ++k) {
-          ffn += torch::mv(down[cap.expert_ids[l][b][k].item<int64_t>()], coef[k]);
+          ffn += torch::mv(down[cap.get("expert_ids", l)[b][k].item<int64_t>()], coef[k]);
         }
       } else {
         ffn = torch::mv(down, coef);
       }
-      EXPECT_LT(max_abs_diff(ffn, cap.ffn_out[l][b]), kTol) << where;
+      EXPECT_LT(max_abs_diff(ffn, cap.get("ffn_out", l)[b]), kTol) << where;
     }
-    EXPECT_LT(max_abs_diff(cap.final_resid[b], resid), kTol) << "prompt " << b;
+    EXPECT_LT(max_abs_diff(cap.get("final_resid")[b], resid), kTol) << "prompt " << b;
     // The lens y -> W_U (g . (y - mean) / scale) at the final residual is the model's output.
-    const auto y = cap.final_resid[b].to(torch::kFloat64);
-    const auto lens = torch::mv(
-        unembed, gain * (y - cap.final_mean[b].item<double>()) / cap.final_scale[b].item<double>());
+    const auto y = cap.get("final_resid")[b].to(torch::kFloat64);
+    const auto lens = torch::mv(unembed, gain * (y - cap.get("final_mean")[b].item<double>()) /
+                                             cap.get("final_scale")[b].item<double>());
     EXPECT_LT(max_abs_diff(lens, out.logits[b]), kTol) << "prompt " << b;
     if (c.norm == checkpoint::NormKind::RMSNorm) {
-      EXPECT_EQ(cap.final_mean[b].item<double>(), 0.0);
+      EXPECT_EQ(cap.get("final_mean")[b].item<double>(), 0.0);
     }
   }
 }
@@ -270,7 +272,7 @@ TEST_P(EngineVsReference, AblationMatchesReference) {
     ablation.ffn_neurons = ref_ablation.ffn_neurons;
     ForwardOptions options;
     options.ablation = &ablation;
-    options.capture = true;
+    options.capture = Captures::names();
     const auto out = model_->forward(batch_, options);
     for (std::size_t b = 0; b < prompts_.size(); ++b) {
       const auto ref = reference_->run(prompts_[b], ref_ablation);
@@ -278,7 +280,7 @@ TEST_P(EngineVsReference, AblationMatchesReference) {
       // Ablated components read zero in the captures.
       for (const auto& [layer, heads] : ablation.heads) {
         for (int64_t h : heads) {
-          EXPECT_EQ(out.captures.head_out[layer][b]
+          EXPECT_EQ(out.captures.get("head_out", layer)[b]
                         .narrow(0, h * c.head_dim, c.head_dim)
                         .abs()
                         .max()
@@ -287,7 +289,7 @@ TEST_P(EngineVsReference, AblationMatchesReference) {
         }
       }
       for (const auto& [layer, neurons] : ablation.ffn_neurons) {
-        const auto coef = out.captures.ffn_coef[layer][b];
+        const auto coef = out.captures.get("ffn_coef", layer)[b];
         for (int64_t n : neurons) {
           if (!c.is_moe()) {
             EXPECT_EQ(coef[n].item<float>(), 0.0f);
@@ -295,7 +297,7 @@ TEST_P(EngineVsReference, AblationMatchesReference) {
           }
           const int64_t expert = n / c.intermediate_size, i = n % c.intermediate_size;
           for (int64_t k = 0; k < c.num_experts_per_tok; ++k) {
-            if (out.captures.expert_ids[layer][b][k].item<int64_t>() == expert) {
+            if (out.captures.get("expert_ids", layer)[b][k].item<int64_t>() == expert) {
               EXPECT_EQ(coef[k][i].item<float>(), 0.0f) << "expert " << expert << " neuron " << i;
             }
           }
@@ -318,6 +320,18 @@ TEST_P(EngineVsReference, AblationMatchesReference) {
 
 INSTANTIATE_TEST_SUITE_P(TinyModels, EngineVsReference, ::testing::ValuesIn(model_cases()),
                          [](const auto& info) { return info.param.name; });
+
+// EngineVsReference runs every registered architecture: a new one needs a
+// tiny model case here.
+TEST(RegistryCoverage, EveryArchitectureIsComparedWithTheReference) {
+  for (const Architecture* arch : architectures()) {
+    bool covered = false;
+    for (const auto& m : model_cases()) {
+      covered = covered || &load_model(folder_of(m))->architecture() == arch;
+    }
+    EXPECT_TRUE(covered) << arch->name() << " has no tiny model case in model_cases()";
+  }
+}
 
 // The variants test what they claim: clip_qkv and norm_topk_prob change the
 // output, and the configs say what the specs asked for.
@@ -385,11 +399,11 @@ TEST(Bf16, LogitsCloseToFloat32) {
     ASSERT_EQ(bf16->lm_head().scalar_type(), torch::kBFloat16);
     const auto batch = make_batch(test_prompts(m.spec), 1);
     ForwardOptions options;
-    options.capture = true;
+    options.capture = Captures::names();
     const auto expected = f32->forward(batch).logits;
     const auto got = bf16->forward(batch, options);
     ASSERT_EQ(got.logits.scalar_type(), torch::kFloat32);
-    ASSERT_EQ(got.captures.final_resid.scalar_type(), torch::kFloat32);
+    ASSERT_EQ(got.captures.get("final_resid").scalar_type(), torch::kFloat32);
     const double err = max_abs_diff(got.logits, expected);
     const double spread = expected.std().item<double>();
     std::cout << "[ measured ] " << name << ": max |bf16 - fp32| logits = " << err

@@ -58,12 +58,11 @@ struct Forward {
   torch::Tensor targets;  // [B] int64
 };
 
-void append(std::vector<torch::Tensor>& all, const std::vector<torch::Tensor>& part) {
-  if (all.empty()) {
-    all = part;
-    return;
-  }
-  for (std::size_t l = 0; l < part.size(); ++l) all[l] = torch::cat({all[l], part[l]}, 0);
+// The captures Gated-LPI reads.
+const std::vector<std::string>& lpi_captures() {
+  static const std::vector<std::string> names = {"attn_in",  "head_out",   "ffn_in",
+                                                 "ffn_coef", "expert_ids", "final_scale"};
+  return names;
 }
 
 Forward run_forward(Transformer& model, const std::vector<std::vector<int32_t>>& prompts,
@@ -80,29 +79,14 @@ Forward run_forward(Transformer& model, const std::vector<std::vector<int32_t>>&
   Forward out;
   std::vector<torch::Tensor> logits;
   ForwardOptions fo;
-  fo.capture = true;
+  fo.capture = lpi_captures();
   const auto batch_size = static_cast<std::size_t>(
       options.batch_invariant ? 1 : std::max<int64_t>(1, options.batch_size));
   for (std::size_t start = 0; start < prompts.size(); start += batch_size) {
     const std::size_t end = std::min(prompts.size(), start + batch_size);
     const std::vector<std::vector<int32_t>> part(prompts.begin() + start, prompts.begin() + end);
     auto result = model->forward(make_batch(part, pad, device), fo);
-    auto& all = out.captures;
-    auto& cap = result.captures;
-    append(all.attn_in, cap.attn_in);
-    append(all.head_out, cap.head_out);
-    append(all.attn_out, cap.attn_out);
-    append(all.ffn_in, cap.ffn_in);
-    append(all.ffn_coef, cap.ffn_coef);
-    append(all.ffn_out, cap.ffn_out);
-    append(all.router_probs, cap.router_probs);
-    append(all.expert_ids, cap.expert_ids);
-    append(all.expert_weights, cap.expert_weights);
-    for (auto [dst, src] : {std::pair{&all.final_resid, &cap.final_resid},
-                            std::pair{&all.final_mean, &cap.final_mean},
-                            std::pair{&all.final_scale, &cap.final_scale}}) {
-      *dst = dst->defined() ? torch::cat({*dst, *src}, 0) : *src;
-    }
+    out.captures.append(result.captures);
     logits.push_back(result.logits);
   }
   out.logits = torch::cat(logits, 0);
@@ -152,14 +136,14 @@ torch::Tensor lens_logits(const LensParams& L, const torch::Tensor& y, bool inva
   const float* px = scaled.data_ptr<float>();
   const float* pw = w.data_ptr<float>();
   float* po = out.data_ptr<float>();
-  at::parallel_for(0, V, 256, [&](int64_t v0, int64_t v1) {
-    kernels::row_dots(px, m, pw, V, d, v0, v1, po);
-  });
+  at::parallel_for(0, V, 256,
+                   [&](int64_t v0, int64_t v1) { kernels::row_dots(px, m, pw, V, d, v0, v1, po); });
   return out;
 }
 
 torch::Tensor base_logprob(const Forward& f, bool invariant) {
-  return by_rows(f.logits, invariant, [](const torch::Tensor& r) { return torch::log_softmax(r, -1); })
+  return by_rows(f.logits, invariant,
+                 [](const torch::Tensor& r) { return torch::log_softmax(r, -1); })
       .gather(1, f.targets.unsqueeze(1))
       .squeeze(1);
 }
@@ -177,8 +161,8 @@ torch::Tensor gold_rank(const Forward& f, const std::vector<int32_t>& gold) {
 // columns u [d, n], targets w [m], frozen scales sf [m]. Returns [m, n].
 torch::Tensor block_fast(const LensParams& L, Lens lens, const torch::Tensor& x,
                          const torch::Tensor& c, const torch::Tensor& u, const torch::Tensor& w,
-                         const torch::Tensor& sf, int64_t budget_bytes, bool fused,
-                         bool invariant, const torch::Tensor& a_given = {}) {
+                         const torch::Tensor& sf, int64_t budget_bytes, bool fused, bool invariant,
+                         const torch::Tensor& a_given = {}) {
   const int64_t m = x.size(0), n = u.size(1), V = L.unembed.size(0);
   const auto xt = L.center_rows(x);
   const auto ut = L.center_columns(u.to(torch::kFloat32));
@@ -296,39 +280,40 @@ Importance gated_lpi(Transformer& model, const std::vector<std::vector<int32_t>>
   const auto& cfg = model->config();
   const auto& cap = f.captures;
   const int64_t budget = options.memory_budget_mb * (int64_t{1} << 20);
-  const auto sf = cap.final_scale;
+  const auto& sf = cap.get("final_scale");
   Importance out;
   out.targets = f.targets.cpu();
   out.base_logprob = base_logprob(f, options.batch_invariant).cpu();
   out.gold_rank = gold_rank(f, gold);
   for (int64_t l = 0; l < cfg.num_layers; ++l) {
+    const auto& ffn_in = cap.get("ffn_in", l);
+    const auto& ffn_coef = cap.get("ffn_coef", l);
     LayerImportance li;
-    li.attn = block_fast(L, options.lens, cap.attn_in[l], cap.head_out[l],
+    li.attn = block_fast(L, options.lens, cap.get("attn_in", l), cap.get("head_out", l),
                          model->o_proj(l).detach(), f.targets, sf, budget, options.fused_cpu_kernel,
                          options.batch_invariant)
                   .cpu();
     if (!cfg.is_moe()) {
-      li.ffn =
-          block_fast(L, options.lens, cap.ffn_in[l], cap.ffn_coef[l], model->down_proj(l).detach(),
-                     f.targets, sf, budget, options.fused_cpu_kernel, options.batch_invariant)
-              .cpu();
+      li.ffn = block_fast(L, options.lens, ffn_in, ffn_coef, model->down_proj(l).detach(),
+                          f.targets, sf, budget, options.fused_cpu_kernel, options.batch_invariant)
+                   .cpu();
     } else {
       // Group the (prompt, slot) pairs by expert: one projection per expert.
-      const auto ids = cap.expert_ids[l];  // [B, k]
+      const auto ids = cap.get("expert_ids", l);  // [B, k]
       const int64_t B = ids.size(0), k = ids.size(1), I = cfg.intermediate_size;
-      auto ffn = torch::zeros({B, k, I}, cap.ffn_in[l].options());
+      auto ffn = torch::zeros({B, k, I}, ffn_in.options());
       const auto down = model->down_proj(l).detach();  // [E, d, I]
       // The lens logits of every prompt's FFN input, once for all experts.
-      const auto a_all = lens_logits(L, L.center_rows(cap.ffn_in[l]), options.batch_invariant);
+      const auto a_all = lens_logits(L, L.center_rows(ffn_in), options.batch_invariant);
       for (int64_t e = 0; e < cfg.num_experts; ++e) {
         const auto hits = (ids == e).nonzero();  // [r, 2]: prompt, slot
         if (hits.size(0) == 0) continue;
         const auto rows = hits.select(1, 0), slots = hits.select(1, 1);
-        const auto coef = cap.ffn_coef[l].index({rows, slots});  // [r, I]
-        const auto imp = block_fast(L, options.lens, cap.ffn_in[l].index_select(0, rows), coef,
-                                    down[e], f.targets.index_select(0, rows),
-                                    sf.index_select(0, rows), budget, options.fused_cpu_kernel,
-                                    options.batch_invariant, a_all.index_select(0, rows));
+        const auto coef = ffn_coef.index({rows, slots});  // [r, I]
+        const auto imp = block_fast(L, options.lens, ffn_in.index_select(0, rows), coef, down[e],
+                                    f.targets.index_select(0, rows), sf.index_select(0, rows),
+                                    budget, options.fused_cpu_kernel, options.batch_invariant,
+                                    a_all.index_select(0, rows));
         ffn.index_put_({rows, slots}, imp);
       }
       li.ffn = ffn.cpu();
@@ -353,28 +338,33 @@ Importance gated_lpi_reference(Transformer& model, const std::vector<std::vector
   out.targets = f.targets.cpu();
   out.base_logprob = base_logprob(f, options.batch_invariant).cpu();
   for (int64_t l = 0; l < cfg.num_layers; ++l) {
+    const auto& attn_in = cap.get("attn_in", l);
+    const auto& head_out = cap.get("head_out", l);
+    const auto& ffn_in = cap.get("ffn_in", l);
+    const auto& ffn_coef = cap.get("ffn_coef", l);
     LayerImportance li;
-    li.attn = torch::empty_like(cap.head_out[l]);
-    li.ffn = torch::empty_like(cap.ffn_coef[l]);
+    li.attn = torch::empty_like(head_out);
+    li.ffn = torch::empty_like(ffn_coef);
     for (int64_t b = 0; b < B; ++b) {
       const int64_t w = f.targets[b].item<int64_t>();
-      const auto sf = cap.final_scale[b];
-      li.attn[b].copy_(block_reference(L, options.lens, cap.attn_in[l][b], cap.head_out[l][b],
+      const auto sf = cap.get("final_scale")[b];
+      li.attn[b].copy_(block_reference(L, options.lens, attn_in[b], head_out[b],
                                        model->o_proj(l).detach(), w, sf));
       if (!cfg.is_moe()) {
-        li.ffn[b].copy_(block_reference(L, options.lens, cap.ffn_in[l][b], cap.ffn_coef[l][b],
+        li.ffn[b].copy_(block_reference(L, options.lens, ffn_in[b], ffn_coef[b],
                                         model->down_proj(l).detach(), w, sf));
         continue;
       }
-      for (int64_t s = 0; s < cap.expert_ids[l].size(1); ++s) {
-        const int64_t e = cap.expert_ids[l][b][s].item<int64_t>();
-        li.ffn[b][s].copy_(block_reference(L, options.lens, cap.ffn_in[l][b], cap.ffn_coef[l][b][s],
+      const auto& ids = cap.get("expert_ids", l);
+      for (int64_t s = 0; s < ids.size(1); ++s) {
+        const int64_t e = ids[b][s].item<int64_t>();
+        li.ffn[b][s].copy_(block_reference(L, options.lens, ffn_in[b], ffn_coef[b][s],
                                            model->down_proj(l).detach()[e], w, sf));
       }
     }
     li.attn = li.attn.cpu();
     li.ffn = li.ffn.cpu();
-    if (cfg.is_moe()) li.expert_ids = cap.expert_ids[l].cpu();
+    if (cfg.is_moe()) li.expert_ids = cap.get("expert_ids", l).cpu();
     out.layers.push_back(std::move(li));
   }
   return out;

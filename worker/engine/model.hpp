@@ -1,21 +1,25 @@
-// The model engine: one libtorch definition of the OLMo dense and OLMoE
-// transformers (HF OlmoForCausalLM, OlmoeForCausalLM and the original hf_olmo
-// layout), used for training and for inference, with the quantities that
-// Gated-LPI needs captured at each sequence's last position. Builds with
-// libtorch and lpi_checkpoint alone.
+// The model engine: one libtorch decoder (Transformer) for every registered
+// architecture (models/registry.hpp: OLMoE, OLMo, hf_olmo), used for training
+// and for inference. The architecture owns the parameters' shapes, their HF
+// tensor names and the forward pass, which it assembles from the shared
+// blocks (blocks.hpp); what attribution needs from the forward pass is asked
+// for by name (ForwardOptions::capture) and read back from Captures. Builds
+// with libtorch and lpi_checkpoint alone.
 #pragma once
 
 #include <torch/torch.h>
 
 #include <filesystem>
+#include <functional>
 #include <map>
-#include <optional>
 #include <string>
 #include <vector>
 
 #include "common/checkpoint/model_config.hpp"
 
 namespace lpi::engine {
+
+class Architecture;
 
 // A checkpoint whose tensors do not fit its config, or a bad engine option;
 // what() names the file or tensor, and the expected and actual shapes.
@@ -35,22 +39,42 @@ struct Batch {
 Batch make_batch(const std::vector<std::vector<int32_t>>& sequences, int64_t pad_id,
                  torch::Device device = torch::kCPU);
 
-// Everything at the last real position t of each sequence, in float32.
-// Per-layer vectors have one entry per layer.
-struct Captures {
-  std::vector<torch::Tensor> attn_in;   // [B, d] residual entering the attention block
-  std::vector<torch::Tensor> head_out;  // [B, H*dh] o_proj input: attention neuron coefficients
-  std::vector<torch::Tensor> attn_out;  // [B, d] attention block output (o_proj output)
-  std::vector<torch::Tensor> ffn_in;    // [B, d] residual entering the FFN block
-  std::vector<torch::Tensor> ffn_coef;  // dense [B, I]; MoE [B, k, I] router-gated, chosen experts
-  std::vector<torch::Tensor> ffn_out;   // [B, d] FFN block output
-  std::vector<torch::Tensor> router_probs;    // MoE [B, E] softmax in fp32
-  std::vector<torch::Tensor> expert_ids;      // MoE [B, k] int64, by descending weight
-  std::vector<torch::Tensor> expert_weights;  // MoE [B, k] the weights the model applies
-  torch::Tensor final_resid;                  // [B, d] last layer output
-  torch::Tensor final_mean;                   // [B] mean removed by the final norm (0 for RMSNorm)
-  torch::Tensor
-      final_scale;  // [B] divisor of the final norm: sqrt(mean(y^2) + eps) or sqrt(var + eps)
+// Named intermediates of a forward pass at the last real position t of each
+// sequence, float32 (expert_ids int64). Per layer:
+//   attn_in   [B, d]      residual entering the attention block
+//   head_out  [B, H*dh]   o_proj input: attention neuron coefficients
+//   attn_out  [B, d]      attention block output (o_proj output)
+//   ffn_in    [B, d]      residual entering the FFN block
+//   ffn_coef  dense [B, I]; MoE [B, k, I] router-gated, of the chosen experts
+//   ffn_out   [B, d]      FFN block output
+//   router_probs [B, E], expert_ids [B, k] (by descending weight),
+//   expert_weights [B, k] (the weights the model applies): MoE only
+// Once per forward pass:
+//   final_resid [B, d] last layer output; final_mean [B] mean removed by the
+//   final norm (0 for RMSNorm); final_scale [B] its divisor,
+//   sqrt(mean(y^2) + eps) or sqrt(var + eps).
+class Captures {
+ public:
+  static const std::vector<std::string>& layer_names();
+  static const std::vector<std::string>& final_names();
+  static std::vector<std::string> names();  // all of them
+  static bool known(const std::string& name);
+
+  bool has(const std::string& name) const;
+  // Layers recorded under a per-layer name (0 when absent, e.g. MoE names of a dense model).
+  int64_t layers(const std::string& name) const;
+  // EngineError when the name was not recorded.
+  const torch::Tensor& get(const std::string& name, int64_t layer) const;
+  const torch::Tensor& get(const std::string& name) const;
+
+  void set(const std::string& name, int64_t layer, torch::Tensor value);
+  void set(const std::string& name, torch::Tensor value);
+  // Concatenates another batch's captures along the batch dimension.
+  void append(const Captures& more);
+
+ private:
+  std::map<std::string, std::vector<torch::Tensor>> per_layer_;
+  std::map<std::string, torch::Tensor> final_;
 };
 
 // Components switched off in an ablation forward, at every position.
@@ -64,7 +88,10 @@ struct Ablation {
 };
 
 struct ForwardOptions {
-  bool capture = false;        // fill ForwardOutput::captures
+  // Names of Captures to record (Captures::names() for all); an unknown name
+  // is an EngineError, a name the architecture has no such thing for (MoE
+  // names of a dense model) is left out.
+  std::vector<std::string> capture;
   bool all_positions = false;  // logits for every position (training) instead of the last
   const Ablation* ablation = nullptr;
 };
@@ -78,16 +105,36 @@ struct ForwardOutput {
   torch::Tensor router_z_loss;
 };
 
+// The weights of one layer; which are defined depends on the architecture.
+struct LayerWeights {
+  torch::Tensor attn_norm, ffn_norm;  // RMSNorm weights (undefined for non-parametric LayerNorm)
+  torch::Tensor wq, wk, wv, wo;       // [H*dh, d], [KV*dh, d], [KV*dh, d], [d, H*dh]
+  torch::Tensor q_norm, k_norm;       // QK-norm weights [H*dh], [KV*dh]
+  torch::Tensor w_gate, w_up,
+      w_down;            // dense [I, d], [I, d], [d, I]; MoE [E, I, d], [E, I, d], [E, d, I]
+  torch::Tensor router;  // MoE [E, d]
+};
+struct Weights {
+  torch::Tensor embed;       // [V, d]
+  torch::Tensor final_norm;  // [d]; undefined for non-parametric LayerNorm
+  torch::Tensor lm_head;     // [V, d]; undefined when tied to the embedding
+  std::vector<LayerWeights> layers;
+  const torch::Tensor& head() const { return lm_head.defined() ? lm_head : embed; }
+};
+
 // One decoder model. Parameters are registered torch::nn parameters (so an
 // optimiser can train them); experts are stored stacked per layer.
 class TransformerImpl : public torch::nn::Module {
  public:
+  // EngineError when the config does not fit its layout's architecture.
   explicit TransformerImpl(const checkpoint::ModelConfig& config);
 
   const checkpoint::ModelConfig& config() const { return config_; }
+  const Architecture& architecture() const { return *arch_; }
   ForwardOutput forward(const Batch& batch, const ForwardOptions& options = {});
 
-  // Weights by HF tensor name (the config's layout), as views of the parameters.
+  // Weights by HF tensor name (the config's layout): views of the parameters,
+  // or their concatenation for a fused tensor.
   std::vector<std::pair<std::string, torch::Tensor>> hf_tensors() const;
   // Copies weights from tensors named as in the config's layout; shapes are
   // checked against the config (EngineError names the tensor and both shapes).
@@ -105,27 +152,9 @@ class TransformerImpl : public torch::nn::Module {
   void init_weights(double stddev, uint64_t seed);
 
  private:
-  struct Layer {
-    torch::Tensor attn_norm, ffn_norm;  // RMSNorm weights (undefined for non-parametric LayerNorm)
-    torch::Tensor wq, wk, wv, wo;       // [H*dh, d], [KV*dh, d], [KV*dh, d], [d, H*dh]
-    torch::Tensor q_norm, k_norm;       // OLMoE QK-norm weights
-    torch::Tensor w_gate, w_up,
-        w_down;            // dense [I, d], [I, d], [d, I]; MoE [E, I, d], [E, I, d], [E, d, I]
-    torch::Tensor router;  // MoE [E, d]
-  };
-  torch::Tensor norm(const torch::Tensor& x, const torch::Tensor& weight) const;
-  torch::Tensor attention(const Layer& layer, int64_t index, const torch::Tensor& x,
-                          const torch::Tensor& cos, const torch::Tensor& sin,
-                          const ForwardOptions& options, torch::Tensor* head_out) const;
-  torch::Tensor dense_ffn(const Layer& layer, int64_t index, const torch::Tensor& z,
-                          const ForwardOptions& options, torch::Tensor* coef) const;
-  torch::Tensor moe_ffn(const Layer& layer, int64_t index, const torch::Tensor& z,
-                        const ForwardOptions& options, const torch::Tensor& real_tokens,
-                        ForwardOutput& out, bool capture, const torch::Tensor& last_flat) const;
-
   checkpoint::ModelConfig config_;
-  torch::Tensor embed_, final_norm_, lm_head_;
-  std::vector<Layer> layers_;
+  const Architecture* arch_;
+  Weights weights_;
 };
 TORCH_MODULE(Transformer);
 

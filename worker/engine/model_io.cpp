@@ -1,9 +1,11 @@
-// Loading and saving TransformerImpl weights under their HuggingFace names.
+// Loading and saving TransformerImpl weights under the HF tensor names of
+// their architecture (models/*.cpp).
 #include <fstream>
 #include <sstream>
 
 #include "common/checkpoint/safetensors.hpp"
 #include "worker/engine/model.hpp"
+#include "worker/engine/models/registry.hpp"
 
 namespace lpi::engine {
 namespace ck = lpi::checkpoint;
@@ -44,57 +46,12 @@ ck::DType checkpoint_dtype(torch::ScalarType dtype) {
   }
 }
 
-// One parameter (or a slice of one) and the HF tensor that fills it.
-struct Binding {
-  std::string name;
-  torch::Tensor target;  // view into a parameter
-};
-
 }  // namespace
 
 std::vector<std::pair<std::string, torch::Tensor>> TransformerImpl::hf_tensors() const {
-  const auto& c = config_;
   std::vector<std::pair<std::string, torch::Tensor>> out;
-  const bool fused = c.layout == ck::Layout::OlmoFused;
-  out.emplace_back(fused ? "model.transformer.wte.weight" : "model.embed_tokens.weight", embed_);
-  for (int64_t i = 0; i < c.num_layers; ++i) {
-    const Layer& L = layers_[i];
-    if (fused) {
-      const std::string p = "model.transformer.blocks." + std::to_string(i) + ".";
-      out.emplace_back(p + "att_proj.weight", torch::cat({L.wq, L.wk, L.wv}, 0));
-      out.emplace_back(p + "attn_out.weight", L.wo);
-      out.emplace_back(p + "ff_proj.weight", torch::cat({L.w_up, L.w_gate}, 0));
-      out.emplace_back(p + "ff_out.weight", L.w_down);
-      continue;
-    }
-    const std::string p = "model.layers." + std::to_string(i) + ".";
-    if (L.attn_norm.defined()) out.emplace_back(p + "input_layernorm.weight", L.attn_norm);
-    out.emplace_back(p + "self_attn.q_proj.weight", L.wq);
-    out.emplace_back(p + "self_attn.k_proj.weight", L.wk);
-    out.emplace_back(p + "self_attn.v_proj.weight", L.wv);
-    out.emplace_back(p + "self_attn.o_proj.weight", L.wo);
-    if (L.q_norm.defined()) {
-      out.emplace_back(p + "self_attn.q_norm.weight", L.q_norm);
-      out.emplace_back(p + "self_attn.k_norm.weight", L.k_norm);
-    }
-    if (L.ffn_norm.defined()) out.emplace_back(p + "post_attention_layernorm.weight", L.ffn_norm);
-    if (c.is_moe()) {
-      out.emplace_back(p + "mlp.gate.weight", L.router);
-      for (int64_t e = 0; e < c.num_experts; ++e) {
-        const std::string q = p + "mlp.experts." + std::to_string(e) + ".";
-        out.emplace_back(q + "gate_proj.weight", L.w_gate[e]);
-        out.emplace_back(q + "up_proj.weight", L.w_up[e]);
-        out.emplace_back(q + "down_proj.weight", L.w_down[e]);
-      }
-    } else {
-      out.emplace_back(p + "mlp.gate_proj.weight", L.w_gate);
-      out.emplace_back(p + "mlp.up_proj.weight", L.w_up);
-      out.emplace_back(p + "mlp.down_proj.weight", L.w_down);
-    }
-  }
-  if (final_norm_.defined()) out.emplace_back("model.norm.weight", final_norm_);
-  if (!c.tie_word_embeddings) {
-    out.emplace_back(fused ? "model.transformer.ff_out.weight" : "lm_head.weight", lm_head_);
+  for (auto& b : arch_->tensors(config_, weights_)) {
+    out.emplace_back(b.name, b.parts.size() == 1 ? b.parts[0] : torch::cat(b.parts, 0));
   }
   return out;
 }
@@ -102,37 +59,24 @@ std::vector<std::pair<std::string, torch::Tensor>> TransformerImpl::hf_tensors()
 void TransformerImpl::load_hf_tensors(const std::function<torch::Tensor(const std::string&)>& get,
                                       const std::string& source) {
   torch::NoGradGuard no_grad;
-  const auto& c = config_;
-  auto fetch = [&](const std::string& name, at::IntArrayRef expected) {
-    torch::Tensor t = get(name);
-    if (t.sizes() != expected) {
-      throw EngineError(source + ": tensor '" + name + "' has shape " + shape_string(t.sizes()) +
+  for (auto& b : arch_->tensors(config_, weights_)) {
+    // A fused tensor stacks its parts' rows.
+    auto expected = b.parts[0].sizes().vec();
+    for (std::size_t i = 1; i < b.parts.size(); ++i) expected[0] += b.parts[i].size(0);
+    const torch::Tensor t = get(b.name);
+    if (t.sizes() != at::IntArrayRef(expected)) {
+      throw EngineError(source + ": tensor '" + b.name + "' has shape " + shape_string(t.sizes()) +
                         ", but config.json implies " + shape_string(expected));
     }
-    return t;
-  };
-  if (c.layout != ck::Layout::OlmoFused) {
-    for (auto& [name, target] : hf_tensors()) target.copy_(fetch(name, target.sizes()));
-    return;
-  }
-  // hf_olmo: fused q/k/v and up/gate projections, split on the way in.
-  const int64_t H = c.num_heads * c.head_dim, KV = c.num_kv_heads * c.head_dim;
-  const int64_t I = c.intermediate_size, d = c.hidden_size;
-  embed_.copy_(fetch("model.transformer.wte.weight", embed_.sizes()));
-  if (!c.tie_word_embeddings)
-    lm_head_.copy_(fetch("model.transformer.ff_out.weight", lm_head_.sizes()));
-  for (int64_t i = 0; i < c.num_layers; ++i) {
-    Layer& L = layers_[i];
-    const std::string p = "model.transformer.blocks." + std::to_string(i) + ".";
-    auto att = fetch(p + "att_proj.weight", {H + 2 * KV, d});
-    L.wq.copy_(att.narrow(0, 0, H));
-    L.wk.copy_(att.narrow(0, H, KV));
-    L.wv.copy_(att.narrow(0, H + KV, KV));
-    L.wo.copy_(fetch(p + "attn_out.weight", L.wo.sizes()));
-    auto ff = fetch(p + "ff_proj.weight", {2 * I, d});
-    L.w_up.copy_(ff.narrow(0, 0, I));
-    L.w_gate.copy_(ff.narrow(0, I, I));
-    L.w_down.copy_(fetch(p + "ff_out.weight", L.w_down.sizes()));
+    if (b.parts.size() == 1) {
+      b.parts[0].copy_(t);
+      continue;
+    }
+    int64_t row = 0;
+    for (auto& part : b.parts) {
+      part.copy_(t.narrow(0, row, part.size(0)));
+      row += part.size(0);
+    }
   }
 }
 

@@ -1,0 +1,95 @@
+// OLMo dense (HF OlmoForCausalLM, e.g. OLMo-7B-0424-hf): non-parametric
+// LayerNorm in fp32 before attention, before the FFN and at the end; no QK
+// norm; optional clip_qkv (8.0 on 0424); a SwiGLU MLP. Tensors
+// model.layers.{i}.self_attn.{q,k,v,o}_proj and mlp.{gate,up,down}_proj.
+#include "worker/engine/models/registry.hpp"
+
+namespace lpi::engine::models {
+namespace ck = lpi::checkpoint;
+
+namespace {
+
+class Olmo : public Architecture {
+ public:
+  const char* name() const override { return "olmo"; }
+  ck::Layout layout() const override { return ck::Layout::OlmoHF; }
+
+  Weights declare(const ck::ModelConfig& c, const DeclareParameter& param) const override {
+    if (c.is_moe() || c.norm != ck::NormKind::LayerNormNoAffine || c.qk_norm) {
+      throw EngineError(
+          "olmo: the config must be dense, with a non-parametric LayerNorm and no q/k norms");
+    }
+    const int64_t d = c.hidden_size, hd = c.head_dim, H = c.num_heads, KV = c.num_kv_heads;
+    const int64_t I = c.intermediate_size;
+    Weights w;
+    w.embed = param("embed", torch::zeros({c.vocab_size, d}));
+    if (!c.tie_word_embeddings) w.lm_head = param("lm_head", torch::zeros({c.vocab_size, d}));
+    for (int64_t i = 0; i < c.num_layers; ++i) {
+      // torch::nn refuses dots in parameter names (they separate submodules).
+      const std::string p = "layers_" + std::to_string(i) + "_";
+      LayerWeights L;
+      L.wq = param(p + "wq", torch::zeros({H * hd, d}));
+      L.wk = param(p + "wk", torch::zeros({KV * hd, d}));
+      L.wv = param(p + "wv", torch::zeros({KV * hd, d}));
+      L.wo = param(p + "wo", torch::zeros({d, H * hd}));
+      L.w_gate = param(p + "w_gate", torch::zeros({I, d}));
+      L.w_up = param(p + "w_up", torch::zeros({I, d}));
+      L.w_down = param(p + "w_down", torch::zeros({d, I}));
+      w.layers.push_back(L);
+    }
+    return w;
+  }
+
+  std::vector<TensorBinding> tensors(const ck::ModelConfig& c, const Weights& w) const override {
+    std::vector<TensorBinding> out;
+    auto add = [&out](std::string name, torch::Tensor t) {
+      out.push_back({std::move(name), {std::move(t)}});
+    };
+    add("model.embed_tokens.weight", w.embed);
+    for (int64_t i = 0; i < c.num_layers; ++i) {
+      const LayerWeights& L = w.layers[i];
+      const std::string p = "model.layers." + std::to_string(i) + ".";
+      add(p + "self_attn.q_proj.weight", L.wq);
+      add(p + "self_attn.k_proj.weight", L.wk);
+      add(p + "self_attn.v_proj.weight", L.wv);
+      add(p + "self_attn.o_proj.weight", L.wo);
+      add(p + "mlp.gate_proj.weight", L.w_gate);
+      add(p + "mlp.up_proj.weight", L.w_up);
+      add(p + "mlp.down_proj.weight", L.w_down);
+    }
+    if (!c.tie_word_embeddings) add("lm_head.weight", w.lm_head);
+    return out;
+  }
+
+  void forward(const ck::ModelConfig& c, const Weights& w, blocks::Context& ctx) const override {
+    const blocks::Norm norm{ck::NormKind::LayerNormNoAffine, c.norm_eps};
+    const auto rope = blocks::rope(ctx, c.head_dim, c.rope_theta, w.embed.scalar_type());
+    auto& rec = ctx.rec;
+    auto x = blocks::embed(ctx, w.embed);
+    for (int64_t l = 0; l < c.num_layers; ++l) {
+      const LayerWeights& L = w.layers[l];
+      rec.last("attn_in", l, x);
+      auto qkv = blocks::qkv_projection(norm(x), L);
+      if (c.clip_qkv) blocks::clip_qkv(qkv, *c.clip_qkv);
+      const auto heads =
+          blocks::attention_heads(ctx, l, qkv, rope, c.num_heads, c.num_kv_heads, c.head_dim);
+      const auto a = blocks::project(heads, L.wo);
+      x = x + a;
+      rec.last("attn_out", l, a);
+      rec.last("ffn_in", l, x);
+      const auto f = blocks::dense_ffn(ctx, l, norm(x), L, c.intermediate_size);
+      x = x + f;
+      rec.last("ffn_out", l, f);
+    }
+    blocks::output(ctx, x, norm, {}, w.head());
+  }
+};
+
+}  // namespace
+
+const Architecture& olmo() {
+  static const Olmo arch;
+  return arch;
+}
+
+}  // namespace lpi::engine::models
