@@ -32,7 +32,7 @@ const char* target_name(TargetKind target);
 struct LpiOptions {
   Lens lens = Lens::Frozen;
   TargetKind target = TargetKind::Gold;
-  int64_t batch_size = 32;         // prompts per forward pass (when not batch-invariant)
+  int64_t batch_size = 32;  // prompts per forward pass (when not batch-invariant)
   // Every prompt's scores bit for bit independent of the other prompts in the
   // call: one prompt per forward pass and per-prompt lens products (matrix
   // products pick their blocking from the shape). The sweep relies on it so

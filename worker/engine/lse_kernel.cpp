@@ -20,7 +20,7 @@ float affine_logsumexp_avx2(const float* a, const float* p, int64_t n, float alp
                             float bound);  // lse_kernel_avx2.cpp
 void row_dots_avx2(const float* x, int64_t rows, const float* w, int64_t n, int64_t d, int64_t v0,
                    int64_t v1, float* out);
-}
+}  // namespace avx2
 #endif
 
 float exp_approx(float x) {

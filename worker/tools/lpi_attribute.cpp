@@ -174,8 +174,9 @@ int run(int argc, char** argv) {
       "device", po::value(&device_name)->default_value("cpu"), "cpu, cuda or cuda:N")(
       "threads", po::value(&threads)->default_value(1),
       "CPU threads (libtorch and OpenBLAS); results are bit-equal to lpi-sweep's for equal counts")(
-      "fast-batching", "batch the forward passes (faster on GPUs; scores then depend on the batch "
-                       "in their last bits)");
+      "fast-batching",
+      "batch the forward passes (faster on GPUs; scores then depend on the batch "
+      "in their last bits)");
   po::variables_map vm;
   if (!lpi::tools::parse_command_line(argc, argv, opts, &vm)) return 0;
   if (threads < 1) throw po::error("--threads must be at least 1");

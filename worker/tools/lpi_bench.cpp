@@ -77,11 +77,11 @@ double seconds_since(Clock::time_point t0) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::map<std::string, std::string> opt = {
-      {"shape", "small-moe"}, {"prompts", "256"},   {"reference-prompts", "4"},
-      {"prompt-len", "12"},   {"lens", "frozen"},   {"device", "cpu"},
-      {"dtype", "float32"},   {"budget-mb", "256"}, {"threads", "0"},
-      {"batch-invariant", "1"}};
+  std::map<std::string, std::string> opt = {{"shape", "small-moe"},     {"prompts", "256"},
+                                            {"reference-prompts", "4"}, {"prompt-len", "12"},
+                                            {"lens", "frozen"},         {"device", "cpu"},
+                                            {"dtype", "float32"},       {"budget-mb", "256"},
+                                            {"threads", "0"},           {"batch-invariant", "1"}};
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--help" || arg == "-h") {
