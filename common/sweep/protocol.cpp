@@ -1,6 +1,7 @@
 #include "common/sweep/protocol.hpp"
 
 #include <cstring>
+#include <iterator>
 
 namespace lpi::sweep {
 
@@ -23,6 +24,11 @@ struct Writer {
     put<uint32_t>(static_cast<uint32_t>(s.size()));
     out.insert(out.end(), s.begin(), s.end());
   }
+  template <class T>
+  void operator()(const T& v) {
+    put(v);
+  }
+  void operator()(const std::string& s) { put_string(s); }
 };
 
 struct Reader {
@@ -64,97 +70,98 @@ struct Reader {
   void end() const {
     if (at != in.size()) fail(std::to_string(in.size() - at) + " unexpected trailing bytes");
   }
+  template <class T>
+  void operator()(T& v) {
+    v = get<T>();
+  }
+  void operator()(std::string& s) { s = get_string(); }
 };
+
+// Each message's fields in wire order, for the writer and the reader alike.
+template <class F>
+void fields(WorkRequest& m, F& f) {
+  f(m.loaded_checkpoint);
+}
+template <class F>
+void fields(Assign& m, F& f) {
+  f(m.unit);
+  f(m.prefetch_checkpoint);
+}
+template <class F>
+void fields(UnitDone& m, F& f) {
+  f(m.unit);
+  f(m.compute_seconds);
+  f(m.load_seconds);
+  f(m.store_seconds);
+  f(m.wait_seconds);
+}
+template <class F>
+void fields(UnitFailed& m, F& f) {
+  f(m.unit);
+  f(m.error);
+}
+template <class F>
+void fields(Shutdown&, F&) {}
+
+template <class M>
+std::vector<uint8_t> write(M m, MessageKind kind) {
+  Writer w(kind);
+  fields(m, w);
+  return w.out;
+}
+
+template <class M>
+M read(const std::vector<uint8_t>& bytes, MessageKind kind) {
+  Reader r(bytes, kind);
+  M m;
+  fields(m, r);
+  r.end();
+  return m;
+}
 
 }  // namespace
 
 const char* kind_name(MessageKind kind) {
-  switch (kind) {
-    case MessageKind::WorkRequest:
-      return "WorkRequest";
-    case MessageKind::Assign:
-      return "Assign";
-    case MessageKind::UnitDone:
-      return "UnitDone";
-    case MessageKind::UnitFailed:
-      return "UnitFailed";
-    case MessageKind::Shutdown:
-      return "Shutdown";
-    case MessageKind::WorkerLost:
-      return "WorkerLost";
-  }
-  return "unknown";
+  // Indexed by the enum's value (1 .. 6).
+  static const char* const names[] = {"WorkRequest", "Assign",   "UnitDone",
+                                      "UnitFailed",  "Shutdown", "WorkerLost"};
+  const auto i = static_cast<int>(kind) - 1;
+  return i >= 0 && i < static_cast<int>(std::size(names)) ? names[i] : "unknown";
 }
 
 std::vector<uint8_t> encode(const WorkRequest& m) {
-  Writer w(MessageKind::WorkRequest);
-  w.put(m.loaded_checkpoint);
-  return w.out;
+  return write(m, MessageKind::WorkRequest);
 }
 std::vector<uint8_t> encode(const Assign& m) {
-  Writer w(MessageKind::Assign);
-  w.put(m.unit);
-  w.put(m.prefetch_checkpoint);
-  return w.out;
+  return write(m, MessageKind::Assign);
 }
 std::vector<uint8_t> encode(const UnitDone& m) {
-  Writer w(MessageKind::UnitDone);
-  w.put(m.unit);
-  w.put(m.compute_seconds);
-  w.put(m.load_seconds);
-  w.put(m.store_seconds);
-  w.put(m.wait_seconds);
-  return w.out;
+  return write(m, MessageKind::UnitDone);
 }
 std::vector<uint8_t> encode(const UnitFailed& m) {
-  Writer w(MessageKind::UnitFailed);
-  w.put(m.unit);
-  w.put_string(m.error);
-  return w.out;
+  return write(m, MessageKind::UnitFailed);
 }
-std::vector<uint8_t> encode(const Shutdown&) {
-  return Writer(MessageKind::Shutdown).out;
+std::vector<uint8_t> encode(const Shutdown& m) {
+  return write(m, MessageKind::Shutdown);
 }
 
 WorkRequest decode_work_request(const std::vector<uint8_t>& bytes) {
-  Reader r(bytes, MessageKind::WorkRequest);
-  WorkRequest m;
-  m.loaded_checkpoint = r.get<int32_t>();
-  r.end();
-  return m;
+  return read<WorkRequest>(bytes, MessageKind::WorkRequest);
 }
 Assign decode_assign(const std::vector<uint8_t>& bytes) {
-  Reader r(bytes, MessageKind::Assign);
-  Assign m;
-  m.unit = r.get<int32_t>();
-  m.prefetch_checkpoint = r.get<int32_t>();
-  r.end();
-  if (m.unit < 0) r.fail("negative unit " + std::to_string(m.unit));
+  const auto m = read<Assign>(bytes, MessageKind::Assign);
+  if (m.unit < 0)
+    Reader(bytes, MessageKind::Assign).fail("negative unit " + std::to_string(m.unit));
   return m;
 }
 UnitDone decode_unit_done(const std::vector<uint8_t>& bytes) {
-  Reader r(bytes, MessageKind::UnitDone);
-  UnitDone m;
-  m.unit = r.get<int32_t>();
-  m.compute_seconds = r.get<double>();
-  m.load_seconds = r.get<double>();
-  m.store_seconds = r.get<double>();
-  m.wait_seconds = r.get<double>();
-  r.end();
-  return m;
+  return read<UnitDone>(bytes, MessageKind::UnitDone);
 }
 UnitFailed decode_unit_failed(const std::vector<uint8_t>& bytes) {
-  Reader r(bytes, MessageKind::UnitFailed);
-  UnitFailed m;
-  m.unit = r.get<int32_t>();
-  m.error = r.get_string();
-  r.end();
-  return m;
+  return read<UnitFailed>(bytes, MessageKind::UnitFailed);
 }
 Shutdown decode_shutdown(const std::vector<uint8_t>& bytes) {
-  Reader r(bytes, MessageKind::Shutdown);
-  r.end();
-  return {};
+  return read<Shutdown>(bytes, MessageKind::Shutdown);
 }
 
 }  // namespace lpi::sweep

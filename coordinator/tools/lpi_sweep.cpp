@@ -233,14 +233,9 @@ int run(int argc, char** argv, const lpi::mpi::Comm& comm) {
       })) {
     return *rc;
   }
-  lpi::daemon::DaemonOptions daemon;
-  daemon.lens = job.lens;
-  daemon.target = job.target;
-  daemon.dtype = job.dtype;
-  daemon.device = job.device;
-  daemon.batch_size = job.batch_size;
-  daemon.batch_invariant = job.batch_invariant;
-  daemon.threads = cli.threads;
+  // The engine's settings from the job (local_rank: below).
+  lpi::daemon::DaemonOptions daemon{job.lens, job.target,     job.dtype,           job.device,
+                                    0,        job.batch_size, job.batch_invariant, cli.threads};
   cli.run.max_attempts = job.max_attempts;
   {  // The daemon's rank within its node picks its GPU among the node's (collective).
     MPI_Comm node;

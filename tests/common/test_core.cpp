@@ -15,26 +15,13 @@ namespace lpi::core {
 namespace {
 
 // 2 layers, 3 heads x 2 dims, 4 experts x 5 neurons, top-2.
+// Fields: architecture, layers, d, heads, head_dim, I, experts, top-k, vocab.
 ModelShape moe() {
-  ModelShape s;
-  s.architecture = "OlmoeForCausalLM";
-  s.num_layers = 2;
-  s.hidden_size = 6;
-  s.num_heads = 3;
-  s.head_dim = 2;
-  s.intermediate_size = 5;
-  s.num_experts = 4;
-  s.experts_per_token = 2;
-  s.vocab_size = 11;
-  return s;
+  return {"OlmoeForCausalLM", 2, 6, 3, 2, 5, 4, 2, 11};
 }
 
 ModelShape dense() {
-  auto s = moe();
-  s.architecture = "OlmoForCausalLM";
-  s.num_experts = 0;
-  s.experts_per_token = 0;
-  return s;
+  return {"OlmoForCausalLM", 2, 6, 3, 2, 5, 0, 0, 11};
 }
 
 TEST(CoreLayout, FamilySizes) {

@@ -146,6 +146,25 @@ torch::Tensor attention_heads(Context& ctx, int64_t layer, const Qkv& qkv, const
   return out;
 }
 
+torch::Tensor add_attention(Context& ctx, int64_t layer, const torch::Tensor& x, Qkv qkv,
+                            const Rope& rope, const checkpoint::ModelConfig& c,
+                            const LayerWeights& w) {
+  if (c.clip_qkv) clip_qkv(qkv, *c.clip_qkv);
+  const auto heads =
+      attention_heads(ctx, layer, qkv, rope, c.num_heads, c.num_kv_heads, c.head_dim);
+  const auto a = project(heads, w.wo);
+  auto out = x + a;
+  ctx.rec.last("attn_out", layer, a);
+  ctx.rec.last("ffn_in", layer, out);
+  return out;
+}
+
+torch::Tensor add_ffn(Context& ctx, int64_t layer, const torch::Tensor& x, const torch::Tensor& f) {
+  auto out = x + f;
+  ctx.rec.last("ffn_out", layer, f);
+  return out;
+}
+
 torch::Tensor dense_ffn(Context& ctx, int64_t layer, const torch::Tensor& z, const LayerWeights& w,
                         int64_t intermediate) {
   auto c = torch::silu(project(z, w.w_gate)) * project(z, w.w_up);

@@ -80,6 +80,16 @@ void clip_qkv(Qkv& qkv, double clip);  // clamp to [-clip, clip]
 torch::Tensor attention_heads(Context& ctx, int64_t layer, const Qkv& qkv, const Rope& rope,
                               int64_t heads, int64_t kv_heads, int64_t head_dim);
 
+// The residual halves of decoder layer `layer` around their blocks.
+// Attention: x + o_proj(attention(qkv)), q, k, v clipped first when the
+// config says so; records attn_out and ffn_in (the caller records attn_in
+// when it projects x into qkv).
+torch::Tensor add_attention(Context& ctx, int64_t layer, const torch::Tensor& x, Qkv qkv,
+                            const Rope& rope, const checkpoint::ModelConfig& config,
+                            const LayerWeights& w);
+// FFN: x + f; records ffn_out.
+torch::Tensor add_ffn(Context& ctx, int64_t layer, const torch::Tensor& x, const torch::Tensor& f);
+
 // down(silu(gate z) * up z); the coefficients are recorded as "ffn_coef".
 torch::Tensor dense_ffn(Context& ctx, int64_t layer, const torch::Tensor& z, const LayerWeights& w,
                         int64_t intermediate);

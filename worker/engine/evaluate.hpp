@@ -7,6 +7,7 @@
 #include <functional>
 #include <vector>
 
+#include "common/core/ranking.hpp"
 #include "worker/engine/model.hpp"
 
 namespace lpi::engine {
@@ -15,7 +16,7 @@ struct PromptScore {
   float target_logprob = 0;    // log_softmax of the final logits (fp32)
   int64_t target_rank = 0;     // tokens with a strictly higher logit; 0 = top-1
   std::vector<int64_t> top10;  // ids of the 10 highest logits, highest first
-  bool hit_at_10() const { return target_rank < 10; }
+  bool hit_at_10() const { return core::is_hit(target_rank); }
 };
 
 struct EvaluateOptions {

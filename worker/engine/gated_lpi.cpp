@@ -6,6 +6,7 @@
 
 #include <ATen/Parallel.h>
 
+#include "common/core/layout.hpp"
 #include "worker/engine/lse_kernel.hpp"
 
 namespace lpi::engine {
@@ -373,12 +374,20 @@ Importance gated_lpi_reference(Transformer& model, const std::vector<std::vector
 torch::Tensor expand_experts(const LayerImportance& layer, int64_t num_experts) {
   if (!layer.expert_ids.defined()) throw EngineError("expand_experts: the layer is dense");
   const int64_t B = layer.ffn.size(0), k = layer.ffn.size(1), I = layer.ffn.size(2);
-  auto out = torch::zeros({B, num_experts, I}, layer.ffn.options());
-  for (int64_t s = 0; s < k; ++s) {
-    out.scatter_(1, layer.expert_ids.select(1, s).view({B, 1, 1}).expand({B, 1, I}),
-                 layer.ffn.select(1, s).unsqueeze(1));
+  // The domain core's scatter (common/core/layout.hpp), one prompt = one layer of shape E x I.
+  core::ModelShape one;
+  one.num_layers = 1;
+  one.intermediate_size = I;
+  one.num_experts = num_experts;
+  one.experts_per_token = k;
+  const auto values = layer.ffn.to(torch::kCPU, torch::kFloat32).contiguous();
+  const auto ids = layer.expert_ids.to(torch::kCPU, torch::kInt32).contiguous();
+  auto full = torch::zeros({B, num_experts, I}, torch::kFloat64);
+  for (int64_t b = 0; b < B; ++b) {
+    core::add_ffn_values(one, values[b].data_ptr<float>(), ids[b].data_ptr<int32_t>(), 1.0,
+                         full[b].data_ptr<double>(), "expand_experts, prompt " + std::to_string(b));
   }
-  return out;
+  return full.to(layer.ffn.options());
 }
 
 torch::Tensor frozen_lens(Transformer& model, const torch::Tensor& y, const torch::Tensor& scale) {

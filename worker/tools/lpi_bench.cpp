@@ -12,6 +12,7 @@
 #include <map>
 #include <string>
 
+#include "common/checkpoint/model_shape.hpp"
 #include "worker/engine/gated_lpi.hpp"
 
 namespace ck = lpi::checkpoint;
@@ -119,12 +120,9 @@ int main(int argc, char** argv) {
       gold[i] = static_cast<int32_t>(2 + (i * 31) % (config.vocab_size - 2));
     }
     const int64_t d = config.hidden_size, V = config.vocab_size, L = config.num_layers;
-    const int64_t attn_n = config.num_heads * config.head_dim;
-    const int64_t active_ffn = config.is_moe()
-                                   ? config.num_experts_per_tok * config.intermediate_size
-                                   : config.intermediate_size;
-    const int64_t all_ffn =
-        config.is_moe() ? config.num_experts * config.intermediate_size : config.intermediate_size;
+    const auto shape = lpi::checkpoint::shape_of(config);
+    const int64_t attn_n = shape.attn_width(), active_ffn = shape.ffn_active_width();
+    const int64_t all_ffn = shape.ffn_width();
     const int64_t neurons_per_prompt = L * (attn_n + active_ffn);
 
     // Projection P = W_U diag(g) U for every output column: once per checkpoint.

@@ -11,15 +11,10 @@ namespace ck = lpi::checkpoint;
 
 namespace {
 
+// Only the tensor names differ from OLMo's: the parameters, their order and
+// the graph are olmo()'s.
 class HfOlmo : public Architecture {
  public:
-  const char* name() const override { return "hf_olmo"; }
-  ck::Layout layout() const override { return ck::Layout::OlmoFused; }
-
-  Weights declare(const ck::ModelConfig& c, const DeclareParameter& param) const override {
-    return olmo().declare(c, param);
-  }
-
   std::vector<TensorBinding> tensors(const ck::ModelConfig& c, const Weights& w) const override {
     std::vector<TensorBinding> out;
     out.push_back({"model.transformer.wte.weight", {w.embed}});
@@ -35,9 +30,14 @@ class HfOlmo : public Architecture {
     return out;
   }
 
+  Weights declare(const ck::ModelConfig& c, const DeclareParameter& param) const override {
+    return olmo().declare(c, param);
+  }
   void forward(const ck::ModelConfig& c, const Weights& w, blocks::Context& ctx) const override {
     olmo().forward(c, w, ctx);
   }
+  const char* name() const override { return "hf_olmo"; }
+  ck::Layout layout() const override { return ck::Layout::OlmoFused; }
 };
 
 }  // namespace

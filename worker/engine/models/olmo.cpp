@@ -41,45 +41,23 @@ class Olmo : public Architecture {
   }
 
   std::vector<TensorBinding> tensors(const ck::ModelConfig& c, const Weights& w) const override {
-    std::vector<TensorBinding> out;
-    auto add = [&out](std::string name, torch::Tensor t) {
-      out.push_back({std::move(name), {std::move(t)}});
-    };
-    add("model.embed_tokens.weight", w.embed);
-    for (int64_t i = 0; i < c.num_layers; ++i) {
-      const LayerWeights& L = w.layers[i];
-      const std::string p = "model.layers." + std::to_string(i) + ".";
-      add(p + "self_attn.q_proj.weight", L.wq);
-      add(p + "self_attn.k_proj.weight", L.wk);
-      add(p + "self_attn.v_proj.weight", L.wv);
-      add(p + "self_attn.o_proj.weight", L.wo);
-      add(p + "mlp.gate_proj.weight", L.w_gate);
-      add(p + "mlp.up_proj.weight", L.w_up);
-      add(p + "mlp.down_proj.weight", L.w_down);
-    }
-    if (!c.tie_word_embeddings) add("lm_head.weight", w.lm_head);
-    return out;
+    return hf_bindings(c, w, [](auto& out, const std::string& p, const LayerWeights& L) {
+      bind_hf_attention(out, p, L);
+      add_binding(out, p + "mlp.gate_proj.weight", L.w_gate);
+      add_binding(out, p + "mlp.up_proj.weight", L.w_up);
+      add_binding(out, p + "mlp.down_proj.weight", L.w_down);
+    });
   }
 
   void forward(const ck::ModelConfig& c, const Weights& w, blocks::Context& ctx) const override {
     const blocks::Norm norm{ck::NormKind::LayerNormNoAffine, c.norm_eps};
     const auto rope = blocks::rope(ctx, c.head_dim, c.rope_theta, w.embed.scalar_type());
-    auto& rec = ctx.rec;
     auto x = blocks::embed(ctx, w.embed);
     for (int64_t l = 0; l < c.num_layers; ++l) {
       const LayerWeights& L = w.layers[l];
-      rec.last("attn_in", l, x);
-      auto qkv = blocks::qkv_projection(norm(x), L);
-      if (c.clip_qkv) blocks::clip_qkv(qkv, *c.clip_qkv);
-      const auto heads =
-          blocks::attention_heads(ctx, l, qkv, rope, c.num_heads, c.num_kv_heads, c.head_dim);
-      const auto a = blocks::project(heads, L.wo);
-      x = x + a;
-      rec.last("attn_out", l, a);
-      rec.last("ffn_in", l, x);
-      const auto f = blocks::dense_ffn(ctx, l, norm(x), L, c.intermediate_size);
-      x = x + f;
-      rec.last("ffn_out", l, f);
+      ctx.rec.last("attn_in", l, x);
+      x = blocks::add_attention(ctx, l, x, blocks::qkv_projection(norm(x), L), rope, c, L);
+      x = blocks::add_ffn(ctx, l, x, blocks::dense_ffn(ctx, l, norm(x), L, c.intermediate_size));
     }
     blocks::output(ctx, x, norm, {}, w.head());
   }

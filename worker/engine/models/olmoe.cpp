@@ -48,33 +48,20 @@ class Olmoe : public Architecture {
   }
 
   std::vector<TensorBinding> tensors(const ck::ModelConfig& c, const Weights& w) const override {
-    std::vector<TensorBinding> out;
-    auto add = [&out](std::string name, torch::Tensor t) {
-      out.push_back({std::move(name), {std::move(t)}});
-    };
-    add("model.embed_tokens.weight", w.embed);
-    for (int64_t i = 0; i < c.num_layers; ++i) {
-      const LayerWeights& L = w.layers[i];
-      const std::string p = "model.layers." + std::to_string(i) + ".";
-      add(p + "input_layernorm.weight", L.attn_norm);
-      add(p + "self_attn.q_proj.weight", L.wq);
-      add(p + "self_attn.k_proj.weight", L.wk);
-      add(p + "self_attn.v_proj.weight", L.wv);
-      add(p + "self_attn.o_proj.weight", L.wo);
-      add(p + "self_attn.q_norm.weight", L.q_norm);
-      add(p + "self_attn.k_norm.weight", L.k_norm);
-      add(p + "post_attention_layernorm.weight", L.ffn_norm);
-      add(p + "mlp.gate.weight", L.router);
+    return hf_bindings(c, w, [&c](auto& out, const std::string& p, const LayerWeights& L) {
+      add_binding(out, p + "input_layernorm.weight", L.attn_norm);
+      bind_hf_attention(out, p, L);
+      add_binding(out, p + "self_attn.q_norm.weight", L.q_norm);
+      add_binding(out, p + "self_attn.k_norm.weight", L.k_norm);
+      add_binding(out, p + "post_attention_layernorm.weight", L.ffn_norm);
+      add_binding(out, p + "mlp.gate.weight", L.router);
       for (int64_t e = 0; e < c.num_experts; ++e) {
         const std::string q = p + "mlp.experts." + std::to_string(e) + ".";
-        add(q + "gate_proj.weight", L.w_gate[e]);
-        add(q + "up_proj.weight", L.w_up[e]);
-        add(q + "down_proj.weight", L.w_down[e]);
+        add_binding(out, q + "gate_proj.weight", L.w_gate[e]);
+        add_binding(out, q + "up_proj.weight", L.w_up[e]);
+        add_binding(out, q + "down_proj.weight", L.w_down[e]);
       }
-    }
-    add("model.norm.weight", w.final_norm);
-    if (!c.tie_word_embeddings) add("lm_head.weight", w.lm_head);
-    return out;
+    });
   }
 
   void forward(const ck::ModelConfig& c, const Weights& w, blocks::Context& ctx) const override {
@@ -82,24 +69,15 @@ class Olmoe : public Architecture {
     const blocks::MoeShape moe{c.num_experts, c.num_experts_per_tok, c.intermediate_size,
                                c.norm_topk_prob};
     const auto rope = blocks::rope(ctx, c.head_dim, c.rope_theta, w.embed.scalar_type());
-    auto& rec = ctx.rec;
     auto x = blocks::embed(ctx, w.embed);
     for (int64_t l = 0; l < c.num_layers; ++l) {
       const LayerWeights& L = w.layers[l];
-      rec.last("attn_in", l, x);
+      ctx.rec.last("attn_in", l, x);
       auto qkv = blocks::qkv_projection(norm(x, L.attn_norm), L);
-      qkv.q = norm(qkv.q, L.q_norm);
+      qkv.q = norm(qkv.q, L.q_norm);  // QK-norm over the whole projections, before the head split
       qkv.k = norm(qkv.k, L.k_norm);
-      if (c.clip_qkv) blocks::clip_qkv(qkv, *c.clip_qkv);
-      const auto heads =
-          blocks::attention_heads(ctx, l, qkv, rope, c.num_heads, c.num_kv_heads, c.head_dim);
-      const auto a = blocks::project(heads, L.wo);
-      x = x + a;
-      rec.last("attn_out", l, a);
-      rec.last("ffn_in", l, x);
-      const auto f = blocks::moe_ffn(ctx, l, norm(x, L.ffn_norm), L, moe);
-      x = x + f;
-      rec.last("ffn_out", l, f);
+      x = blocks::add_attention(ctx, l, x, qkv, rope, c, L);
+      x = blocks::add_ffn(ctx, l, x, blocks::moe_ffn(ctx, l, norm(x, L.ffn_norm), L, moe));
     }
     blocks::output(ctx, x, norm, w.final_norm, w.head());
   }

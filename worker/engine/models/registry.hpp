@@ -42,6 +42,19 @@ class Architecture {
                        blocks::Context& ctx) const = 0;
 };
 
+// Bindings the HF layouts share: one tensor, and a layer's
+// self_attn.{q,k,v,o}_proj under `prefix` ("model.layers.{i}.").
+void add_binding(std::vector<TensorBinding>& out, std::string name, torch::Tensor t);
+void bind_hf_attention(std::vector<TensorBinding>& out, const std::string& prefix,
+                       const LayerWeights& layer);
+// An HF layout's bindings: model.embed_tokens, then `layer(out, prefix, L)`
+// for each layer with prefix "model.layers.{i}.", then model.norm (when the
+// model has a final-norm weight) and lm_head (unless tied).
+using LayerBindings =
+    std::function<void(std::vector<TensorBinding>&, const std::string&, const LayerWeights&)>;
+std::vector<TensorBinding> hf_bindings(const checkpoint::ModelConfig& config, const Weights& w,
+                                       const LayerBindings& layer);
+
 // Every registered architecture, in registry order.
 const std::vector<const Architecture*>& architectures();
 // The architecture of a layout; EngineError when none is registered.
