@@ -147,9 +147,12 @@ co::RunSummary sweep(const lpi::mpi::Comm& comm, lpi::transport::Transport& worl
     // The worker thread is this process: units/rank records rank 0.
     summary = co::coordinate_sweep(hub.endpoint(0), co::store_plan(store, [](int) { return 0; }),
                                    options);
-  } catch (...) {
-    worker.detach();  // it cannot go on without the coordinator; the caller aborts
-    throw;
+  } catch (const std::exception& e) {
+    // The worker thread cannot go on without the coordinator, and unwinding
+    // would destroy what it uses: end the job here. What is marked done stays.
+    LPI_LOG(fatal) << e.what() << "; aborting the job (resume with --resume --store "
+                   << store.path() << ")";
+    MPI_Abort(comm.get(), 3);
   }
   worker.join();
   if (!worker_error.empty()) throw std::runtime_error("the worker thread failed: " + worker_error);
