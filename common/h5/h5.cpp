@@ -398,13 +398,14 @@ File File::open(const std::string& path, Mode mode, const std::optional<Parallel
   const auto fapl = access_list(parallel, path);
   const hid_t id = H5Fopen(path.c_str(), mode == Mode::read ? H5F_ACC_RDONLY : H5F_ACC_RDWR,
                            fapl.valid() ? fapl.id() : H5P_DEFAULT);
-  if (id < 0 && !is_hdf5(path)) {
-    detail::error_stack();
-    throw OpenError(path + " is not an HDF5 file", path, "");
+  if (id < 0) {
+    const auto stack = detail::error_stack();  // before H5Fis_hdf5 replaces it
+    if (!is_hdf5(path)) throw OpenError(path + " is not an HDF5 file", path, "", stack);
+    throw OpenError(std::string("HDF5: ") + (mode == Mode::read ? "open" : "open for writing") +
+                        " file " + path + " failed" + stack,
+                    path, "", stack);
   }
-  Handle h(static_cast<hid_t>(check<OpenError>(
-               id, mode == Mode::read ? "open file" : "open for writing file", path, "")),
-           H5Fclose);
+  Handle h(id, H5Fclose);
   return File(std::move(h), file_location(path, parallel));
 }
 

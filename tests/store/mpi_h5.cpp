@@ -3,6 +3,7 @@
 // disjoint slab independently (one chunk per rank, like the sweep store's
 // units), and then reads back every rank's slab. Exit 0 on success.
 #include <mpi.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -55,7 +56,10 @@ int main(int argc, char** argv) {
       flags.fill_time = h5::FillTime::alloc;
       flags.fill_value = 0;
       const auto done = f.create_dataset("done", h5::dtype<uint8_t>::file(), flags);
-      const auto names = f.create_dataset("name", h5::Type::fixed_string(8), flags);
+      h5::DatasetSpec strings = h5::DatasetSpec::plain({size});
+      strings.early_allocation = true;
+      strings.fill_time = h5::FillTime::alloc;  // HDF5's default fill: empty strings
+      const auto names = f.create_dataset("name", h5::Type::fixed_string(8), strings);
       f.flush();
       // Independent: each rank its own row, then its flag last.
       std::vector<double> row;

@@ -178,6 +178,17 @@ TEST(H5, FilesThatAreNotHdf5) {
   std::ofstream(text) << "not HDF5\n";
   EXPECT_FALSE(h5::File::is_hdf5(text));
   expect_error<h5::OpenError>([&] { h5::File::open(text); }, {text, "is not an HDF5 file"});
+  // A file another process holds open for writing: HDF5's own reason comes along.
+  const auto locked = (t / "locked.h5").string();
+  {
+    const auto writer = h5::File::create(locked);
+    try {
+      h5::File::open(locked);
+    } catch (const h5::OpenError& e) {
+      EXPECT_NE(std::string(e.what()).find(locked), std::string::npos) << e.what();
+      EXPECT_FALSE(e.stack().empty()) << e.what();
+    }
+  }
   const auto missing = (t / "missing.h5").string();
   expect_error<h5::OpenError>([&] { h5::File::open(missing); }, {missing, "does not exist"});
   expect_error<h5::OpenError>([&] { h5::File::create((t / "no/such/dir.h5").string()); },

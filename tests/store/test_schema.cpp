@@ -84,10 +84,15 @@ TEST(Schema, ShapesFollowTheModel) {
       EXPECT_EQ(dims, (std::vector<int64_t>{2, 3, 2, 2, 6}));
       EXPECT_EQ(schema::chunk(e, dims), (std::vector<int64_t>{1, 1, 2, 2, 6}));
     }
-    if (e.path == std::string(schema::kUnitFfnSum))
+    if (e.path == std::string(schema::kUnitFfnSum)) {
       EXPECT_EQ(dims, (std::vector<int64_t>{2, 2, 24}));
-    if (e.path == std::string("prompts/token_offsets")) EXPECT_EQ(dims, std::vector<int64_t>{4});
-    if (e.path == std::string("prompts/token_ids")) EXPECT_EQ(dims, std::vector<int64_t>{6});
+    }
+    if (e.path == std::string("prompts/token_offsets")) {
+      EXPECT_EQ(dims, std::vector<int64_t>{4});
+    }
+    if (e.path == std::string("prompts/token_ids")) {
+      EXPECT_EQ(dims, std::vector<int64_t>{6});
+    }
   }
 }
 
