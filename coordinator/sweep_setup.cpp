@@ -131,30 +131,6 @@ std::string checkpoint_changes(const store::SweepDescription& d) {
   return out;
 }
 
-int64_t store_bytes(const store::SweepDescription& d) {
-  const auto& s = d.shape;
-  const int64_t C = static_cast<int64_t>(d.grid.checkpoints.size());
-  const int64_t P = static_cast<int64_t>(d.prompt_relation.size());
-  const int64_t U = static_cast<int64_t>(d.grid.units.size());
-  const int64_t L = s.num_layers;
-  int64_t per_prompt = 4 * 4;  // target, base, rank, hit (rounded)
-  if (d.per_prompt_attn) per_prompt += 4 * s.attn_neurons();
-  if (d.per_prompt_ffn)
-    per_prompt += 4 * L * s.ffn_active_width() + (s.is_moe() ? 4 * L * s.active_experts() : 0);
-  const int64_t neurons = s.attn_neurons() + s.ffn_neurons();
-  const int64_t per_unit = 8 * neurons + 9;
-  const int64_t per_checkpoint = 4 * neurons + 4 * 13;
-  int64_t ablation = 0;
-  if (d.ablation.enabled) {  // rank, log-probability, hit per prompt and condition; the masks
-    const auto M = static_cast<int64_t>(d.ablation.conditions().size());
-    const int64_t R = static_cast<int64_t>(d.relation_ids.size());
-    ablation = C * P * M * 9 + U +
-               C * (12 * d.ablation.max_heads() +
-                    8 * core::ablation_ffn_count(s, d.ablation.ffn_fraction) + 4 * M * (R + 1) + 2);
-  }
-  return C * P * per_prompt + U * per_unit + C * per_checkpoint + ablation;
-}
-
 std::string dry_run_text(const store::SweepDescription& d) {
   std::ostringstream o;
   const auto& g = d.grid;
@@ -175,7 +151,8 @@ std::string dry_run_text(const store::SweepDescription& d) {
     for (const auto& c : d.ablation.conditions()) o << " " << c;
     o << "\n";
   }
-  o << "store size: about " << human_bytes(static_cast<double>(store_bytes(d))) << "\n";
+  o << "store size: about " << human_bytes(static_cast<double>(store::schema::store_bytes(d)))
+    << "\n";
   return o.str();
 }
 

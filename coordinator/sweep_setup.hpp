@@ -32,9 +32,6 @@ std::string job_differences(const std::map<std::string, std::string>& stored,
                             const std::map<std::string, std::string>& given);
 std::string checkpoint_changes(const store::SweepDescription& d);
 
-// Estimated bytes of a store with this description.
-int64_t store_bytes(const store::SweepDescription& d);
-
 std::string dry_run_text(const store::SweepDescription& d);
 std::string status_text(const std::string& path, const store::StoreInfo& info);
 

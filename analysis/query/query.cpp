@@ -30,26 +30,6 @@ std::string list_text(const std::vector<T>& values) {
   return s.str();
 }
 
-template <class T>
-std::vector<T> read_slab(hid_t file, const char* name, hid_t mem_type,
-                         const std::vector<int64_t>& start, const std::vector<int64_t>& count) {
-  const auto n = std::accumulate(count.begin(), count.end(), int64_t{1}, std::multiplies<>());
-  std::vector<T> out(static_cast<std::size_t>(n));
-  const auto ds = schema::open_dataset(file, name);
-  schema::read_slab(ds.id(), mem_type, start, count, out.data(), H5P_DEFAULT, name);
-  return out;
-}
-
-std::vector<float> read_f32(hid_t file, const char* name, const std::vector<int64_t>& start,
-                            const std::vector<int64_t>& count) {
-  return read_slab<float>(file, name, H5T_NATIVE_FLOAT, start, count);
-}
-
-std::vector<int32_t> read_i32(hid_t file, const char* name, const std::vector<int64_t>& start,
-                              const std::vector<int64_t>& count) {
-  return read_slab<int32_t>(file, name, H5T_NATIVE_INT32, start, count);
-}
-
 }  // namespace
 
 Family parse_family(const std::string& name) {
@@ -60,27 +40,26 @@ Family parse_family(const std::string& name) {
 
 StoreReader::StoreReader(const std::string& path) : path_(path) {
   try {
-    info_ = store::read_store_info(path);
-    file_ = store::open_file(path);
+    store_.emplace(path);
   } catch (const store::StoreError& e) {
     throw QueryError(e.what());
-  } catch (const store::H5Error& e) {
+  } catch (const h5::Error& e) {
     throw QueryError("store " + path + " cannot be read as a sweep store: " + e.what());
   }
 }
 
 int32_t StoreReader::checkpoint_count() const {
-  return static_cast<int32_t>(info_.description.grid.checkpoints.size());
+  return static_cast<int32_t>(info().description.grid.checkpoints.size());
 }
 
 int64_t StoreReader::prompt_count(int32_t relation) const {
-  return std::count(info_.description.prompt_relation.begin(),
-                    info_.description.prompt_relation.end(), relation);
+  return std::count(info().description.prompt_relation.begin(),
+                    info().description.prompt_relation.end(), relation);
 }
 
 int32_t StoreReader::checkpoint_at_step(int64_t step) const {
   std::vector<int64_t> steps;
-  for (const auto& c : info_.description.grid.checkpoints) steps.push_back(c.step);
+  for (const auto& c : info().description.grid.checkpoints) steps.push_back(c.step);
   const auto it = std::find(steps.begin(), steps.end(), step);
   if (it == steps.end()) {
     throw QueryError("store " + path_ + " has no checkpoint at step " + std::to_string(step) +
@@ -101,8 +80,8 @@ void StoreReader::require_done(int32_t checkpoint) const {
   if (done(checkpoint)) return;
   std::vector<int64_t> done_steps;
   for (int32_t c = 0; c < checkpoint_count(); ++c)
-    if (done(c)) done_steps.push_back(info_.description.grid.checkpoints[c].step);
-  const auto& ref = info_.description.grid.checkpoints.at(checkpoint);
+    if (done(c)) done_steps.push_back(info().description.grid.checkpoints[c].step);
+  const auto& ref = info().description.grid.checkpoints.at(checkpoint);
   throw QueryError("checkpoint " + std::to_string(checkpoint) + " (" + ref.name + ", step " +
                    std::to_string(ref.step) + ") of store " + path_ +
                    " is not done: its aggregates are not written yet (lpi-sweep --resume); "
@@ -111,7 +90,7 @@ void StoreReader::require_done(int32_t checkpoint) const {
 }
 
 int32_t StoreReader::relation(const std::string& id) const {
-  const auto& ids = info_.description.relation_ids;
+  const auto& ids = info().description.relation_ids;
   const auto it = std::find(ids.begin(), ids.end(), id);
   if (it == ids.end()) {
     throw QueryError("store " + path_ + " has no relation '" + id + "'; its relations are " +
@@ -122,18 +101,18 @@ int32_t StoreReader::relation(const std::string& id) const {
 
 std::vector<int32_t> StoreReader::prompts_of(int32_t relation) const {
   std::vector<int32_t> out;
-  const auto& rel = info_.description.prompt_relation;
+  const auto& rel = info().description.prompt_relation;
   for (std::size_t p = 0; p < rel.size(); ++p)
     if (rel[p] == relation) out.push_back(static_cast<int32_t>(p));
   if (out.empty()) {
-    throw QueryError("relation '" + info_.description.relation_ids.at(relation) + "' of store " +
+    throw QueryError("relation '" + info().description.relation_ids.at(relation) + "' of store " +
                      path_ + " has no prompts");
   }
   return out;
 }
 
 void StoreReader::require_per_prompt(Family f) const {
-  const auto& d = info_.description;
+  const auto& d = info().description;
   if (f == Family::attn ? d.per_prompt_attn : d.per_prompt_ffn) return;
   throw QueryError(std::string("store ") + path_ + " keeps no per-prompt " + family_name(f) +
                    " importance (root attribute per_prompt_" + family_name(f) +
@@ -211,13 +190,9 @@ std::vector<double> StoreReader::means(int32_t c, Family f, std::optional<int32_
   const auto& s = shape();
   const int64_t L = s.num_layers, W = layer_width(f);
   const bool moe_ffn = f == Family::ffn && s.is_moe();
-  const hid_t file = file_.id();
   std::vector<double> out(static_cast<std::size_t>(L * W), 0.0);
   if (!relation) {
-    const auto mean = f == Family::attn ? read_f32(file, schema::kAttnMean, {c, 0, 0}, {1, L, W})
-                      : moe_ffn         ? read_f32(file, schema::kFfnMean, {c, 0, 0, 0},
-                                                   {1, L, s.num_experts, s.intermediate_size})
-                                        : read_f32(file, schema::kFfnMean, {c, 0, 0}, {1, L, W});
+    const auto mean = f == Family::attn ? store_->attn_mean(c) : store_->ffn_mean(c);
     std::copy(mean.begin(), mean.end(), out.begin());
     return out;
   }
@@ -227,13 +202,13 @@ std::vector<double> StoreReader::means(int32_t c, Family f, std::optional<int32_
   // One prompt at a time: one chunk of the per-prompt tensor each.
   for (const int32_t p : prompts) {
     if (!moe_ffn) {
-      const auto v = read_f32(file, f == Family::attn ? schema::kAttn : schema::kFfn, {c, p, 0, 0},
-                              {1, 1, L, W});
+      const auto v = store_->read<float>(f == Family::attn ? schema::kAttn : schema::kFfn,
+                                         {c, p, 0, 0}, {1, 1, L, W});
       for (std::size_t i = 0; i < v.size(); ++i) out[i] += v[i];
       continue;
     }
-    const auto v = read_f32(file, schema::kFfn, {c, p, 0, 0, 0}, {1, 1, L, k, I});
-    const auto ids = read_i32(file, schema::kExpertIds, {c, p, 0, 0}, {1, 1, L, k});
+    const auto v = store_->read<float>(schema::kFfn, {c, p, 0, 0, 0}, {1, 1, L, k, I});
+    const auto ids = store_->read<int32_t>(schema::kExpertIds, {c, p, 0, 0}, {1, 1, L, k});
     core::add_ffn_values(s, v.data(), ids.data(), 1.0, out.data(),
                          "store " + path_ + ": importance/expert_ids of checkpoint " +
                              std::to_string(c) + ", prompt " + std::to_string(p));
@@ -249,23 +224,23 @@ double StoreReader::neuron_mean(int32_t c, Family f, int64_t flat,
   const auto n = core::coords_of(s, f, flat);
   const int64_t l = n.layer, w = flat % layer_width(f), e = n.expert, i = n.neuron;
   const int64_t k = s.experts_per_token;
-  const hid_t file = file_.id();
+  const auto& st = *store_;
   if (!relation) {
-    if (moe_ffn) return read_f32(file, schema::kFfnMean, {c, l, e, i}, {1, 1, 1, 1})[0];
-    return read_f32(file, f == Family::attn ? schema::kAttnMean : schema::kFfnMean, {c, l, w},
-                    {1, 1, 1})[0];
+    if (moe_ffn) return st.read<float>(schema::kFfnMean, {c, l, e, i}, {1, 1, 1, 1})[0];
+    return st.read<float>(f == Family::attn ? schema::kAttnMean : schema::kFfnMean, {c, l, w},
+                          {1, 1, 1})[0];
   }
   const auto prompts = prompts_of(*relation);
   double sum = 0;
   for (const int32_t p : prompts) {
     if (!moe_ffn) {
-      sum += read_f32(file, f == Family::attn ? schema::kAttn : schema::kFfn, {c, p, l, w},
-                      {1, 1, 1, 1})[0];
+      sum += st.read<float>(f == Family::attn ? schema::kAttn : schema::kFfn, {c, p, l, w},
+                            {1, 1, 1, 1})[0];
       continue;
     }
     // Expert e's neuron counts where e is among the prompt's chosen experts, else 0.
-    const auto ids = read_i32(file, schema::kExpertIds, {c, p, l, 0}, {1, 1, 1, k});
-    const auto v = read_f32(file, schema::kFfn, {c, p, l, 0, i}, {1, 1, 1, k, 1});
+    const auto ids = st.read<int32_t>(schema::kExpertIds, {c, p, l, 0}, {1, 1, 1, k});
+    const auto v = st.read<float>(schema::kFfn, {c, p, l, 0, i}, {1, 1, 1, k, 1});
     for (int64_t j = 0; j < k; ++j)
       if (ids[j] == e) sum += v[j];
   }

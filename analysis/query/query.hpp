@@ -13,8 +13,7 @@
 #include <vector>
 
 #include "common/core/layout.hpp"
-#include "common/store/h5.hpp"
-#include "common/store/sweep_store.hpp"
+#include "common/store/store_reader.hpp"
 
 namespace lpi::query {
 
@@ -53,10 +52,10 @@ class StoreReader {
   explicit StoreReader(const std::string& path);
 
   const std::string& path() const { return path_; }
-  const store::StoreInfo& info() const { return info_; }
-  const store::ModelShape& shape() const { return info_.description.shape; }
+  const store::StoreInfo& info() const { return store_->info(); }
+  const store::ModelShape& shape() const { return info().description.shape; }
   int32_t checkpoint_count() const;
-  bool done(int32_t checkpoint) const { return info_.aggregated.at(checkpoint) != 0; }
+  bool done(int32_t checkpoint) const { return info().aggregated.at(checkpoint) != 0; }
   int64_t prompt_count(int32_t relation) const;
 
   // Checkpoint by step or by index; QueryError listing the valid ones otherwise.
@@ -88,8 +87,7 @@ class StoreReader {
   double neuron_mean(int32_t checkpoint, Family f, int64_t flat,
                      std::optional<int32_t> relation) const;
   std::string path_;
-  store::StoreInfo info_;
-  store::Handle file_;
+  std::optional<store::Reader> store_;  // set by the constructor
 };
 
 // The k neurons of largest |value| (ties to the lower index), by rank.

@@ -8,11 +8,10 @@
 #include <stdexcept>
 
 #include "analysis/tools/analyze_store.hpp"
-#include "common/store/h5.hpp"
+#include "common/h5/h5.hpp"
 #include "lpi/lpi_config.hpp"
 
 namespace lpi::analysis {
-namespace h5 = lpi::store;
 namespace fs = std::filesystem;
 
 namespace {
@@ -31,31 +30,31 @@ std::string csv_number(double v) {
   return buf;
 }
 
-void write_stat(hid_t group, const std::string& name, const Stat& st,
+void write_stat(const h5::Group& group, const std::string& name, const Stat& st,
                 const std::vector<int64_t>& shape) {
-  h5::write_f64(group, name, shape, st.value.data());
-  h5::write_f64(group, name + "_lo", shape, st.lo.data());
-  h5::write_f64(group, name + "_hi", shape, st.hi.data());
+  group.write_dataset(name, shape, st.value);
+  group.write_dataset(name + "_lo", shape, st.lo);
+  group.write_dataset(name + "_hi", shape, st.hi);
 }
 
-void write_family(hid_t root, const std::string& name, const FamilyResult& f, int64_t S, int64_t C,
-                  int64_t Q) {
-  const auto g = h5::create_group(root, name);
-  h5::set_attr(g.id(), "neurons", f.neurons);
-  h5::set_attr(g.id(), "top_count", f.top_count);
-  write_stat(g.id(), "jaccard", f.jaccard, {S, C - 1});
-  h5::write_f64(g.id(), "jaccard_random", {C - 1}, f.jaccard_random.data());
-  write_stat(g.id(), "gain_concentration", f.gain_concentration, {S, C - 1});
-  h5::write_f64(g.id(), "gain_concentration_random", {S, C - 1}, f.gain_random.data());
-  write_stat(g.id(), "layer_profile", f.layer_profile, {S, C, f.layers});
-  write_stat(g.id(), "layer_mean", f.layer_mean, {S, C});
-  h5::write_i64(g.id(), "random_set", {C, f.top_count}, f.random_sets.data());
-  write_stat(g.id(), "jaccard_mean", f.jaccard_mean, {S, Q});
-  h5::write_f64(g.id(), "jaccard_mean_random", {Q}, f.jaccard_mean_random.data());
-  write_stat(g.id(), "gain_concentration_mean", f.gain_mean, {S, Q});
-  h5::write_f64(g.id(), "gain_concentration_mean_random", {S, Q}, f.gain_mean_random.data());
-  write_stat(g.id(), "rho_avg", f.rho_avg, {S, Q});
-  write_stat(g.id(), "sigma_rel", f.sigma_rel, {S, Q});
+void write_family(const h5::Group& root, const std::string& name, const FamilyResult& f, int64_t S,
+                  int64_t C, int64_t Q) {
+  const auto g = root.create_group(name);
+  g.set_attribute("neurons", f.neurons);
+  g.set_attribute("top_count", f.top_count);
+  write_stat(g, "jaccard", f.jaccard, {S, C - 1});
+  g.write_dataset("jaccard_random", {C - 1}, f.jaccard_random);
+  write_stat(g, "gain_concentration", f.gain_concentration, {S, C - 1});
+  g.write_dataset("gain_concentration_random", {S, C - 1}, f.gain_random);
+  write_stat(g, "layer_profile", f.layer_profile, {S, C, f.layers});
+  write_stat(g, "layer_mean", f.layer_mean, {S, C});
+  g.write_dataset("random_set", {C, f.top_count}, f.random_sets);
+  write_stat(g, "jaccard_mean", f.jaccard_mean, {S, Q});
+  g.write_dataset("jaccard_mean_random", {Q}, f.jaccard_mean_random);
+  write_stat(g, "gain_concentration_mean", f.gain_mean, {S, Q});
+  g.write_dataset("gain_concentration_mean_random", {S, Q}, f.gain_mean_random);
+  write_stat(g, "rho_avg", f.rho_avg, {S, Q});
+  write_stat(g, "sigma_rel", f.sigma_rel, {S, Q});
 }
 
 const char* scope_name(SetScope s) {
@@ -76,37 +75,23 @@ namespace {
 // the link is missing or points elsewhere.
 void link_analysis(const std::string& store_path, const std::string& target) {
   const auto name = fs::path(target).filename().string();
-  const auto linked = [&](hid_t file) {
-    if (H5Lexists(file, "analysis", H5P_DEFAULT) <= 0) return false;
-    H5L_info_t info;
-    h5::check(H5Lget_info(file, "analysis", &info, H5P_DEFAULT),
-              "the /analysis link of " + store_path);
-    if (info.type != H5L_TYPE_EXTERNAL) return false;
-    std::string value(info.u.val_size, '\0');
-    h5::check(H5Lget_val(file, "analysis", value.data(), value.size(), H5P_DEFAULT),
-              "the /analysis link of " + store_path);
-    const char *file_name = nullptr, *object = nullptr;
-    unsigned flags = 0;
-    h5::check(H5Lunpack_elink_val(value.data(), value.size(), &flags, &file_name, &object),
-              "the /analysis link of " + store_path);
-    return name == file_name && std::string(object) == "/analysis";
+  const auto linked = [&](const h5::File& file) {
+    const auto link = file.external_link("analysis");
+    return link && link->first == name && link->second == "/analysis";
   };
-  if (linked(h5::open_file(store_path).id())) return;
-  h5::Handle file;
+  if (linked(h5::File::open(store_path))) return;
+  h5::File file;
   try {
-    file = h5::open_file_rw(store_path);
-  } catch (const h5::H5Error& e) {
+    file = h5::File::open(store_path, h5::Mode::read_write);
+  } catch (const h5::Error& e) {
     throw std::runtime_error("store " + store_path +
                              " cannot be opened to link its /analysis (is lpi-sweep still running "
                              "on it, or is the file read-only?): " +
                              e.what());
   }
-  if (H5Lexists(file.id(), "analysis", H5P_DEFAULT) > 0)
-    h5::check(H5Ldelete(file.id(), "analysis", H5P_DEFAULT), "replace /analysis of " + store_path);
-  h5::check(H5Lcreate_external(name.c_str(), "/analysis", file.id(), "analysis", H5P_DEFAULT,
-                               H5P_DEFAULT),
-            "link /analysis of " + store_path + " to " + name);
-  h5::check(H5Fflush(file.id(), H5F_SCOPE_GLOBAL), "flush " + store_path);
+  if (file.exists("analysis")) file.remove("analysis");
+  file.create_external_link("analysis", name, "/analysis");
+  file.flush();
 }
 
 }  // namespace
@@ -123,58 +108,58 @@ void write_analysis(const StoreAnalysis& a, const AnalyzeOptions& options) {
 
 void write_group(const StoreAnalysis& a, const AnalyzeOptions& options, const std::string& path) {
   const auto& p = a.plan;
-  const auto file = h5::create_file(path);
-  const auto g = h5::create_group(file.id(), "analysis");
-  h5::set_attr(g.id(), "store", fs::absolute(p.path).lexically_normal().string());
-  h5::set_attr(g.id(), "format", std::string("lpi-analyze results"));
-  h5::set_attr(g.id(), "format_version", int64_t{1});
-  h5::set_attr(g.id(), "tool_version", std::string(LPI_VERSION));
-  h5::set_attr(g.id(), "command", options.command);
-  h5::set_attr(g.id(), "fraction", options.reduction.fraction);
-  h5::set_attr(g.id(), "bootstrap", int64_t{options.reduction.bootstrap});
-  h5::set_attr(g.id(), "seed", static_cast<int64_t>(options.reduction.seed));
-  h5::set_attr(g.id(), "confidence", options.reduction.confidence);
-  h5::set_attr(g.id(), "top_scope", std::string(scope_name(options.reduction.top_scope)));
-  h5::set_attr(g.id(), "gain_scope", std::string(scope_name(options.reduction.gain_scope)));
-  h5::set_attr(g.id(), "partial", int64_t{p.partial});
-  h5::set_attr(g.id(), "ablation_min_hit", options.reduction.ablation_min_hit);
+  const auto file = h5::File::create(path);
+  const auto g = file.create_group("analysis");
+  g.set_attribute("store", fs::absolute(p.path).lexically_normal().string());
+  g.set_attribute("format", std::string("lpi-analyze results"));
+  g.set_attribute("format_version", int64_t{1});
+  g.set_attribute("tool_version", std::string(LPI_VERSION));
+  g.set_attribute("command", options.command);
+  g.set_attribute("fraction", options.reduction.fraction);
+  g.set_attribute("bootstrap", int64_t{options.reduction.bootstrap});
+  g.set_attribute("seed", static_cast<int64_t>(options.reduction.seed));
+  g.set_attribute("confidence", options.reduction.confidence);
+  g.set_attribute("top_scope", std::string(scope_name(options.reduction.top_scope)));
+  g.set_attribute("gain_scope", std::string(scope_name(options.reduction.gain_scope)));
+  g.set_attribute("partial", int64_t{p.partial});
+  g.set_attribute("ablation_min_hit", options.reduction.ablation_min_hit);
   std::string others;
   for (const auto& o : p.compared_with) others += (others.empty() ? "" : ";") + o;
-  h5::set_attr(g.id(), "compared_with", others);
+  g.set_attribute("compared_with", others);
   const auto C = static_cast<int64_t>(p.steps.size());
   const auto P = static_cast<int64_t>(p.prompts.size());
   const auto S = static_cast<int64_t>(a.scopes.size());
   const auto Q = static_cast<int64_t>(a.ranges.size());
   const auto B = static_cast<int64_t>(a.design.resamples.size());
-  h5::write_i32(g.id(), "checkpoint", {C}, p.checkpoints.data());
-  h5::write_i64(g.id(), "step", {C}, p.steps.data());
-  h5::write_i32(g.id(), "prompt", {P}, p.prompts.data());
+  g.write_dataset("checkpoint", {C}, p.checkpoints);
+  g.write_dataset("step", {C}, p.steps);
+  g.write_dataset("prompt", {P}, p.prompts);
   std::vector<int32_t> boot;
   for (const auto& row : a.design.resamples) boot.insert(boot.end(), row.begin(), row.end());
-  h5::write_i32(g.id(), "bootstrap", {B, P}, boot.data());
-  h5::write_strings(g.id(), "scope", a.scopes);
+  g.write_dataset("bootstrap", {B, P}, boot);
+  g.write_dataset("scope", a.scopes);
   std::vector<int64_t> first, last;
   for (const auto& r : a.ranges) {
     first.push_back(r.first);
     last.push_back(r.last);
   }
-  h5::write_i64(g.id(), "range_first", {Q}, first.data());
-  h5::write_i64(g.id(), "range_last", {Q}, last.data());
-  h5::write_i32(g.id(), "range_checkpoints", {Q}, a.range_checkpoints.data());
-  h5::write_i32(g.id(), "snapshot", {static_cast<int64_t>(a.snapshots.size())}, a.snapshots.data());
-  write_family(g.id(), "ffn", a.ffn, S, C, Q);
-  write_family(g.id(), "attn", a.attn, S, C, Q);
+  g.write_dataset("range_first", {Q}, first);
+  g.write_dataset("range_last", {Q}, last);
+  g.write_dataset("range_checkpoints", {Q}, a.range_checkpoints);
+  g.write_dataset("snapshot", {static_cast<int64_t>(a.snapshots.size())}, a.snapshots);
+  write_family(g, "ffn", a.ffn, S, C, Q);
+  write_family(g, "attn", a.attn, S, C, Q);
   if (a.has_ablation) {
-    const auto ab = h5::create_group(g.id(), "ablation");
+    const auto ab = g.create_group("ablation");
     const std::vector<std::string> conditions(p.conditions.begin() + 1, p.conditions.end());
     const auto M1 = static_cast<int64_t>(conditions.size());
-    h5::write_strings(ab.id(), "condition", conditions);
-    write_stat(ab.id(), "hit_before", a.ablation.hit_before, {S, C});
-    write_stat(ab.id(), "hit_after", a.ablation.hit_after, {S, C, M1});
-    write_stat(ab.id(), "drop_percent", a.ablation.drop_percent, {S, C, M1});
-    write_stat(ab.id(), "drop_percent_mean", a.ablation.drop_mean, {S, M1});
+    ab.write_dataset("condition", conditions);
+    write_stat(ab, "hit_before", a.ablation.hit_before, {S, C});
+    write_stat(ab, "hit_after", a.ablation.hit_after, {S, C, M1});
+    write_stat(ab, "drop_percent", a.ablation.drop_percent, {S, C, M1});
+    write_stat(ab, "drop_percent_mean", a.ablation.drop_mean, {S, M1});
   }
-  h5::check(H5Fflush(file.id(), H5F_SCOPE_GLOBAL), "flush " + path);
+  file.flush();
 }
 
 std::vector<std::string> write_csv(const StoreAnalysis& a, const std::string& dir) {

@@ -5,12 +5,10 @@
 #include <set>
 #include <stdexcept>
 
-#include "common/store/h5.hpp"
-#include "common/store/sweep_schema.hpp"
-#include "common/store/sweep_store.hpp"
+#include "common/h5/h5.hpp"
+#include "common/store/store_reader.hpp"
 
 namespace lpi::analysis {
-namespace h5 = lpi::store;
 
 namespace {
 
@@ -30,7 +28,7 @@ std::vector<StorePlan> plan_stores(const std::vector<std::string>& paths,
     store::StoreInfo info;
     try {
       info = store::read_store_info(path);  // throws naming the file if it is not ours
-    } catch (const h5::H5Error& e) {
+    } catch (const h5::Error& e) {
       const bool locked = std::string(e.what()).find("lock") != std::string::npos;
       throw std::runtime_error("store " + path + " cannot be read" +
                                (locked ? " (another process has it open for writing: is lpi-sweep "
@@ -117,44 +115,10 @@ std::vector<StorePlan> plan_stores(const std::vector<std::string>& paths,
 
 namespace {
 
-// One checkpoint's per-prompt tensors of a store, all prompts.
-struct CheckpointData {
-  std::vector<float> attn, ffn;     // [P, L, A], [P, L, (k,) I]
-  std::vector<int32_t> expert_ids;  // [P, L, k] (MoE)
-};
-
-CheckpointData read_checkpoint(hid_t file, const StorePlan& plan, int64_t prompts, int32_t c) {
-  CheckpointData out;
-  const auto& sh = plan.shape;
-  const int64_t L = sh.num_layers, A = sh.attn_width(), I = sh.intermediate_size;
-  const int64_t k = sh.experts_per_token;
-  const auto read = [&](const char* name, std::vector<int64_t> count, auto& into, hid_t type) {
-    int64_t n = 1;
-    for (auto x : count) n *= x;
-    into.resize(static_cast<std::size_t>(n));
-    std::vector<int64_t> start(count.size(), 0);
-    start[0] = c;
-    const auto ds = store::schema::open_dataset(file, name);
-    store::schema::read_slab(ds.id(), type, start, count, into.data(), H5P_DEFAULT,
-                             std::string(name) + " of " + plan.path);
-  };
-  read(store::schema::kAttn, {1, prompts, L, A}, out.attn, H5T_NATIVE_FLOAT);
-  if (sh.is_moe()) {
-    read(store::schema::kFfn, {1, prompts, L, k, I}, out.ffn, H5T_NATIVE_FLOAT);
-    read(store::schema::kExpertIds, {1, prompts, L, k}, out.expert_ids, H5T_NATIVE_INT32);
-  } else {
-    read(store::schema::kFfn, {1, prompts, L, I}, out.ffn, H5T_NATIVE_FLOAT);
-  }
-  return out;
-}
-
-std::vector<std::vector<uint8_t>> read_hits(hid_t file, const StorePlan& plan, int64_t prompts,
+std::vector<std::vector<uint8_t>> read_hits(const store::Reader& store, const StorePlan& plan,
                                             int32_t c) {
   const auto M = static_cast<int64_t>(plan.conditions.size());
-  std::vector<uint8_t> all(static_cast<std::size_t>(prompts * M));
-  const auto ds = store::schema::open_dataset(file, "ablation/hit_at_10");
-  store::schema::read_slab(ds.id(), H5T_NATIVE_UINT8, {c, 0, 0}, {1, prompts, M}, all.data(),
-                           H5P_DEFAULT, "ablation/hit_at_10 of " + plan.path);
+  const auto all = store.ablation_hits(c);  // [P, M]
   std::vector<std::vector<uint8_t>> out;
   for (auto p : plan.prompts) out.emplace_back(all.begin() + p * M, all.begin() + (p + 1) * M);
   return out;
@@ -208,11 +172,11 @@ StoreAnalysis analyze_store(const StorePlan& plan, const AnalyzeOptions& options
   a.has_ablation = !plan.conditions.empty();
   a.ablation_min_hit = options.reduction.ablation_min_hit;
 
-  const auto file = h5::open_file(plan.path);
-  const auto prompts = static_cast<int64_t>(h5::dataset_shape(file.id(), "prompts/relation").at(0));
+  const store::Reader store(plan.path);
+  const auto prompts = static_cast<int64_t>(store.description().prompt_relation.size());
   for (std::size_t pos = 0; pos < C; ++pos) {
     const int32_t c = plan.checkpoints[pos];
-    const auto data = read_checkpoint(file.id(), plan, prompts, c);
+    const auto data = store.prompts(c, 0, prompts);
     attn.add_checkpoint([&](int32_t source, double w, double* acc) {
       const float* v = data.attn.data() + plan.prompts[source] * attn_neurons;
       for (int64_t i = 0; i < attn_neurons; ++i) acc[i] += w * v[i];
@@ -231,7 +195,7 @@ StoreAnalysis analyze_store(const StorePlan& plan, const AnalyzeOptions& options
                                  std::to_string(c) + ", prompt " + std::to_string(p));
       });
     }
-    if (a.has_ablation) hits.push_back(read_hits(file.id(), plan, prompts, c));
+    if (a.has_ablation) hits.push_back(read_hits(store, plan, c));
     if (progress) progress(pos + 1, C);
   }
   a.ffn = ffn.finish(plan.steps, a.ranges);

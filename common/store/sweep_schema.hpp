@@ -1,13 +1,16 @@
-// The sweep store's schema (docs/STORE.md): the names of its groups and
-// datasets, how the self-description is written and read back, and the
-// slab and fixed-length-string helpers both sides use. Strings are
-// fixed-length UTF-8 (parallel HDF5 cannot write variable-length data).
+// The sweep store's schema (docs/STORE.md): one table of its datasets,
+// each with its type, shape rule, chunking, fill, writer and phase. The
+// table drives the store's creation, the opening of its datasets, the dry
+// run's size and the layout tables of docs/STORE.md (markdown(), checked
+// against the doc by a test). Strings are fixed-length UTF-8 in the store
+// (parallel HDF5 cannot write variable-length data).
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
-#include "common/store/h5.hpp"
+#include "common/h5/h5.hpp"
 #include "common/store/sweep_store.hpp"
 
 namespace lpi::store::schema {
@@ -17,6 +20,7 @@ namespace lpi::store::schema {
 constexpr const char* kRunLog = "runs/log";
 constexpr int64_t kRunLogEntries = 4096, kRunLogWidth = 256;
 constexpr const char* kJob = "job";
+constexpr const char* kAblationGroup = "ablation";
 // Written per unit by the workers: [C, P, ...].
 constexpr const char* kTarget = "importance/target";
 constexpr const char* kBaseLogprob = "importance/base_logprob";
@@ -36,7 +40,6 @@ constexpr const char* kFfnMean = "aggregates/ffn_mean";
 constexpr const char* kHitByRelation = "aggregates/hit_at_10";
 constexpr const char* kHitAll = "aggregates/hit_at_10_all";
 constexpr const char* kAggDone = "aggregates/done";
-
 // The ablation phase ([ablation] enabled).
 constexpr const char* kAblCondition = "ablation/condition";
 constexpr const char* kAblHeads = "ablation/heads";
@@ -50,32 +53,72 @@ constexpr const char* kAblUnitDone = "ablation/unit_done";
 constexpr const char* kAblHitAll = "ablation/hit_at_10_all";
 constexpr const char* kAblHitByRelation = "ablation/hit_at_10_by_relation";
 constexpr const char* kAblDone = "ablation/done";
-constexpr const char* kAblationDatasets[] = {
-    kAblHeads, kAblHeadScore, kAblFfnNeurons, kAblMaskDone,      kAblGoldRank, kAblLogprob,
-    kAblHit,   kAblUnitDone,  kAblHitAll,     kAblHitByRelation, kAblDone};
 
-constexpr const char* kSlabDatasets[] = {
-    kTarget,     kBaseLogprob, kAttn,          kFfn,      kExpertIds, kUnitAttnSum,
-    kUnitFfnSum, kGoldRank,    kHit,           kUnitDone, kUnitRank,  kUnitSeconds,
-    kAttnMean,   kFfnMean,     kHitByRelation, kHitAll,   kAggDone,   kRunLog};
+// ---- the table ------------------------------------------------------------
 
-// Collective: every group, dataset and attribute of a new store. Rank
-// `writer` (true on one rank) fills the descriptive datasets.
-void write_description(hid_t file, const SweepDescription& d, bool writer);
+enum class Dtype { u8, i32, i64, f32, f64, str, log };  // str: fixed, as wide as its longest value
+// Shape symbols (docs/STORE.md's notation). A = H*dh, W = E*I or I (the
+// full FFN layout), T = all prompts' token count, P1 = P + 1, Log = 4096.
+enum class Dim { C, P, U, R, L, A, I, k, E, W, M, Hmax, K, T, P1, Two, Log };
+// Fill of never-written elements: 0, -1, none (undefined; never-written
+// chunks read as 0), or HDF5's default fill written at allocation (zeros).
+enum class Fill { zero, minus_one, never, library };
+enum class Writer { creation, rank0, worker };  // creation: the description, by rank 0
+enum class Phase { always, per_prompt_attn, per_prompt_ffn, ablation };
+enum class Model { any, dense, moe };
 
-Handle open_dataset(hid_t file, const std::string& path);
-std::vector<std::string> read_fixed_strings(hid_t file, const std::string& path);
+struct Entry {
+  const char* path;
+  Dtype type;
+  std::vector<Dim> shape;
+  int chunk_lead;  // 0: contiguous; n: chunks of the shape with its first n dims 1
+  Fill fill;
+  Writer writer;
+  Phase phase;
+  Model model;
+  bool attribution_file;  // also in lpi-attribute's file, without the checkpoint dim
+  const char* meaning;    // docs/STORE.md's "meaning" column
+};
+
+// Every dataset of the sweep store, in creation order (a path appears twice
+// when dense and MoE models differ).
+const std::vector<Entry>& table();
+
+// The sizes of a store's dims.
+struct Extents {
+  int64_t of(Dim d) const { return v[static_cast<int>(d)]; }
+  int64_t v[static_cast<int>(Dim::Log) + 1] = {};
+};
+Extents extents(const SweepDescription& d);
+// Whether the store of `d` has the entry.
+bool present(const Entry& e, const SweepDescription& d);
+std::vector<int64_t> dims(const Entry& e, const Extents& x);
+std::vector<int64_t> chunk(const Entry& e, const std::vector<int64_t>& dims);
+// Bytes allocated for the raw data of the store of `d` (every dataset is
+// allocated at creation): what --dry-run prints.
+int64_t store_bytes(const SweepDescription& d);
+
+// The description datasets' values (Writer::creation), by path.
+struct Values {
+  std::vector<int32_t> i32;
+  std::vector<int64_t> i64;
+  std::vector<std::string> str;
+};
+Values creation_values(const std::string& path, const SweepDescription& d);
+
+// Collective: every group, dataset and attribute of a new store, with
+// early allocation. Rank `writer` (true on one rank) fills the description.
+void create_store(const h5::File& file, const SweepDescription& d, bool writer);
+// The datasets written after creation (Writer::rank0 and worker) that the
+// store of `d` has, by path, without a chunk cache.
+std::map<std::string, h5::Dataset> open_datasets(const h5::File& file, const SweepDescription& d);
+
 // Run history: entry `slot` of runs/log, and the entries written so far.
-void write_run_entry(hid_t ds, int64_t slot, const std::string& text, hid_t xfer);
-std::vector<std::string> read_run_log(hid_t file);
-void set_fixed_attr(hid_t object, const std::string& name, const std::string& value);
-std::string fixed_attr(hid_t object, const std::string& name);
+void write_run_entry(const h5::Dataset& log, int64_t slot, const std::string& text);
+std::vector<std::string> read_run_log(const h5::File& file);
 
-// A hyperslab [start, start + count) of a dataset, from or into contiguous memory.
-void write_slab(hid_t ds, hid_t mem_type, const std::vector<int64_t>& start,
-                const std::vector<int64_t>& count, const void* data, hid_t xfer,
-                const std::string& what);
-void read_slab(hid_t ds, hid_t mem_type, const std::vector<int64_t>& start,
-               const std::vector<int64_t>& count, void* data, hid_t xfer, const std::string& what);
+// docs/STORE.md's layout table of the sweep store (ablation false) or of
+// its ablation datasets (true), in Markdown.
+std::string markdown(bool ablation);
 
 }  // namespace lpi::store::schema

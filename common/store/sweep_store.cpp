@@ -7,6 +7,7 @@
 
 #include "common/core/aggregate.hpp"
 #include "common/core/ranking.hpp"
+#include "common/store/results_writer.hpp"
 #include "common/store/sweep_schema.hpp"
 #include "lpi/lpi_config.hpp"
 
@@ -61,22 +62,15 @@ CheckpointFingerprint checkpoint_fingerprint(const std::string& folder) {
 
 namespace {
 
-Handle file_access(MPI_Comm comm) {
-  Handle fapl(static_cast<hid_t>(check(H5Pcreate(H5P_FILE_ACCESS), "file access list")), H5Pclose);
-  MPI_Info info;
-  MPI_Info_create(&info);
+h5::Parallel mpi_io(MPI_Comm comm) {
   // Independent writes are whole contiguous chunks: no read-modify-write.
-  MPI_Info_set(info, "romio_ds_write", "disable");
-  check(H5Pset_fapl_mpio(fapl.id(), comm, info), "MPI-IO file access");
-  MPI_Info_free(&info);
-  return fapl;
+  return h5::Parallel{comm, {{"romio_ds_write", "disable"}}};
 }
 
 }  // namespace
 
 SweepStore SweepStore::create(MPI_Comm comm, const std::string& path, const SweepDescription& d,
                               const std::string& run_record) {
-  silence_hdf5_errors();
   SweepStore s;
   s.path_ = path;
   s.d_ = d;
@@ -86,15 +80,9 @@ SweepStore SweepStore::create(MPI_Comm comm, const std::string& path, const Swee
   const std::string partial = path + ".partial";
   if (rank == 0 && fs::exists(partial)) fs::remove(partial);
   MPI_Barrier(comm);
-  {
-    const auto fapl = file_access(comm);
-    s.file_ = Handle(
-        static_cast<hid_t>(check(H5Fcreate(partial.c_str(), H5F_ACC_EXCL, H5P_DEFAULT, fapl.id()),
-                                 "create sweep store " + partial)),
-        H5Fclose);
-  }
-  write_description(s.file_.id(), d, rank == 0);
-  check(H5Fflush(s.file_.id(), H5F_SCOPE_GLOBAL), "flush the new store " + partial);
+  s.file_ = h5::File::create(partial, h5::Create::exclusive, mpi_io(comm));
+  create_store(s.file_, d, rank == 0);
+  s.file_.flush();
   // Only a complete store carries the name: a job killed while creating it
   // leaves PATH.partial, which the next start replaces.
   MPI_Barrier(comm);
@@ -107,7 +95,6 @@ SweepStore SweepStore::create(MPI_Comm comm, const std::string& path, const Swee
 }
 
 SweepStore SweepStore::open(MPI_Comm comm, const std::string& path, const std::string& run_record) {
-  silence_hdf5_errors();
   SweepStore s;
   s.path_ = path;
   s.comm_ = comm;
@@ -116,30 +103,14 @@ SweepStore SweepStore::open(MPI_Comm comm, const std::string& path, const std::s
   s.run_slot_ = static_cast<int64_t>(info.runs.size());
   MPI_Comm_rank(comm, &s.rank_);
   MPI_Barrier(comm);
-  {
-    const auto fapl = file_access(comm);
-    s.file_ = Handle(static_cast<hid_t>(check(H5Fopen(path.c_str(), H5F_ACC_RDWR, fapl.id()),
-                                              "open sweep store " + path + " for resume")),
-                     H5Fclose);
-  }
+  s.file_ = h5::File::open(path, h5::Mode::read_write, mpi_io(comm));
   s.open_datasets();
   s.append_run(run_record);
   return s;
 }
 
 void SweepStore::open_datasets() {
-  independent_ =
-      Handle(static_cast<hid_t>(check(H5Pcreate(H5P_DATASET_XFER), "transfer list")), H5Pclose);
-  check(H5Pset_dxpl_mpio(independent_.id(), H5FD_MPIO_INDEPENDENT), "independent transfers");
-  for (const auto* name : kSlabDatasets) {
-    const std::string n = name;
-    if (n == kAttn && !d_.per_prompt_attn) continue;
-    if ((n == kFfn || n == kExpertIds) && !d_.per_prompt_ffn) continue;
-    if (n == kExpertIds && !d_.shape.is_moe()) continue;
-    ds_.emplace(name, open_dataset(file_.id(), name));
-  }
-  if (d_.ablation.enabled)
-    for (const auto* name : kAblationDatasets) ds_.emplace(name, open_dataset(file_.id(), name));
+  ds_ = schema::open_datasets(file_, d_);
 }
 
 SweepStore::~SweepStore() {
@@ -150,7 +121,7 @@ void SweepStore::write_unit(const sweep::WorkUnit& u, const UnitResult& r) {
   const std::lock_guard<std::recursive_mutex> lock(*mutex_);
   const auto& sh = d_.shape;
   const int64_t n = u.prompt_count, L = sh.num_layers, A = sh.attn_width();
-  const int64_t I = sh.intermediate_size, k = sh.experts_per_token;
+  const int64_t k = sh.experts_per_token;
   const std::string what = "unit " + std::to_string(u.id) + " in " + path_;
   auto expect = [&](const char* name, std::size_t have, int64_t per) {
     if (static_cast<int64_t>(have) != n * per) {
@@ -178,59 +149,36 @@ void SweepStore::write_unit(const sweep::WorkUnit& u, const UnitResult& r) {
     }
   }
   const auto hit = core::hits_of_ranks(r.gold_rank);
-  const hid_t x = independent_.id();
-  auto slab = [&](const char* name, hid_t type, const std::vector<int64_t>& inner,
-                  const void* data) {
-    std::vector<int64_t> start = {u.checkpoint, u.first_prompt}, count = {1, n};
-    for (auto v : inner) {
-      start.push_back(0);
-      count.push_back(v);
-    }
-    write_slab(ds_.at(name).id(), type, start, count, data, x, what + " " + name);
-  };
-  if (has(kAttn)) slab(kAttn, H5T_NATIVE_FLOAT, {L, A}, r.attn.data());
-  if (has(kFfn) && sh.is_moe()) {
-    slab(kFfn, H5T_NATIVE_FLOAT, {L, k, I}, r.ffn.data());
-    slab(kExpertIds, H5T_NATIVE_INT32, {L, k}, r.expert_ids.data());
-  } else if (has(kFfn)) {
-    slab(kFfn, H5T_NATIVE_FLOAT, {L, I}, r.ffn.data());
-  }
-  write_slab(ds_.at(kUnitAttnSum).id(), H5T_NATIVE_DOUBLE, {u.id, 0, 0}, {1, L, A}, attn_sum.data(),
-             x, what + " attn sum");
-  write_slab(ds_.at(kUnitFfnSum).id(), H5T_NATIVE_DOUBLE, {u.id, 0, 0}, {1, L, sh.ffn_width()},
-             ffn_sum.data(), x, what + " ffn sum");
-  slab(kTarget, H5T_NATIVE_INT32, {}, r.target.data());
-  slab(kBaseLogprob, H5T_NATIVE_FLOAT, {}, r.base_logprob.data());
-  slab(kHit, H5T_NATIVE_UINT8, {}, hit.data());
-  slab(kGoldRank, H5T_NATIVE_INT32, {}, r.gold_rank.data());
+  const PromptResults view{
+      n, r.target.data(), r.base_logprob.data(), r.attn.data(), r.ffn.data(), r.expert_ids.data()};
+  write_results(ds_, {u.checkpoint, u.first_prompt}, {1, n}, sh, view);
+  ds(kUnitAttnSum).select({u.id, 0, 0}, {1, L, A}).write(attn_sum);
+  ds(kUnitFfnSum).select({u.id, 0, 0}, {1, L, sh.ffn_width()}).write(ffn_sum);
+  ds(kHit).select({u.checkpoint, u.first_prompt}, {1, n}).write(hit);
+  ds(kGoldRank).select({u.checkpoint, u.first_prompt}, {1, n}).write(r.gold_rank);
 }
 
 void SweepStore::mark_done(int32_t unit, int32_t rank, float seconds) {
   const std::lock_guard<std::recursive_mutex> lock(*mutex_);
   const uint8_t one = 1;
-  const std::string what = "unit " + std::to_string(unit) + " flags in " + path_;
-  write_slab(ds_.at(kUnitRank).id(), H5T_NATIVE_INT32, {unit}, {1}, &rank, independent_.id(), what);
-  write_slab(ds_.at(kUnitSeconds).id(), H5T_NATIVE_FLOAT, {unit}, {1}, &seconds, independent_.id(),
-             what);
+  ds(kUnitRank).select({unit}, {1}).write(&rank, 1);
+  ds(kUnitSeconds).select({unit}, {1}).write(&seconds, 1);
   // The flag last: a unit is complete once this byte is in the file.
-  write_slab(ds_.at(kUnitDone).id(), H5T_NATIVE_UINT8, {unit}, {1}, &one, independent_.id(), what);
+  ds(kUnitDone).select({unit}, {1}).write(&one, 1);
 }
 
-std::vector<uint8_t> SweepStore::flags(const char* name, std::size_t n, const std::string& what) {
-  std::vector<uint8_t> out(n);
-  read_slab(ds_.at(name).id(), H5T_NATIVE_UINT8, {0}, {static_cast<int64_t>(n)}, out.data(),
-            independent_.id(), what + " of " + path_);
-  return out;
+std::vector<uint8_t> SweepStore::flags(const char* name, std::size_t n) {
+  return ds(name).select({0}, {static_cast<int64_t>(n)}).read<uint8_t>();
 }
 
 std::vector<uint8_t> SweepStore::done_flags() {
   const std::lock_guard<std::recursive_mutex> lock(*mutex_);
-  return flags(kUnitDone, d_.grid.units.size(), "done flags");
+  return flags(kUnitDone, d_.grid.units.size());
 }
 
 std::vector<uint8_t> SweepStore::aggregated_flags() {
   const std::lock_guard<std::recursive_mutex> lock(*mutex_);
-  return flags(kAggDone, d_.grid.checkpoints.size(), "aggregate flags");
+  return flags(kAggDone, d_.grid.checkpoints.size());
 }
 
 void SweepStore::aggregate(int32_t c) {
@@ -239,17 +187,14 @@ void SweepStore::aggregate(int32_t c) {
   const int64_t P = static_cast<int64_t>(d_.prompt_relation.size()), L = sh.num_layers;
   const int64_t A = sh.attn_width(), W = sh.ffn_width();
   const std::string what = "checkpoint " + d_.grid.checkpoints[c].name + " in " + path_;
-  const hid_t x = independent_.id();
   // Sum of the units' sums, in unit order: the same bits whoever computed them.
   std::vector<double> attn_sum(L * A, 0.0), ffn_sum(L * W, 0.0);
   std::vector<double> a(L * A), f(L * W);
   int64_t prompts = 0;
   for (const auto& u : d_.grid.units) {
     if (u.checkpoint != c) continue;
-    read_slab(ds_.at(kUnitAttnSum).id(), H5T_NATIVE_DOUBLE, {u.id, 0, 0}, {1, L, A}, a.data(), x,
-              what);
-    read_slab(ds_.at(kUnitFfnSum).id(), H5T_NATIVE_DOUBLE, {u.id, 0, 0}, {1, L, W}, f.data(), x,
-              what);
+    ds(kUnitAttnSum).select({u.id, 0, 0}, {1, L, A}).read(a.data(), a.size());
+    ds(kUnitFfnSum).select({u.id, 0, 0}, {1, L, W}).read(f.data(), f.size());
     for (std::size_t i = 0; i < a.size(); ++i) attn_sum[i] += a[i];
     for (std::size_t i = 0; i < f.size(); ++i) ffn_sum[i] += f[i];
     prompts += u.prompt_count;
@@ -258,37 +203,33 @@ void SweepStore::aggregate(int32_t c) {
     throw StoreError(what + ": its units cover " + std::to_string(prompts) + " prompts, expected " +
                      std::to_string(P));
   }
-  std::vector<int32_t> rank(P);
-  read_slab(ds_.at(kGoldRank).id(), H5T_NATIVE_INT32, {c, 0}, {1, P}, rank.data(), x, what);
+  const auto rank = ds(kGoldRank).select({c, 0}, {1, P}).read<int32_t>();
   const auto R = static_cast<int64_t>(d_.relation_ids.size());
   const auto hits = core::hit_rates(core::hits_of_ranks(rank), 1, d_.prompt_relation, R).at(0);
   const auto am = core::means_of_sums(attn_sum, P), fm = core::means_of_sums(ffn_sum, P);
-  write_slab(ds_.at(kAttnMean).id(), H5T_NATIVE_FLOAT, {c, 0, 0}, {1, L, A}, am.data(), x, what);
+  ds(kAttnMean).select({c, 0, 0}, {1, L, A}).write(am);
   if (sh.is_moe()) {
-    write_slab(ds_.at(kFfnMean).id(), H5T_NATIVE_FLOAT, {c, 0, 0, 0},
-               {1, L, sh.num_experts, sh.intermediate_size}, fm.data(), x, what);
+    ds(kFfnMean).select({c, 0, 0, 0}, {1, L, sh.num_experts, sh.intermediate_size}).write(fm);
   } else {
-    write_slab(ds_.at(kFfnMean).id(), H5T_NATIVE_FLOAT, {c, 0, 0}, {1, L, W}, fm.data(), x, what);
+    ds(kFfnMean).select({c, 0, 0}, {1, L, W}).write(fm);
   }
-  write_slab(ds_.at(kHitByRelation).id(), H5T_NATIVE_FLOAT, {c, 0}, {1, R}, hits.by_relation.data(),
-             x, what);
-  write_slab(ds_.at(kHitAll).id(), H5T_NATIVE_FLOAT, {c}, {1}, &hits.all, x, what);
+  ds(kHitByRelation).select({c, 0}, {1, R}).write(hits.by_relation);
+  ds(kHitAll).select({c}, {1}).write(&hits.all, 1);
   const uint8_t one = 1;
-  write_slab(ds_.at(kAggDone).id(), H5T_NATIVE_UINT8, {c}, {1}, &one, x, what);
+  ds(kAggDone).select({c}, {1}).write(&one, 1);
 }
 
 void SweepStore::append_run(const std::string& entry) {
   const std::lock_guard<std::recursive_mutex> lock(*mutex_);
   if (rank_ != 0) return;
-  write_run_entry(ds_.at(kRunLog).id(), run_slot_++, entry, independent_.id());
+  write_run_entry(ds(kRunLog), run_slot_++, entry);
 }
 
 void SweepStore::close(const std::string& run_end_record) {
   const std::lock_guard<std::recursive_mutex> lock(*mutex_);
   append_run(run_end_record);
   ds_.clear();
-  independent_ = Handle();
-  file_ = Handle();
+  file_.close();
 }
 
 }  // namespace lpi::store

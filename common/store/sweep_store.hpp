@@ -27,7 +27,7 @@
 
 #include "common/core/ablation.hpp"
 #include "common/core/layout.hpp"
-#include "common/store/h5.hpp"
+#include "common/h5/h5.hpp"
 #include "common/sweep/grid.hpp"
 
 namespace lpi::store {
@@ -82,6 +82,17 @@ struct UnitResult {
   std::vector<float> attn;          // [n, L, H*dh]
   std::vector<float> ffn;           // dense [n, L, I]; MoE [n, L, k, I]
   std::vector<int32_t> expert_ids;  // MoE [n, L, k]; empty for dense
+};
+
+// A view of n prompts' results, row-major as in UnitResult: what a unit
+// writes into the store and lpi-attribute into its file (results_writer.hpp).
+struct PromptResults {
+  int64_t n = 0;
+  const int32_t* target = nullptr;      // [n]
+  const float* base_logprob = nullptr;  // [n]
+  const float* attn = nullptr;          // [n, L, H*dh]
+  const float* ffn = nullptr;           // dense [n, L, I]; MoE [n, L, k, I]
+  const int32_t* expert_ids = nullptr;  // MoE [n, L, k]
 };
 
 // One unit's ablation results: per prompt and condition, row-major [n, M].
@@ -160,16 +171,16 @@ class SweepStore {
   SweepStore() = default;
   void open_datasets();
   bool has(const char* name) const { return ds_.count(name) > 0; }
+  const h5::Dataset& ds(const char* name) const { return ds_.at(name); }
   // A 1-d uint8 flag dataset, read whole.
-  std::vector<uint8_t> flags(const char* name, std::size_t n, const std::string& what);
+  std::vector<uint8_t> flags(const char* name, std::size_t n);
   std::string path_;
   SweepDescription d_;
   MPI_Comm comm_ = MPI_COMM_NULL;
   int64_t run_slot_ = 0;
   int rank_ = 0;
-  Handle file_;
-  std::map<std::string, Handle> ds_;
-  Handle independent_;  // transfer property list
+  h5::File file_;  // MPI-IO, independent transfers
+  std::map<std::string, h5::Dataset> ds_;
   // Every public operation holds it: the coordinator thread and the worker
   // thread of a one-process run share the store (HDF5 and MPI-IO calls are
   // serialised, never concurrent).

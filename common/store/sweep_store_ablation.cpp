@@ -17,17 +17,14 @@ void SweepStore::write_masks(int32_t c) {
   const auto& sh = d_.shape;
   const int64_t L = sh.num_layers, A = sh.attn_width();
   const int64_t N = sh.ffn_neurons();
-  const std::string what =
-      "ablation masks of checkpoint " + d_.grid.checkpoints[c].name + " in " + path_;
-  const hid_t x = independent_.id();
   std::vector<float> attn(static_cast<std::size_t>(L * A)), ffn(static_cast<std::size_t>(N));
-  read_slab(ds_.at(kAttnMean).id(), H5T_NATIVE_FLOAT, {c, 0, 0}, {1, L, A}, attn.data(), x, what);
+  ds(kAttnMean).select({c, 0, 0}, {1, L, A}).read(attn.data(), attn.size());
   if (sh.is_moe()) {
-    read_slab(ds_.at(kFfnMean).id(), H5T_NATIVE_FLOAT, {c, 0, 0, 0},
-              {1, L, sh.num_experts, sh.intermediate_size}, ffn.data(), x, what);
+    ds(kFfnMean)
+        .select({c, 0, 0, 0}, {1, L, sh.num_experts, sh.intermediate_size})
+        .read(ffn.data(), ffn.size());
   } else {
-    read_slab(ds_.at(kFfnMean).id(), H5T_NATIVE_FLOAT, {c, 0, 0}, {1, L, sh.intermediate_size},
-              ffn.data(), x, what);
+    ds(kFfnMean).select({c, 0, 0}, {1, L, sh.intermediate_size}).read(ffn.data(), ffn.size());
   }
   const auto m =
       core::rank_for_ablation(attn, ffn, sh, d_.ablation.max_heads(), d_.ablation.ffn_fraction);
@@ -39,22 +36,19 @@ void SweepStore::write_masks(int32_t c) {
     heads[2 * i + 1] = m.heads[i].second;
     score[i] = m.head_score[i];
   }
-  write_slab(ds_.at(kAblHeads).id(), H5T_NATIVE_INT32, {c, 0, 0}, {1, Hmax, 2}, heads.data(), x,
-             what);
-  write_slab(ds_.at(kAblHeadScore).id(), H5T_NATIVE_FLOAT, {c, 0}, {1, Hmax}, score.data(), x,
-             what);
+  ds(kAblHeads).select({c, 0, 0}, {1, Hmax, 2}).write(heads);
+  ds(kAblHeadScore).select({c, 0}, {1, Hmax}).write(score);
   const int64_t K = std::max<int64_t>(1, core::ablation_ffn_count(sh, d_.ablation.ffn_fraction));
   std::vector<int64_t> neurons(static_cast<std::size_t>(K), -1);
   std::copy(m.ffn_neurons.begin(), m.ffn_neurons.end(), neurons.begin());
-  write_slab(ds_.at(kAblFfnNeurons).id(), H5T_NATIVE_INT64, {c, 0}, {1, K}, neurons.data(), x,
-             what);
+  ds(kAblFfnNeurons).select({c, 0}, {1, K}).write(neurons);
   const uint8_t one = 1;
-  write_slab(ds_.at(kAblMaskDone).id(), H5T_NATIVE_UINT8, {c}, {1}, &one, x, what);
+  ds(kAblMaskDone).select({c}, {1}).write(&one, 1);
 }
 
 std::vector<uint8_t> SweepStore::mask_flags() {
   const std::lock_guard<std::recursive_mutex> lock(*mutex_);
-  return flags(kAblMaskDone, d_.grid.checkpoints.size(), "ablation mask flags");
+  return flags(kAblMaskDone, d_.grid.checkpoints.size());
 }
 
 AblationMasks SweepStore::read_masks(int32_t c) {
@@ -62,19 +56,17 @@ AblationMasks SweepStore::read_masks(int32_t c) {
   const auto& sh = d_.shape;
   const std::string what =
       "ablation masks of checkpoint " + d_.grid.checkpoints[c].name + " in " + path_;
-  const hid_t x = independent_.id();
   uint8_t done = 0;
-  read_slab(ds_.at(kAblMaskDone).id(), H5T_NATIVE_UINT8, {c}, {1}, &done, x, what);
+  ds(kAblMaskDone).select({c}, {1}).read(&done, 1);
   if (!done) throw StoreError(what + " are not written yet");
   const int64_t Hmax = std::max<int32_t>(1, d_.ablation.max_heads());
   const int64_t K = std::max<int64_t>(1, core::ablation_ffn_count(sh, d_.ablation.ffn_fraction));
   std::vector<int32_t> heads(static_cast<std::size_t>(Hmax * 2));
   std::vector<float> score(static_cast<std::size_t>(Hmax));
   std::vector<int64_t> neurons(static_cast<std::size_t>(K));
-  read_slab(ds_.at(kAblHeads).id(), H5T_NATIVE_INT32, {c, 0, 0}, {1, Hmax, 2}, heads.data(), x,
-            what);
-  read_slab(ds_.at(kAblHeadScore).id(), H5T_NATIVE_FLOAT, {c, 0}, {1, Hmax}, score.data(), x, what);
-  read_slab(ds_.at(kAblFfnNeurons).id(), H5T_NATIVE_INT64, {c, 0}, {1, K}, neurons.data(), x, what);
+  ds(kAblHeads).select({c, 0, 0}, {1, Hmax, 2}).read(heads.data(), heads.size());
+  ds(kAblHeadScore).select({c, 0}, {1, Hmax}).read(score.data(), score.size());
+  ds(kAblFfnNeurons).select({c, 0}, {1, K}).read(neurons.data(), neurons.size());
   AblationMasks m;
   for (int64_t i = 0; i < Hmax; ++i) {
     if (heads[2 * i] < 0) break;
@@ -97,30 +89,25 @@ void SweepStore::write_ablation_unit(const sweep::WorkUnit& u, const AblationUni
                      std::to_string(r.target_logprob.size()) + " log-probabilities, expected " +
                      std::to_string(n * M) + " of each");
   const auto hit = core::hits_of_ranks(r.gold_rank);
-  const hid_t x = independent_.id();
-  write_slab(ds_.at(kAblGoldRank).id(), H5T_NATIVE_INT32, {u.checkpoint, u.first_prompt, 0},
-             {1, n, M}, r.gold_rank.data(), x, what);
-  write_slab(ds_.at(kAblLogprob).id(), H5T_NATIVE_FLOAT, {u.checkpoint, u.first_prompt, 0},
-             {1, n, M}, r.target_logprob.data(), x, what);
-  write_slab(ds_.at(kAblHit).id(), H5T_NATIVE_UINT8, {u.checkpoint, u.first_prompt, 0}, {1, n, M},
-             hit.data(), x, what);
+  ds(kAblGoldRank).select({u.checkpoint, u.first_prompt, 0}, {1, n, M}).write(r.gold_rank);
+  ds(kAblLogprob).select({u.checkpoint, u.first_prompt, 0}, {1, n, M}).write(r.target_logprob);
+  ds(kAblHit).select({u.checkpoint, u.first_prompt, 0}, {1, n, M}).write(hit);
 }
 
 void SweepStore::mark_ablation_done(int32_t unit) {
   const std::lock_guard<std::recursive_mutex> lock(*mutex_);
   const uint8_t one = 1;
-  write_slab(ds_.at(kAblUnitDone).id(), H5T_NATIVE_UINT8, {unit}, {1}, &one, independent_.id(),
-             "ablation flag of unit " + std::to_string(unit) + " in " + path_);
+  ds(kAblUnitDone).select({unit}, {1}).write(&one, 1);
 }
 
 std::vector<uint8_t> SweepStore::ablation_unit_flags() {
   const std::lock_guard<std::recursive_mutex> lock(*mutex_);
-  return flags(kAblUnitDone, d_.grid.units.size(), "ablation unit flags");
+  return flags(kAblUnitDone, d_.grid.units.size());
 }
 
 std::vector<uint8_t> SweepStore::ablation_flags() {
   const std::lock_guard<std::recursive_mutex> lock(*mutex_);
-  return flags(kAblDone, d_.grid.checkpoints.size(), "ablation flags");
+  return flags(kAblDone, d_.grid.checkpoints.size());
 }
 
 void SweepStore::aggregate_ablation(int32_t c) {
@@ -128,20 +115,17 @@ void SweepStore::aggregate_ablation(int32_t c) {
   const auto P = static_cast<int64_t>(d_.prompt_relation.size());
   const auto R = static_cast<int64_t>(d_.relation_ids.size());
   const auto M = static_cast<int64_t>(d_.ablation.conditions().size());
-  const std::string what = "ablation of checkpoint " + d_.grid.checkpoints[c].name + " in " + path_;
-  const hid_t x = independent_.id();
   std::vector<uint8_t> hit(static_cast<std::size_t>(P * M));
-  read_slab(ds_.at(kAblHit).id(), H5T_NATIVE_UINT8, {c, 0, 0}, {1, P, M}, hit.data(), x, what);
+  ds(kAblHit).select({c, 0, 0}, {1, P, M}).read(hit.data(), hit.size());
   const auto rates = core::hit_rates(hit, M, d_.prompt_relation, R);
   std::vector<float> all, by;  // [M], [R, M]
   for (int64_t m = 0; m < M; ++m) all.push_back(rates[m].all);
   for (int64_t r = 0; r < R; ++r)
     for (int64_t m = 0; m < M; ++m) by.push_back(rates[m].by_relation[r]);
-  write_slab(ds_.at(kAblHitAll).id(), H5T_NATIVE_FLOAT, {c, 0}, {1, M}, all.data(), x, what);
-  write_slab(ds_.at(kAblHitByRelation).id(), H5T_NATIVE_FLOAT, {c, 0, 0}, {1, R, M}, by.data(), x,
-             what);
+  ds(kAblHitAll).select({c, 0}, {1, M}).write(all);
+  ds(kAblHitByRelation).select({c, 0, 0}, {1, R, M}).write(by);
   const uint8_t one = 1;
-  write_slab(ds_.at(kAblDone).id(), H5T_NATIVE_UINT8, {c}, {1}, &one, x, what);
+  ds(kAblDone).select({c}, {1}).write(&one, 1);
 }
 
 }  // namespace lpi::store

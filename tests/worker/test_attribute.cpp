@@ -11,8 +11,8 @@
 #include <memory>
 #include <random>
 
+#include "common/h5/h5.hpp"
 #include "common/relations/relations.hpp"
-#include "common/store/h5.hpp"
 #include "tiny_models.hpp"
 #include "worker/engine/evaluate.hpp"
 #include "worker/engine/gated_lpi.hpp"
@@ -104,18 +104,18 @@ TEST(Attribute, WritesTheStoreEqualToGatedLpi) {
     EXPECT_TRUE(torch::equal(imp.layers[l].ffn, again.layers[l].ffn)) << "deterministic";
   }
 
-  const auto file = store::open_file(h5.string());
-  EXPECT_EQ(store::attr_string(file.id(), "lens"), "frozen");
-  EXPECT_EQ(store::attr_string(file.id(), "architecture"), "OlmoeForCausalLM");
-  EXPECT_EQ(store::attr_int(file.id(), "num_experts"), c.num_experts);
-  const auto g = store::open_group(file.id(), "importance");
-  EXPECT_EQ(store::dataset_shape(g.id(), "attn"),
+  const auto file = lpi::h5::File::open(h5.string());
+  EXPECT_EQ(file.attribute("lens").read<std::string>(), "frozen");
+  EXPECT_EQ(file.attribute("architecture").read<std::string>(), "OlmoeForCausalLM");
+  EXPECT_EQ(file.attribute("num_experts").read<int64_t>(), c.num_experts);
+  const auto g = file.group("importance");
+  EXPECT_EQ(g.dataset("attn").shape(),
             (std::vector<int64_t>{P, c.num_layers, c.num_heads * c.head_dim}));
-  EXPECT_EQ(store::dataset_shape(g.id(), "ffn"),
+  EXPECT_EQ(g.dataset("ffn").shape(),
             (std::vector<int64_t>{P, c.num_layers, c.num_experts_per_tok, c.intermediate_size}));
-  const auto attn = store::read_f32(g.id(), "attn");
-  const auto ffn = store::read_f32(g.id(), "ffn");
-  const auto ids = store::read_i32(g.id(), "expert_ids");
+  const auto attn = g.dataset("attn").read<float>();
+  const auto ffn = g.dataset("ffn").read<float>();
+  const auto ids = g.dataset("expert_ids").read<int32_t>();
   std::vector<torch::Tensor> a, f, e;
   for (const auto& l : imp.layers) {
     a.push_back(l.attn);
@@ -128,15 +128,15 @@ TEST(Attribute, WritesTheStoreEqualToGatedLpi) {
   EXPECT_LE(max_abs_diff(torch::from_blob(const_cast<float*>(ffn.data()), ef.sizes()), ef), 1e-6);
   EXPECT_TRUE(torch::equal(
       torch::from_blob(const_cast<int32_t*>(ids.data()), ee.sizes(), torch::kInt32), ee));
-  const auto p = store::open_group(file.id(), "prompts");
-  const auto gold_stored = store::read_i32(p.id(), "gold_target");
+  const auto p = file.group("prompts");
+  const auto gold_stored = p.dataset("gold_target").read<int32_t>();
   EXPECT_EQ(gold_stored, gold);
-  const auto offsets = store::read_i64(p.id(), "token_offsets");
-  const auto tokens = store::read_i32(p.id(), "token_ids");
+  const auto offsets = p.dataset("token_offsets").read<int64_t>();
+  const auto tokens = p.dataset("token_ids").read<int32_t>();
   ASSERT_EQ(offsets.size(), prompts.size() + 1);
   EXPECT_EQ(std::vector<int32_t>(tokens.begin() + offsets[3], tokens.begin() + offsets[4]),
             prompts[3]);
-  EXPECT_EQ(store::read_strings(p.id(), "text")[0], t.set.prompts[0].text);
+  EXPECT_EQ(p.dataset("text").read<std::string>()[0], t.set.prompts[0].text);
 
   // Another tool reads it: the h5py summary script of docs/STORE.md.
   if (fs::exists("/usr/bin/python3")) {

@@ -10,8 +10,9 @@
 #include <filesystem>
 #include <iostream>
 
+#include "common/checkpoint/model_shape.hpp"
 #include "common/relations/relations.hpp"
-#include "common/store/h5.hpp"
+#include "common/store/results_writer.hpp"
 #include "common/tokenizer/tokenizer.hpp"
 #include "lpi/lpi_config.hpp"
 #include "worker/engine/gated_lpi.hpp"
@@ -74,83 +75,45 @@ void print_top(const en::Importance& imp, const lpi::checkpoint::ModelConfig& c,
   }
 }
 
+// The attribution file, through the store's writer (docs/STORE.md): one
+// checkpoint's slab with its prompts, targets and options.
 void write_store(const fs::path& file, const en::Importance& imp,
                  const lpi::relations::PromptSet& set, const lpi::checkpoint::ModelConfig& c,
                  const std::string& model_dir, const en::LpiOptions& o) {
-  const fs::path partial = file.string() + ".partial";
-  {
-    const auto file_handle = st::create_file(partial.string());
-    const hid_t root = file_handle.id();
-    st::set_attr(root, "format", std::string("lpi-sweep importance"));
-    st::set_attr(root, "format_version", int64_t{1});
-    st::set_attr(root, "tool_version", std::string(LPI_VERSION));
-    st::set_attr(root, "model_dir", model_dir);
-    st::set_attr(root, "architecture", c.architecture);
-    st::set_attr(root, "lens", std::string(en::lens_name(o.lens)));
-    st::set_attr(root, "target", std::string(en::target_name(o.target)));
-    for (const auto& [k, v] :
-         std::vector<std::pair<const char*, int64_t>>{{"num_layers", c.num_layers},
-                                                      {"hidden_size", c.hidden_size},
-                                                      {"num_heads", c.num_heads},
-                                                      {"head_dim", c.head_dim},
-                                                      {"intermediate_size", c.intermediate_size},
-                                                      {"num_experts", c.num_experts},
-                                                      {"experts_per_token", c.num_experts_per_tok},
-                                                      {"vocab_size", c.vocab_size}}) {
-      st::set_attr(root, k, v);
-    }
-    const auto P = static_cast<int64_t>(set.prompts.size());
-    {
-      const auto g = st::create_group(root, "relations");
-      std::vector<std::string> ids, files;
-      for (const auto& r : set.relations) {
-        ids.push_back(r.id);
-        files.push_back(r.file.string());
-      }
-      st::write_strings(g.id(), "id", ids);
-      st::write_strings(g.id(), "file", files);
-    }
-    {
-      const auto g = st::create_group(root, "prompts");
-      std::vector<int32_t> relation, sample, gold, flat;
-      std::vector<int64_t> offsets = {0};
-      std::vector<std::string> text;
-      for (const auto& p : set.prompts) {
-        relation.push_back(p.relation);
-        sample.push_back(p.sample);
-        gold.push_back(p.target_id);
-        text.push_back(p.text);
-        flat.insert(flat.end(), p.prompt_ids.begin(), p.prompt_ids.end());
-        offsets.push_back(static_cast<int64_t>(flat.size()));
-      }
-      st::write_i32(g.id(), "relation", {P}, relation.data());
-      st::write_i32(g.id(), "sample", {P}, sample.data());
-      st::write_i32(g.id(), "gold_target", {P}, gold.data());
-      st::write_strings(g.id(), "text", text);
-      st::write_i32(g.id(), "token_ids", {static_cast<int64_t>(flat.size())}, flat.data());
-      st::write_i64(g.id(), "token_offsets", {P + 1}, offsets.data());
-    }
-    const auto g = st::create_group(root, "importance");
-    const auto target = imp.targets.to(torch::kInt32).contiguous();
-    st::write_i32(g.id(), "target", {P}, target.data_ptr<int32_t>());
-    const auto base = imp.base_logprob.contiguous();
-    st::write_f32(g.id(), "base_logprob", {P}, base.data_ptr<float>());
-    std::vector<torch::Tensor> attn, ffn, ids;
-    for (const auto& layer : imp.layers) {
-      attn.push_back(layer.attn);
-      ffn.push_back(layer.ffn);
-      if (layer.expert_ids.defined()) ids.push_back(layer.expert_ids.to(torch::kInt32));
-    }
-    const auto a = torch::stack(attn, 1).contiguous();  // [P, L, H*dh]
-    const auto f = torch::stack(ffn, 1).contiguous();   // [P, L, I] or [P, L, k, I]
-    st::write_f32(g.id(), "attn", a.sizes().vec(), a.data_ptr<float>());
-    st::write_f32(g.id(), "ffn", f.sizes().vec(), f.data_ptr<float>());
-    if (!ids.empty()) {
-      const auto e = torch::stack(ids, 1).contiguous();  // [P, L, k]
-      st::write_i32(g.id(), "expert_ids", e.sizes().vec(), e.data_ptr<int32_t>());
-    }
+  st::SweepDescription d;
+  d.shape = lpi::checkpoint::shape_of(c);
+  d.lens = en::lens_name(o.lens);
+  d.target = en::target_name(o.target);
+  for (const auto& r : set.relations) {
+    d.relation_ids.push_back(r.id);
+    d.relation_files.push_back(r.file.string());
   }
-  fs::rename(partial, file);
+  for (const auto& p : set.prompts) {
+    d.prompt_relation.push_back(p.relation);
+    d.prompt_sample.push_back(p.sample);
+    d.prompt_gold.push_back(p.target_id);
+    d.prompt_text.push_back(p.text);
+    d.prompt_ids.emplace_back(p.prompt_ids.begin(), p.prompt_ids.end());
+  }
+  const auto target = imp.targets.to(torch::kInt32).contiguous();
+  const auto base = imp.base_logprob.contiguous();
+  std::vector<torch::Tensor> attn, ffn, ids;
+  for (const auto& layer : imp.layers) {
+    attn.push_back(layer.attn);
+    ffn.push_back(layer.ffn);
+    if (layer.expert_ids.defined()) ids.push_back(layer.expert_ids.to(torch::kInt32));
+  }
+  const auto a = torch::stack(attn, 1).contiguous();  // [P, L, H*dh]
+  const auto f = torch::stack(ffn, 1).contiguous();   // [P, L, I] or [P, L, k, I]
+  const auto e = ids.empty() ? torch::Tensor() : torch::stack(ids, 1).contiguous();  // [P, L, k]
+  st::PromptResults r;
+  r.n = static_cast<int64_t>(set.prompts.size());
+  r.target = target.data_ptr<int32_t>();
+  r.base_logprob = base.data_ptr<float>();
+  r.attn = a.data_ptr<float>();
+  r.ffn = f.data_ptr<float>();
+  r.expert_ids = e.defined() ? e.data_ptr<int32_t>() : nullptr;
+  st::write_attribution_file(file.string(), model_dir, d, r);
 }
 
 int run(int argc, char** argv) {
