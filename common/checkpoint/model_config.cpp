@@ -4,6 +4,7 @@
 #include "common/checkpoint/model_config.hpp"
 
 #include <fstream>
+#include <iterator>
 #include <limits>
 
 #include "common/checkpoint/safetensors.hpp"
@@ -14,15 +15,9 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 const char* layout_name(Layout layout) {
-  switch (layout) {
-    case Layout::Olmoe:
-      return "Olmoe";
-    case Layout::OlmoHF:
-      return "OlmoHF";
-    case Layout::OlmoFused:
-      return "OlmoFused";
-  }
-  return "?";
+  static const char* const names[] = {"Olmoe", "OlmoHF", "OlmoFused"};  // in Layout's order
+  const auto i = static_cast<std::size_t>(layout);
+  return i < std::size(names) ? names[i] : "?";
 }
 
 namespace {

@@ -8,90 +8,34 @@ namespace lpi::store::schema {
 
 namespace {
 
+// Names indexed by the enums' values (sweep_schema.hpp), in declaration order.
+template <class E, std::size_t N>
+const char* name_of(E value, const char* const (&names)[N]) {
+  const auto i = static_cast<std::size_t>(value);
+  return i < N ? names[i] : "?";
+}
+
 const char* symbol(Dim d) {
-  switch (d) {
-    case Dim::C:
-      return "C";
-    case Dim::P:
-      return "P";
-    case Dim::U:
-      return "U";
-    case Dim::R:
-      return "R";
-    case Dim::L:
-      return "L";
-    case Dim::A:
-      return "H*dh";
-    case Dim::I:
-      return "I";
-    case Dim::k:
-      return "k";
-    case Dim::E:
-      return "E";
-    case Dim::W:
-      return "E*I or I";
-    case Dim::M:
-      return "M";
-    case Dim::Hmax:
-      return "Hmax";
-    case Dim::K:
-      return "K";
-    case Dim::T:
-      return "sum of lengths";
-    case Dim::P1:
-      return "P+1";
-    case Dim::Two:
-      return "2";
-    case Dim::Log:
-      return "4096";
-  }
-  return "?";
+  static const char* const names[] = {"C",   "P", "U",        "R", "L",    "H*dh", "I",
+                                      "k",   "E", "E*I or I", "M", "Hmax", "K",    "sum of lengths",
+                                      "P+1", "2", "4096"};
+  return name_of(d, names);
 }
 
 const char* type_name(Dtype t) {
-  switch (t) {
-    case Dtype::u8:
-      return "uint8";
-    case Dtype::i32:
-      return "int32";
-    case Dtype::i64:
-      return "int64";
-    case Dtype::f32:
-      return "float32";
-    case Dtype::f64:
-      return "float64";
-    case Dtype::str:
-      return "string";
-    case Dtype::log:
-      return "string (256 bytes)";
-  }
-  return "?";
+  static const char* const names[] = {
+      "uint8", "int32", "int64", "float32", "float64", "string", "string (256 bytes)"};
+  return name_of(t, names);
 }
 
 const char* fill_name(Fill f) {
-  switch (f) {
-    case Fill::zero:
-      return "0";
-    case Fill::minus_one:
-      return "-1";
-    case Fill::never:
-      return "none";
-    case Fill::library:
-      return "empty";
-  }
-  return "?";
+  static const char* const names[] = {"0", "-1", "none", "empty"};
+  return name_of(f, names);
 }
 
 const char* writer_name(Writer w) {
-  switch (w) {
-    case Writer::creation:
-      return "rank 0, at creation";
-    case Writer::rank0:
-      return "rank 0";
-    case Writer::worker:
-      return "worker";
-  }
-  return "?";
+  static const char* const names[] = {"rank 0, at creation", "rank 0", "worker"};
+  return name_of(w, names);
 }
 
 std::string list(const std::vector<std::string>& v) {
