@@ -12,6 +12,9 @@
   check_store.py wait_units STORE N SECONDS     wait until N units are done (exit 1 on timeout)
   check_store.py wait_ablation STORE N SECONDS  the same for the ablation phase's units
   check_store.py digest STORE                   a hash of every dataset and attribute outside /analysis
+  check_store.py identical A B                  every object, attribute, dtype, shape, chunking and
+                                                value equal, but for the run history and the units'
+                                                seconds and ranks (what differs from run to run)
   check_store.py ablation STORE                 masks re-ranked from the aggregates, HIT@10 per
                                                 condition recomputed, the masks change the model
 Exit status 0 when the check holds; the reason is printed otherwise.
@@ -240,6 +243,34 @@ def digest(path):
     print(h.hexdigest())
 
 
+def identical(a, b):
+    skip = {"runs/log", "units/seconds", "units/rank"}
+    values = 0
+    with h5py.File(a, "r") as fa, h5py.File(b, "r") as fb:
+        names_a, names_b = [], []
+        fa.visit(names_a.append)
+        fb.visit(names_b.append)
+        if sorted(names_a) != sorted(names_b):
+            fail(f"objects in one store only: {sorted(set(names_a) ^ set(names_b))}")
+        for name in ["/"] + sorted(names_a):
+            oa, ob = fa[name], fb[name]
+            if sorted(oa.attrs) != sorted(ob.attrs):
+                fail(f"{name}: attributes {sorted(oa.attrs)} vs {sorted(ob.attrs)}")
+            for key in oa.attrs:
+                if repr(oa.attrs[key]) != repr(ob.attrs[key]):
+                    fail(f"{name}@{key}: {oa.attrs[key]!r} != {ob.attrs[key]!r}")
+            if not isinstance(oa, h5py.Dataset) or name in skip:
+                continue
+            if (oa.dtype, oa.shape, oa.chunks) != (ob.dtype, ob.shape, ob.chunks):
+                fail(f"{name}: {oa.dtype} {oa.shape} chunks {oa.chunks} vs "
+                     f"{ob.dtype} {ob.shape} chunks {ob.chunks}")
+            if oa[...].tobytes() != ob[...].tobytes():
+                fail(f"{name} differs between {a} and {b}")
+            values += oa.size
+    print(f"{a} == {b}: {len(names_a)} objects, {values} values bit for bit "
+          f"(runs/log, units/seconds, units/rank aside)")
+
+
 def wait_ablation(path, n, seconds):
     wait_units(path, n, seconds, "ablation/unit_done")
 
@@ -264,7 +295,7 @@ if __name__ == "__main__":
     commands = {"complete": complete, "equal": equal, "attribute": attribute, "aggregates": aggregates,
                 "equal_done": equal_done, "snapshot": snapshot, "unchanged": unchanged,
                 "wait_units": wait_units, "wait_ablation": wait_ablation, "lean": lean,
-                "ablation": ablation, "digest": digest}
+                "ablation": ablation, "digest": digest, "identical": identical}
     if len(sys.argv) < 2 or sys.argv[1] not in commands:
         print(__doc__)
         sys.exit(2)

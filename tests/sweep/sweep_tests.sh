@@ -100,6 +100,10 @@ mpi)
     mpi "$np" --job "$(job $m)" --store "$store"
     check complete "$store"
     check equal "$work/ref-$m.h5" "$store"
+    # Every object, attribute, dtype and chunking too: the one-process run
+    # (coordinator + worker thread, in-process transport) and mpirun write
+    # the same store.
+    check identical "$work/ref-$m.h5" "$store"
     for c in step0-tokens0 step40-tokens10240; do
       "$bin/lpi-attribute" --model "$work/$m/$c" --relations "$work/$m/relations" \
         --out "$work/attr-np$np-$m-$c.h5" >/dev/null
