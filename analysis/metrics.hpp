@@ -1,4 +1,4 @@
-// The paper's temporal metrics (DESIGN section 4) on plain vectors, without
+// The paper's temporal metrics (docs/METHOD.md, section 4) on plain vectors, without
 // HDF5 or libtorch: top-1% sets and their Jaccard stability, the positive-gain
 // concentration R_t, layer importance profiles, their mean pairwise Pearson
 // correlation rho_avg and the cross-step coefficient of variation sigma_rel.

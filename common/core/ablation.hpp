@@ -1,4 +1,4 @@
-// The masking experiment's choices (DESIGN section 4, Table 4): which heads
+// The masking experiment's choices (docs/METHOD.md, section 3): which heads
 // and FFN/expert neurons one checkpoint masks, ranked from its own mean
 // importance, and the per-layer lists the engine's ablation takes.
 #pragma once

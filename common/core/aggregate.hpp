@@ -1,4 +1,4 @@
-// Per-checkpoint aggregates (DESIGN section 4): the mean importance over the
+// Per-checkpoint aggregates (docs/METHOD.md, section 4): the mean importance over the
 // prompts from sums, and HIT@10 per relation and over all prompts.
 #pragma once
 

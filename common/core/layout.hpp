@@ -1,4 +1,4 @@
-// The neuron layout of a model (DESIGN section 2): its shape, the size of
+// The neuron layout of a model (docs/METHOD.md, section 1): its shape, the size of
 // each neuron family, and the flat index of every neuron. One place for the
 // arithmetic that the store, the daemon, lpi-analyze, lpi-query and the dry
 // run all need.

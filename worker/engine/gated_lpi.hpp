@@ -1,4 +1,4 @@
-// Gated-LPI (DESIGN section 2): the log-probability increase of the target
+// Gated-LPI (docs/METHOD.md, section 2): the log-probability increase of the target
 // token when one neuron's output c * u is added to the residual x its block
 // writes into, read through the final-norm lens, for every attention, dense
 // FFN and expert neuron of every layer, for a batch of prompts.
