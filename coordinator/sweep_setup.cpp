@@ -1,5 +1,9 @@
 #include "coordinator/sweep_setup.hpp"
 
+#include <sys/statvfs.h>
+
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <sstream>
 
@@ -109,6 +113,23 @@ std::string job_differences(const std::map<std::string, std::string>& stored,
     out += "  " + k + ": store has " + value(stored, k) + ", given " + value(given, k) + "\n";
   }
   return out;
+}
+
+void check_free_space(const std::string& store_path, const store::SweepDescription& d) {
+  const auto folder = fs::absolute(store_path).parent_path();
+  struct statvfs st {};
+  if (statvfs(folder.c_str(), &st) != 0) {
+    throw SetupError("cannot create store " + store_path + ": its folder " + folder.string() +
+                     " is not accessible (" + std::strerror(errno) + ")");
+  }
+  const double free = static_cast<double>(st.f_bavail) * static_cast<double>(st.f_frsize);
+  const double need = static_cast<double>(store::schema::store_bytes(d));
+  if (free < need) {
+    throw SetupError("cannot create store " + store_path + ": it needs about " + human_bytes(need) +
+                     ", but the file system holding " + folder.string() + " has only " +
+                     human_bytes(free) +
+                     " free (disk full): free some space or choose another --store");
+  }
 }
 
 std::string checkpoint_changes(const store::SweepDescription& d) {

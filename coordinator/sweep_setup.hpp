@@ -32,6 +32,13 @@ std::string job_differences(const std::map<std::string, std::string>& stored,
                             const std::map<std::string, std::string>& given);
 std::string checkpoint_changes(const store::SweepDescription& d);
 
+// Before a store is created: SetupError naming the store, its size and the
+// space left when the file system that will hold `store_path` has less free
+// space than the store allocates (schema::store_bytes), so that a full disk
+// is a clear refusal before anything is written, not a failure halfway
+// through the collective creation.
+void check_free_space(const std::string& store_path, const store::SweepDescription& d);
+
 std::string dry_run_text(const store::SweepDescription& d);
 std::string status_text(const std::string& path, const store::StoreInfo& info);
 

@@ -214,6 +214,7 @@ int run(int argc, char** argv, const lpi::mpi::Comm& comm) {
             throw co::SetupError("store " + cli.store +
                                  " exists: continue it with --resume, or choose another --store");
           }
+          if (!cli.dry_run) co::check_free_space(cli.store, description);
         }
       })) {
     return *rc;

@@ -16,6 +16,8 @@
 #                    report; the reduction checked by an independent numpy
 #                    recomputation; its bad input (foreign, partial, differing
 #                    prompts, short range, lean store); per-prompt data untouched
+#   disk_full        a store on a full file system (a small tmpfs): refused before anything
+#                    is written, with the store, its size and the free space named
 #   ablation         the masking phase: one process == mpirun -np 3, masks and
 #                    HIT@10 recomputed, the coordinator killed mid-phase and resumed
 # Environment: LPI_TOOLS_DIR (bin/), SWEEP_WORK (scratch), MPIEXEC, PYTHON.
@@ -404,6 +406,21 @@ job_errors)
   expect_error 2 "$(basename "$victim")" sweep --job "$(job moe)" --store "$store" \
     --relations.folder="$work/empty-relations"
   [ ! -e "$store" ] && [ ! -e "$store.partial" ] || fail "a refused job wrote $store"
+  ;;
+disk_full)
+  full=$work/full-fs
+  mkdir -p "$full"
+  if ! mount -t tmpfs -o size=512k tmpfs "$full" 2>/dev/null; then
+    echo "SKIP: cannot mount a 512 KiB tmpfs at $full here (needs root and mount rights)"
+    exit 77
+  fi
+  trap 'umount "$full" 2>/dev/null || true' EXIT
+  expect_error 2 "has only" sweep --job "$(job moe)" --store "$full/s.h5"
+  grep -q "cannot create store $full/s.h5: it needs about" <<<"$out" || fail "not named: $out"
+  grep -q "(disk full)" <<<"$out" || fail "no 'disk full': $out"
+  expect_error 2 "(disk full)" mpi 2 --job "$(job moe)" --store "$full/s.h5"
+  [ -z "$(ls -A "$full")" ] || fail "a refused store left files: $(ls -A "$full")"
+  if grep -q "Segmentation\|signal" <<<"$out"; then fail "died of a signal: $out"; fi
   ;;
 dry_run)
   rm -f "$work/dry.h5"
