@@ -382,10 +382,13 @@ torch::Tensor expand_experts(const LayerImportance& layer, int64_t num_experts) 
   one.experts_per_token = k;
   const auto values = layer.ffn.to(torch::kCPU, torch::kFloat32).contiguous();
   const auto ids = layer.expert_ids.to(torch::kCPU, torch::kInt32).contiguous();
-  auto full = torch::zeros({B, num_experts, I}, torch::kFloat64);
+  auto full = torch::empty({B, num_experts, I}, torch::kFloat32);
+  std::vector<double> row(static_cast<std::size_t>(num_experts * I));  // one prompt at a time
   for (int64_t b = 0; b < B; ++b) {
+    std::fill(row.begin(), row.end(), 0.0);
     core::add_ffn_values(one, values[b].data_ptr<float>(), ids[b].data_ptr<int32_t>(), 1.0,
-                         full[b].data_ptr<double>(), "expand_experts, prompt " + std::to_string(b));
+                         row.data(), "expand_experts, prompt " + std::to_string(b));
+    std::copy(row.begin(), row.end(), full[b].data_ptr<float>());
   }
   return full.to(layer.ffn.options());
 }
