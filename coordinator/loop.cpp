@@ -1,26 +1,79 @@
 #include "coordinator/loop.hpp"
 
+#include <chrono>
 #include <map>
 #include <set>
 
+#include "common/log/log.hpp"
+
 namespace lpi::coordinator {
 using sweep::MessageKind;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+// A message from a worker rank 0 no longer waits for: a hung worker that
+// speaks again is retired (a work request is answered "stop"); a late
+// report is ignored, since its unit went back to the scheduler when it
+// timed out (the worker wrote the same slab as its replacement: the same
+// checkpoint, prompts and settings give the same values).
+void from_departed(transport::Transport& t, Departed& d, const transport::Message& m) {
+  const int w = m.source;
+  if (m.kind == MessageKind::WorkerLost) {
+    d.hung.erase(w);
+    d.returned.erase(w);
+    d.stopped.erase(w);
+    d.lost.insert(w);
+    return;
+  }
+  if (d.hung.erase(w)) {
+    d.returned.insert(w);
+    LPI_LOG(warning) << "rank " << w
+                     << " speaks again after its unit timed out; it gets no more work in this run";
+  }
+  switch (m.kind) {
+    case MessageKind::WorkRequest:
+      sweep::decode_work_request(m.bytes);
+      if (d.returned.erase(w)) {
+        transport::send(t, w, sweep::Shutdown{-1});
+        d.stopped.insert(w);
+      }
+      break;
+    case MessageKind::UnitDone:
+      LPI_LOG(warning) << "rank " << w << "'s late report of unit "
+                       << sweep::decode_unit_done(m.bytes).unit
+                       << " is ignored (the unit went to another worker)";
+      break;
+    case MessageKind::UnitFailed:
+      LPI_LOG(warning) << "rank " << w << "'s late failure of unit "
+                       << sweep::decode_unit_failed(m.bytes).unit << " is ignored";
+      break;
+    default:
+      throw sweep::ProtocolError(std::string("coordinator: unexpected ") +
+                                 sweep::kind_name(m.kind) + " from rank " + std::to_string(w));
+  }
+}
+
+}  // namespace
 
 LoopReport run_coordinator(transport::Transport& transport, Scheduler& scheduler,
-                           const CoordinatorHooks& hooks, std::set<int>* lost) {
+                           const CoordinatorHooks& hooks, Departed* departed,
+                           const LoopOptions& options) {
   LoopReport report;
+  Departed local;
+  Departed& away = departed ? *departed : local;
   std::set<int> waiting;  // workers that asked while nothing was pending
-  std::set<int> gone;     // shut down or lost
-  if (lost) gone = *lost;
+  std::set<int> parked;   // workers that asked once the phase was over
   std::map<int, int32_t> loaded;
-  int running = transport.size() - 1 - static_cast<int>(gone.size());
+  std::map<int, clock_type::time_point> assigned_at;  // workers holding a unit
+  int running = transport.size() - 1 - static_cast<int>(away.size());
   auto answer = [&](int worker) {
     if (auto unit = scheduler.next(worker, loaded[worker])) {
       transport::send(transport, worker, sweep::Assign{unit->id, scheduler.prefetch_hint(worker)});
       loaded[worker] = unit->checkpoint;
+      assigned_at[worker] = clock_type::now();
     } else if (scheduler.finished()) {
-      transport::send(transport, worker, sweep::Shutdown{});
-      gone.insert(worker);
+      parked.insert(worker);
       --running;
     } else {
       waiting.insert(worker);  // units in flight may fail and come back
@@ -33,9 +86,50 @@ LoopReport run_coordinator(transport::Transport& transport, Scheduler& scheduler
       answer(worker);
     }
   };
-  while (running > 0) {
-    const auto m = transport.receive();
-    ++report.messages;
+  auto leave = [&](int worker) {
+    waiting.erase(worker);
+    assigned_at.erase(worker);
+    --running;
+    wake();
+  };
+  // The next message, or nothing when a unit's time ran out first.
+  const auto limit = std::chrono::duration_cast<clock_type::duration>(
+      std::chrono::duration<double>(options.unit_timeout));
+  auto next_message = [&]() -> std::optional<transport::Message> {
+    if (options.unit_timeout <= 0 || assigned_at.empty()) return transport.receive();
+    auto first = clock_type::time_point::max();
+    for (const auto& [w, t] : assigned_at) first = std::min(first, t);
+    const double left = std::chrono::duration<double>(first + limit - clock_type::now()).count();
+    return transport.receive_for(std::max(0.0, left));
+  };
+  auto expire = [&] {
+    const auto now = clock_type::now();
+    std::vector<int> late;
+    for (const auto& [w, t] : assigned_at) {
+      if (now - t >= limit) late.push_back(w);
+    }
+    for (int w : late) {
+      const int32_t unit = scheduler.in_flight(w);
+      const auto& grid = scheduler.grid();
+      const auto& checkpoint = grid.checkpoints[grid.units[unit].checkpoint].name;
+      const std::string error = "no report within the unit timeout of " +
+                                std::to_string(static_cast<long long>(options.unit_timeout)) +
+                                " s (rank " + std::to_string(w) + " taken as hung)";
+      LPI_LOG(error) << "rank " << w << " has not reported unit " << unit << " (checkpoint "
+                     << checkpoint << ") within the unit timeout of " << options.unit_timeout
+                     << " s: it is taken as hung and gets no more work in this run; the unit "
+                     << "goes to another worker";
+      scheduler.timed_out(w, error);
+      away.hung.insert(w);
+      ++report.hung;
+      leave(w);
+    }
+  };
+  auto handle = [&](const transport::Message& m) {
+    if (away.contains(m.source)) {
+      from_departed(transport, away, m);
+      return;
+    }
     switch (m.kind) {
       case MessageKind::WorkRequest:
         loaded[m.source] = sweep::decode_work_request(m.bytes).loaded_checkpoint;
@@ -45,36 +139,58 @@ LoopReport run_coordinator(transport::Transport& transport, Scheduler& scheduler
         const auto d = sweep::decode_unit_done(m.bytes);
         if (hooks.on_done) hooks.on_done(m.source, d);
         scheduler.completed(m.source, d.unit);
+        assigned_at.erase(m.source);
         wake();
         break;
       }
       case MessageKind::UnitFailed: {
         const auto f = sweep::decode_unit_failed(m.bytes);
         scheduler.failed(m.source, f.unit, f.error);
+        assigned_at.erase(m.source);
         wake();
         break;
       }
       case MessageKind::WorkerLost:
-        if (gone.insert(m.source).second) {
-          if (lost) lost->insert(m.source);
-          scheduler.worker_lost(m.source);
-          waiting.erase(m.source);
-          ++report.lost;
-          --running;
-          wake();
-        }
+        away.lost.insert(m.source);
+        ++report.lost;
+        if (parked.erase(m.source)) break;  // it had asked for work already: not running
+        scheduler.worker_lost(m.source);
+        leave(m.source);
         break;
       default:
         throw sweep::ProtocolError(std::string("coordinator: unexpected ") +
                                    sweep::kind_name(m.kind) + " from rank " +
                                    std::to_string(m.source));
     }
+  };
+  while (running > 0) {
+    if (const auto m = next_message()) {
+      ++report.messages;
+      handle(*m);
+    }
+    if (options.unit_timeout > 0) expire();
     scheduler.check_invariants();
     if (hooks.after_message) hooks.after_message(scheduler);
   }
+  // Rank 0 alone says what follows, to every worker that waits for it.
+  const int32_t next = hooks.next_phase ? hooks.next_phase(scheduler) : -1;
+  for (int w : parked) transport::send(transport, w, sweep::Shutdown{next});
   report.done = scheduler.done_count();
   report.given_up = scheduler.given_up().size();
   return report;
+}
+
+std::size_t wait_for_hung(transport::Transport& transport, Departed& departed, double seconds) {
+  const auto until = clock_type::now() + std::chrono::duration_cast<clock_type::duration>(
+                                             std::chrono::duration<double>(seconds));
+  while (!departed.hung.empty() || !departed.returned.empty()) {
+    const double left = std::chrono::duration<double>(until - clock_type::now()).count();
+    if (left <= 0) break;
+    if (auto m = transport.receive_for(left)) {
+      if (departed.contains(m->source)) from_departed(transport, departed, *m);
+    }
+  }
+  return departed.hung.size() + departed.returned.size();
 }
 
 }  // namespace lpi::coordinator

@@ -1,8 +1,13 @@
 // The coordinator's message loop for one phase (rank 0): it answers work
 // requests from the scheduler until every unit is done or given up, then
-// shuts every worker down. It talks through a Transport (MPI between
-// processes, in-process between threads) and never holds a model: the
-// worker side of the conversation is worker/loop.
+// tells every worker what comes next. It talks through a Transport (MPI
+// between processes, in-process between threads) and never holds a model:
+// the worker side of the conversation is worker/loop.
+//
+// A unit that its worker does not report within the unit timeout counts as a
+// failed attempt and goes to another worker; the silent worker is taken as
+// hung and gets no more work in this run. Should it speak again, its late
+// report is ignored and it is told to stop.
 #pragma once
 
 #include <functional>
@@ -13,8 +18,24 @@
 
 namespace lpi::coordinator {
 
+// The workers rank 0 no longer waits for, kept across the phases of a sweep.
+struct Departed {
+  std::set<int> lost;      // the transport reported them gone
+  std::set<int> hung;      // a unit of theirs timed out, and no word since
+  std::set<int> returned;  // spoke again after hanging; to be told to stop when it asks
+  std::set<int> stopped;   // spoke again after hanging and was told to stop
+  bool contains(int w) const {
+    return lost.count(w) || hung.count(w) || returned.count(w) || stopped.count(w);
+  }
+  std::size_t size() const { return lost.size() + hung.size() + returned.size() + stopped.size(); }
+};
+
 struct LoopReport {
-  std::size_t done = 0, given_up = 0, messages = 0, lost = 0;
+  std::size_t done = 0, given_up = 0, messages = 0, lost = 0, hung = 0;
+};
+
+struct LoopOptions {
+  double unit_timeout = 0;  // seconds from the assignment to the report; 0: no limit
 };
 
 struct CoordinatorHooks {
@@ -22,13 +43,24 @@ struct CoordinatorHooks {
   std::function<void(int worker, const sweep::UnitDone&)> on_done;
   // After each message was handled (progress lines, aggregation).
   std::function<void(const Scheduler&)> after_message;
+  // Once the phase is over (every unit done or given up, every worker
+  // waiting): the phase that follows (a sweep::Phase as int, -1: none), told
+  // to every worker. Unset: none.
+  std::function<int32_t(const Scheduler&)> next_phase;
 };
 
 // Rank 0, with ranks 1..size-1 as workers. A worker the transport reports
-// lost (WorkerLost) has its unit put back and is not waited for again (nor
-// in later phases: `lost`, when given, holds the lost workers across calls);
-// returns when every remaining worker was shut down.
+// lost (WorkerLost) has its unit put back and is not waited for again; one
+// whose unit timed out has it retried elsewhere and is taken as hung. Both
+// are recorded in `departed` (when given), across calls. Returns when every
+// remaining worker was told what follows.
 LoopReport run_coordinator(transport::Transport& transport, Scheduler& scheduler,
-                           const CoordinatorHooks& hooks = {}, std::set<int>* lost = nullptr);
+                           const CoordinatorHooks& hooks = {}, Departed* departed = nullptr,
+                           const LoopOptions& options = {});
+
+// After the last phase: waits up to `seconds` for the hung workers to speak
+// again and ask for work (each is then told to stop). Returns how many are
+// still silent; the job cannot end together with them.
+std::size_t wait_for_hung(transport::Transport& transport, Departed& departed, double seconds);
 
 }  // namespace lpi::coordinator

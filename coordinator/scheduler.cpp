@@ -148,6 +148,24 @@ void Scheduler::worker_lost(int worker) {
   release(worker);
 }
 
+int32_t Scheduler::in_flight(int worker) const {
+  const auto it = in_flight_.find(worker);
+  return it == in_flight_.end() ? -1 : it->second;
+}
+
+int32_t Scheduler::timed_out(int worker, const std::string& error) {
+  const int32_t unit = in_flight(worker);
+  if (unit < 0)
+    throw std::logic_error("scheduler: worker " + std::to_string(worker) +
+                           " timed out holding no unit");
+  failed(worker, unit, error);
+  release(worker);
+  for (auto it = hinted_.begin(); it != hinted_.end();) {
+    it = it->second == worker ? hinted_.erase(it) : std::next(it);
+  }
+  return unit;
+}
+
 std::size_t Scheduler::checkpoints_done() const {
   std::vector<bool> complete(grid_.checkpoints.size(), true);
   for (const auto& u : grid_.units) {

@@ -48,7 +48,14 @@ class Scheduler {
   void failed(int worker, int32_t unit, const std::string& error);
   // The worker is gone: its unit in flight goes back to pending.
   void worker_lost(int worker);
+  // The unit `worker` holds (none: -1).
+  int32_t in_flight(int worker) const;
+  // The worker's unit took too long: it counts as a failed attempt (retried
+  // elsewhere or given up) and the worker gets nothing more (it is taken as
+  // hung). Returns the unit.
+  int32_t timed_out(int worker, const std::string& error);
 
+  const sweep::Grid& grid() const { return grid_; }
   bool finished() const { return pending_ == 0 && in_flight_.empty(); }
   std::size_t done_count() const { return done_; }
   std::size_t pending_count() const { return pending_; }

@@ -129,36 +129,46 @@ void report_given_up(const Scheduler& s, const sweep::Grid& grid) {
   }
 }
 
+// One phase; `decide` gets its summary once every unit is done or given up
+// and names the phase that follows (-1: none), before the workers are told.
 PhaseSummary run_phase(transport::Transport& t, const SweepPlan& plan, const PhaseBook& book,
-                       const RunOptions& options, std::set<int>& lost) {
+                       const RunOptions& options, Departed& away,
+                       const std::function<int32_t(const PhaseSummary&)>& decide) {
   const auto& grid = *plan.grid;
   std::vector<bool> done;
   for (auto f : book.unit_flags()) done.push_back(f != 0);
   Scheduler scheduler(grid, done, {options.max_attempts});
-  const int workers = std::max(1, t.size() - 1 - static_cast<int>(lost.size()));
+  const int workers = std::max(1, t.size() - 1 - static_cast<int>(away.size()));
   LPI_LOG(info) << sweep::phase_name(book.phase) << " of " << plan.job_name << " into "
                 << plan.store_path << ": " << grid.checkpoints.size() << " checkpoints, "
                 << plan.prompts << " prompts, " << grid.units.size() << " units ("
                 << scheduler.pending_count() << " to do), " << workers << " worker(s)";
   Tracker tracker(grid, book, scheduler, options.progress_seconds, workers);
+  auto hung_count = [&] { return away.hung.size() + away.returned.size() + away.stopped.size(); };
+  const auto lost_before = away.lost.size(), hung_before = hung_count();
+  PhaseSummary summary;
   CoordinatorHooks hooks;
   hooks.on_done = [&](int worker, const sweep::UnitDone& d) { tracker.unit_done(worker, d); };
   hooks.after_message = [&](const Scheduler& s) { tracker.after(s); };
-  const auto before = lost.size();
-  run_coordinator(t, scheduler, hooks, &lost);
-  tracker.progress(scheduler);
-  tracker.report(scheduler);
-  report_given_up(scheduler, grid);
-  PhaseSummary summary;
-  summary.total = grid.units.size();
-  summary.done = scheduler.done_count();
-  summary.given_up = scheduler.given_up().size();
-  summary.lost_workers = lost.size() - before;
-  if (summary.lost_workers > 0) {
-    LPI_LOG(error) << summary.lost_workers << " worker(s) lost; "
-                   << summary.total - summary.done - summary.given_up
-                   << " unit(s) left undone: resume the sweep to finish them";
-  }
+  hooks.next_phase = [&](const Scheduler& s) {
+    tracker.after(s);
+    tracker.progress(s);
+    tracker.report(s);
+    report_given_up(s, grid);
+    summary.total = grid.units.size();
+    summary.done = s.done_count();
+    summary.given_up = s.given_up().size();
+    summary.lost_workers = away.lost.size() - lost_before;
+    summary.hung_workers = hung_count() - hung_before;
+    const auto left = summary.total - summary.done - summary.given_up;
+    if (summary.lost_workers + summary.hung_workers > 0 && left > 0) {
+      LPI_LOG(error) << summary.lost_workers << " worker(s) lost and " << summary.hung_workers
+                     << " hung; " << left
+                     << " unit(s) left undone: resume the sweep to finish them";
+    }
+    return decide(summary);
+  };
+  run_coordinator(t, scheduler, hooks, &away, {options.unit_timeout});
   return summary;
 }
 
@@ -166,21 +176,37 @@ PhaseSummary run_phase(transport::Transport& t, const SweepPlan& plan, const Pha
 
 RunSummary coordinate_sweep(transport::Transport& t, const SweepPlan& plan,
                             const RunOptions& options) {
-  std::set<int> lost;
-  const auto attribution = run_phase(t, plan, plan.attribution, options, lost);
+  Departed away;
+  bool go = false;
+  // Rank 0 decides for everyone and says so; nobody else has a vote.
+  const auto attribution =
+      run_phase(t, plan, plan.attribution, options, away, [&](const PhaseSummary& s) {
+        go = plan.ablation && plan.ablation_ready && plan.ablation_ready(s);
+        return go ? static_cast<int32_t>(sweep::Phase::Ablation) : -1;
+      });
   RunSummary summary;
   summary.total = attribution.total;
   summary.done = attribution.done;
   summary.given_up = attribution.given_up;
-  // Rank 0 decides for everyone and says so; nobody else has a vote.
-  const bool go = plan.ablation && plan.ablation_ready && plan.ablation_ready(attribution);
-  t.broadcast(go ? sweep::kNextAblation : sweep::kNextNone);
-  if (!go) return summary;
-  const auto ablation = run_phase(t, plan, *plan.ablation, options, lost);
-  summary.ablation_ran = true;
-  summary.total += ablation.total;
-  summary.done += ablation.done;
-  summary.given_up += ablation.given_up;
+  if (go) {
+    const auto ablation =
+        run_phase(t, plan, *plan.ablation, options, away, [](const PhaseSummary&) { return -1; });
+    summary.ablation_ran = true;
+    summary.total += ablation.total;
+    summary.done += ablation.done;
+    summary.given_up += ablation.given_up;
+  }
+  // A hung worker that speaks again is told to stop; one that stays silent
+  // keeps the job from ending together (the caller decides what to do).
+  if (!away.hung.empty() || !away.returned.empty()) {
+    LPI_LOG(warning) << "waiting up to " << options.unit_timeout << " s for "
+                     << away.hung.size() + away.returned.size() << " hung worker(s) to answer";
+    wait_for_hung(t, away, options.unit_timeout);
+  }
+  // A worker that spoke but never asked again is as silent as a hung one.
+  summary.hung.assign(away.hung.begin(), away.hung.end());
+  summary.hung.insert(summary.hung.end(), away.returned.begin(), away.returned.end());
+  summary.retired.assign(away.stopped.begin(), away.stopped.end());
   return summary;
 }
 

@@ -1,9 +1,9 @@
 // Rank 0's side of a whole sweep: each phase's scheduler and message loop,
 // its bookkeeping (done flags, per-checkpoint completion, progress lines,
 // the final report), and the decision whether the ablation phase follows,
-// taken here and broadcast to every rank. What a phase records is given as
-// a PhaseBook (coordinator/sweep_book.hpp binds one to the sweep store), so
-// the loop runs and is tested without a store or a model.
+// taken here and sent to every worker in its Shutdown. What a phase records
+// is given as a PhaseBook (coordinator/sweep_book.hpp binds one to the sweep
+// store), so the loop runs and is tested without a store or a model.
 #pragma once
 
 #include <cstddef>
@@ -30,7 +30,7 @@ struct PhaseBook {
 };
 
 struct PhaseSummary {
-  std::size_t total = 0, done = 0, given_up = 0, lost_workers = 0;
+  std::size_t total = 0, done = 0, given_up = 0, lost_workers = 0, hung_workers = 0;
 };
 
 struct SweepPlan {
@@ -47,11 +47,16 @@ struct SweepPlan {
 struct RunOptions {
   double progress_seconds = 10;
   int max_attempts = 3;
+  // A unit not reported this long after its assignment is retried elsewhere
+  // and its worker taken as hung (coordinator/loop.hpp); 0: no limit.
+  double unit_timeout = 0;
 };
 
 struct RunSummary {
   std::size_t total = 0, done = 0, given_up = 0;
   bool ablation_ran = false;
+  std::vector<int> hung;     // workers still silent at the end: the job cannot end together
+  std::vector<int> retired;  // workers that hung and spoke again
 };
 
 // Rank 0 of `transport`; the other ranks run worker::serve_sweep.

@@ -136,18 +136,9 @@ std::string checkpoint_changes(const store::SweepDescription& d) {
   std::string out;
   for (std::size_t i = 0; i < d.grid.checkpoints.size(); ++i) {
     const auto& c = d.grid.checkpoints[i];
-    if (!fs::is_directory(c.path)) {
-      out += "  " + c.path + ": no longer there\n";
-      continue;
-    }
-    const auto fp = store::checkpoint_fingerprint(c.path);
-    if (fp.bytes != d.checkpoint_bytes[i]) {
-      out += "  " + c.path + ": " + std::to_string(fp.bytes) + " bytes, the store recorded " +
-             std::to_string(d.checkpoint_bytes[i]) + "\n";
-    } else if (fp.hash != d.checkpoint_hashes[i]) {
-      out += "  " + c.path + ": config.json or safetensors header hash " + fp.hash +
-             ", the store recorded " + d.checkpoint_hashes[i] + "\n";
-    }
+    const auto change =
+        store::checkpoint_change(c.path, d.checkpoint_bytes[i], d.checkpoint_hashes[i]);
+    if (!change.empty()) out += "  " + c.path + ": " + change + "\n";
   }
   return out;
 }

@@ -9,6 +9,7 @@
 
 #include "analysis/tools/analyze_store.hpp"
 #include "common/h5/h5.hpp"
+#include "common/store/store_lock.hpp"
 #include "lpi/lpi_config.hpp"
 
 namespace lpi::analysis {
@@ -98,6 +99,8 @@ void link_analysis(const std::string& store_path, const std::string& target) {
 
 void write_analysis(const StoreAnalysis& a, const AnalyzeOptions& options) {
   const auto& p = a.plan;
+  // No lpi-sweep (and no other lpi-analyze) writes the store meanwhile.
+  const store::StoreLock lock(p.path, "lpi-analyze");
   // Written whole as FILE.analysis.h5.partial, renamed into place: a rerun
   // replaces it atomically, and a kill leaves the old results (or none).
   const auto target = analysis_file(p.path), partial = target + ".partial";

@@ -29,7 +29,7 @@ std::vector<StorePlan> plan_stores(const std::vector<std::string>& paths,
     try {
       info = store::read_store_info(path);  // throws naming the file if it is not ours
     } catch (const h5::Error& e) {
-      const bool locked = std::string(e.what()).find("lock") != std::string::npos;
+      const bool locked = std::string(e.what()).find("unable to lock") != std::string::npos;
       throw std::runtime_error("store " + path + " cannot be read" +
                                (locked ? " (another process has it open for writing: is lpi-sweep "
                                          "still running on it?)"
@@ -177,6 +177,7 @@ StoreAnalysis analyze_store(const StorePlan& plan, const AnalyzeOptions& options
   for (std::size_t pos = 0; pos < C; ++pos) {
     const int32_t c = plan.checkpoints[pos];
     const auto data = store.prompts(c, 0, prompts);
+    store.check_unit_sums(c, data);  // a damaged or altered file is not analysed
     attn.add_checkpoint([&](int32_t source, double w, double* acc) {
       const float* v = data.attn.data() + plan.prompts[source] * attn_neurons;
       for (int64_t i = 0; i < attn_neurons; ++i) acc[i] += w * v[i];

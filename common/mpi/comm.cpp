@@ -56,11 +56,29 @@ std::optional<transport::Message> MpiTransport::poll(int source) {
   return take(comm_.get(), status);
 }
 
+namespace {
+
+// Between probes: spin for the first 64, then back off to 1 ms.
+void idle_wait(int idle) {
+  if (idle >= 64)
+    std::this_thread::sleep_for(std::chrono::microseconds(std::min(1000, 16 * (idle - 63))));
+}
+
+}  // namespace
+
 transport::Message MpiTransport::receive(int source) {
   for (int idle = 0;; ++idle) {
     if (auto m = poll(source)) return std::move(*m);
-    if (idle >= 64)
-      std::this_thread::sleep_for(std::chrono::microseconds(std::min(1000, 16 * (idle - 63))));
+    idle_wait(idle);
+  }
+}
+
+std::optional<transport::Message> MpiTransport::receive_for(double seconds, int source) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  for (int idle = 0;; ++idle) {
+    if (auto m = poll(source)) return m;
+    if (std::chrono::steady_clock::now() >= until) return std::nullopt;
+    idle_wait(idle);
   }
 }
 

@@ -47,6 +47,8 @@ class MpiTransport : public transport::Transport {
   void send(int dest, sweep::MessageKind kind, const std::vector<uint8_t>& bytes) override;
   transport::Message receive(int source = transport::kAnySource) override;
   std::optional<transport::Message> poll(int source = transport::kAnySource) override;
+  std::optional<transport::Message> receive_for(double seconds,
+                                                int source = transport::kAnySource) override;
   std::string broadcast(const std::string& text) override;
   std::optional<transport::RankError> agree_error(const std::string& error) override;
 

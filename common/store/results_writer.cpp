@@ -1,5 +1,6 @@
 #include "common/store/results_writer.hpp"
 
+#include <cmath>
 #include <filesystem>
 
 #include "common/store/sweep_schema.hpp"
@@ -14,6 +15,22 @@ std::vector<int64_t> concat(std::vector<int64_t> a, const std::vector<int64_t>& 
   return a;
 }
 
+// Non-finite importances are refused by name before anything is written: a
+// unit never stores NaN or Inf silently (its flag stays unset).
+void check_finite(const char* name, const float* v, int64_t n, int64_t per_prompt) {
+  if (!v) return;
+  int64_t bad = 0, first = -1;
+  for (int64_t i = 0; i < n * per_prompt; ++i) {
+    if (!std::isfinite(v[i]) && bad++ == 0) first = i;
+  }
+  if (bad > 0) {
+    throw StoreError(std::to_string(bad) + " non-finite value(s) (NaN or Inf) in " + name +
+                     ", the first at prompt " + std::to_string(first / per_prompt) +
+                     " of the block, element " + std::to_string(first % per_prompt) +
+                     ": nothing of it is written");
+  }
+}
+
 }  // namespace
 
 void write_results(const std::map<std::string, h5::Dataset>& datasets,
@@ -21,6 +38,9 @@ void write_results(const std::map<std::string, h5::Dataset>& datasets,
                    const core::ModelShape& sh, const PromptResults& r) {
   const int64_t L = sh.num_layers, A = sh.attn_width(), I = sh.intermediate_size;
   const int64_t k = sh.experts_per_token;
+  check_finite(schema::kBaseLogprob, r.base_logprob, r.n, 1);
+  check_finite(schema::kAttn, r.attn, r.n, L * A);
+  check_finite(schema::kFfn, r.ffn, r.n, L * sh.ffn_active_width());
   const auto write = [&](const char* name, const std::vector<int64_t>& inner, const auto* data) {
     const auto it = datasets.find(name);
     if (it == datasets.end()) return;  // not kept ([store] per_prompt) or not this kind of model

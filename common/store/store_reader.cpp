@@ -2,6 +2,7 @@
 // checks, tools) and the Reader of lpi-analyze and lpi-query.
 #include "common/store/store_reader.hpp"
 
+#include <cmath>
 #include <filesystem>
 
 #include "common/store/sweep_schema.hpp"
@@ -9,10 +10,9 @@
 namespace lpi::store {
 using namespace schema;
 
-StoreInfo read_store_info(const std::string& path) {
-  if (!std::filesystem::exists(path)) throw StoreError("store " + path + " does not exist");
-  if (!h5::File::is_hdf5(path))
-    throw StoreError(path + " is not an HDF5 file, so not a sweep store");
+namespace {
+
+StoreInfo read_info(const std::string& path) {
   const auto f = h5::File::open(path);
   const auto str = [&](const h5::Node& n, const std::string& name) {
     return n.attribute(name).read<std::string>();
@@ -95,6 +95,22 @@ StoreInfo read_store_info(const std::string& path) {
   return info;
 }
 
+}  // namespace
+
+StoreInfo read_store_info(const std::string& path) {
+  if (!std::filesystem::exists(path)) throw StoreError("store " + path + " does not exist");
+  if (!h5::File::is_hdf5(path))
+    throw StoreError(path + " is not an HDF5 file, so not a sweep store");
+  try {
+    return read_info(path);
+  } catch (const h5::Error& e) {
+    // Held open for writing by another process: the caller says so.
+    if (std::string(e.what()).find("unable to lock") != std::string::npos) throw;
+    throw StoreError("store " + path + " cannot be read: it is truncated or damaged (" + e.what() +
+                     ")");
+  }
+}
+
 Reader::Reader(const std::string& path)
     : path_(path), info_(read_store_info(path)), file_(h5::File::open(path)) {}
 
@@ -124,6 +140,41 @@ PromptSlab Reader::prompts(int32_t c, int64_t first, int64_t n) const {
     out.ffn = read<float>(kFfn, {c, first, 0, 0}, {1, n, L, I});
   }
   return out;
+}
+
+void Reader::check_unit_sums(int32_t c, const PromptSlab& all) const {
+  const auto& d = description();
+  const auto& sh = d.shape;
+  const int64_t L = sh.num_layers, A = sh.attn_width(), k = sh.experts_per_token;
+  const int64_t F = L * sh.ffn_active_width();
+  for (const auto& u : d.grid.units) {
+    if (u.checkpoint != c) continue;
+    const std::string what = "store " + path_ + ": unit " + std::to_string(u.id) + " (checkpoint " +
+                             d.grid.checkpoints[c].name + ", prompts " +
+                             std::to_string(u.first_prompt) + ".." +
+                             std::to_string(u.first_prompt + u.prompt_count - 1) + ")";
+    const int64_t p = u.first_prompt;
+    const bool attn = !all.attn.empty(), ffn = !all.ffn.empty();
+    const auto sums = unit_sums(sh, u.prompt_count, attn ? &all.attn[p * L * A] : nullptr,
+                                ffn ? &all.ffn[p * F] : nullptr,
+                                ffn && sh.is_moe() ? &all.expert_ids[p * L * k] : nullptr, what);
+    const auto compare = [&](const char* family, const char* dataset,
+                             const std::vector<double>& got) {
+      const auto want =
+          read<double>(dataset, {u.id, 0, 0}, {1, L, static_cast<int64_t>(got.size()) / L});
+      for (std::size_t i = 0; i < got.size(); ++i) {
+        if (got[i] != want[i] && !(std::isnan(got[i]) && std::isnan(want[i]))) {
+          throw StoreError(what + ": its per-prompt " + family +
+                           " importances do not add up to the sums written with them (neuron " +
+                           std::to_string(i) + ": " + std::to_string(got[i]) + ", recorded " +
+                           std::to_string(want[i]) +
+                           "): the file was changed or damaged after the sweep wrote it");
+        }
+      }
+    };
+    if (attn) compare("attention", kUnitAttnSum, sums.attn);
+    if (ffn) compare("FFN", kUnitFfnSum, sums.ffn);
+  }
 }
 
 std::vector<uint8_t> Reader::ablation_hits(int32_t c) const {

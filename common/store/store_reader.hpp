@@ -33,6 +33,10 @@ class Reader {
   std::vector<float> ffn_mean(int32_t checkpoint) const;
   // The per-prompt tensors of prompts [first, first + n) at a checkpoint.
   PromptSlab prompts(int32_t checkpoint, int64_t first, int64_t n) const;
+  // Every unit of the checkpoint: its prompts' tensors in `all` (prompts
+  // [0, P)) add up to the sums written with them, bit for bit; else throws
+  // StoreError naming the unit (the file was changed or damaged since).
+  void check_unit_sums(int32_t checkpoint, const PromptSlab& all) const;
   // ablation/hit_at_10 of a checkpoint: [P, M].
   std::vector<uint8_t> ablation_hits(int32_t checkpoint) const;
   // Any selection of a dataset of the table, by its path (schema::kAttn, ...).

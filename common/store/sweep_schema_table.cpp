@@ -21,10 +21,10 @@ const std::vector<Entry> kTable = {
     // path, type, shape, chunk lead, fill, writer, phase, model, in the attribution file, meaning
     {"checkpoints/name", str, {D::C}, 0, never, creation, always, any, false, "revision folder name (`step{N}-tokens{M}`), by step"},
     {"checkpoints/path", str, {D::C}, 0, never, creation, always, any, false, "its path"},
-    {"checkpoints/header_hash", str, {D::C}, 0, never, creation, always, any, false, "an FNV-1a hash of config.json and every safetensors header: a resume refuses a checkpoint whose files changed"},
+    {"checkpoints/header_hash", str, {D::C}, 0, never, creation, always, any, false, "an FNV-1a hash of config.json, every safetensors header and 8 sampled 4 KiB blocks of its data: a resume, and a worker loading it, refuse a checkpoint whose files changed"},
     {"checkpoints/step", i64, {D::C}, 0, never, creation, always, any, false, "from the name"},
     {"checkpoints/tokens", i64, {D::C}, 0, never, creation, always, any, false, "from the name (`41B` = 41e9)"},
-    {"checkpoints/bytes", i64, {D::C}, 0, never, creation, always, any, false, "size of the folder's files"},
+    {"checkpoints/bytes", i64, {D::C}, 0, never, creation, always, any, false, "size of its config.json, safetensors and index files"},
     {"relations/id", str, {D::R}, 0, never, creation, always, any, true, "relation ids"},
     {"relations/file", str, {D::R}, 0, never, creation, always, any, true, "their JSON files"},
     {"prompts/relation", i32, {D::P}, 0, never, creation, always, any, true, "relation index"},

@@ -27,8 +27,18 @@ uint64_t fnv1a(uint64_t h, const void* data, std::size_t n) {
 
 CheckpointFingerprint checkpoint_fingerprint(const std::string& folder) {
   std::vector<fs::path> files;
+  // The files the engine reads: config.json, the weights and their index
+  // (not the tokenizer: the store holds the prompts' token ids).
+  const auto engine_reads = [](const std::string& name) {
+    const auto ends = [&](const std::string& tail) {
+      return name.size() >= tail.size() &&
+             name.compare(name.size() - tail.size(), tail.size(), tail) == 0;
+    };
+    return name == "config.json" || ends(".safetensors") || ends(".safetensors.index.json");
+  };
   for (const auto& e : fs::directory_iterator(folder)) {
-    if (e.is_regular_file()) files.push_back(e.path());
+    if (e.is_regular_file() && engine_reads(e.path().filename().string()))
+      files.push_back(e.path());
   }
   std::sort(files.begin(), files.end());
   CheckpointFingerprint out;
@@ -37,12 +47,14 @@ CheckpointFingerprint checkpoint_fingerprint(const std::string& folder) {
     const auto size = static_cast<int64_t>(fs::file_size(f));
     out.bytes += size;
     const auto name = f.filename().string();
-    const bool json = f.extension() == ".json", st = f.extension() == ".safetensors";
-    if (!json && !st) continue;
+    const bool st = f.extension() == ".safetensors";
     h = fnv1a(h, name.data(), name.size());
     h = fnv1a(h, &size, sizeof size);
     std::ifstream in(f, std::ios::binary);
-    // JSON files whole (small); a safetensors file's 8-byte length and header.
+    // JSON files whole (small); a safetensors file's 8-byte length and header,
+    // then blocks sampled evenly across its tensor data: a file rewritten with
+    // other weights of the same shapes (another revision, a retrained run)
+    // has the same header but not the same data.
     int64_t take = std::min<int64_t>(size, int64_t{64} << 20);
     if (st && size >= 8) {
       uint64_t n = 0;
@@ -53,11 +65,37 @@ CheckpointFingerprint checkpoint_fingerprint(const std::string& folder) {
     std::string buf(static_cast<std::size_t>(take), '\0');
     in.read(buf.data(), take);
     h = fnv1a(h, buf.data(), static_cast<std::size_t>(in.gcount()));
+    if (st && take < size) {
+      constexpr int64_t kBlocks = 8, kBlock = 4096;
+      const int64_t data = size - take, block = std::min(kBlock, data);
+      std::string sample(static_cast<std::size_t>(block), '\0');
+      for (int64_t b = 0; b < kBlocks; ++b) {
+        in.clear();
+        in.seekg(take + (data - block) * b / (kBlocks - 1));
+        in.read(sample.data(), block);
+        h = fnv1a(h, sample.data(), static_cast<std::size_t>(in.gcount()));
+      }
+    }
   }
   char hex[17];
   std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
   out.hash = hex;
   return out;
+}
+
+std::string checkpoint_change(const std::string& folder, int64_t recorded_bytes,
+                              const std::string& recorded_hash) {
+  if (!fs::is_directory(folder)) return "no longer there";
+  const auto fp = checkpoint_fingerprint(folder);
+  if (fp.bytes != recorded_bytes) {
+    return std::to_string(fp.bytes) + " bytes, the store recorded " +
+           std::to_string(recorded_bytes);
+  }
+  if (fp.hash != recorded_hash) {
+    return "config.json, safetensors header or sampled data hash " + fp.hash +
+           ", the store recorded " + recorded_hash;
+  }
+  return "";
 }
 
 namespace {
@@ -117,6 +155,26 @@ SweepStore::~SweepStore() {
   ds_.clear();
 }
 
+UnitSums unit_sums(const ModelShape& sh, int64_t n, const float* attn, const float* ffn,
+                   const int32_t* expert_ids, const std::string& what) {
+  const int64_t L = sh.num_layers, A = sh.attn_width(), k = sh.experts_per_token;
+  const int64_t F = L * sh.ffn_active_width();
+  UnitSums s{std::vector<double>(L * A, 0.0), std::vector<double>(sh.ffn_neurons(), 0.0)};
+  for (int64_t p = 0; p < n; ++p) {
+    if (attn) {
+      for (int64_t i = 0; i < L * A; ++i) s.attn[i] += attn[p * L * A + i];
+    }
+    if (!ffn) continue;
+    try {
+      core::add_ffn_values(sh, &ffn[p * F], sh.is_moe() ? &expert_ids[p * L * k] : nullptr, 1.0,
+                           s.ffn.data(), what + ", prompt " + std::to_string(p));
+    } catch (const core::LayoutError& e) {
+      throw StoreError(e.what());
+    }
+  }
+  return s;
+}
+
 void SweepStore::write_unit(const sweep::WorkUnit& u, const UnitResult& r) {
   const std::lock_guard<std::recursive_mutex> lock(*mutex_);
   const auto& sh = d_.shape;
@@ -135,25 +193,20 @@ void SweepStore::write_unit(const sweep::WorkUnit& u, const UnitResult& r) {
   expect(kAttn, r.attn.size(), L * A);
   expect(kFfn, r.ffn.size(), L * sh.ffn_active_width());
   if (sh.is_moe()) expect(kExpertIds, r.expert_ids.size(), L * k);
-  // The unit's sums over its prompts, in prompt order (float64), with the
-  // MoE's chosen experts scattered into the full expert layout.
-  std::vector<double> attn_sum(L * A, 0.0), ffn_sum(sh.ffn_neurons(), 0.0);
-  const int64_t F = L * sh.ffn_active_width();
-  for (int64_t p = 0; p < n; ++p) {
-    for (int64_t i = 0; i < L * A; ++i) attn_sum[i] += r.attn[p * L * A + i];
-    try {
-      core::add_ffn_values(sh, &r.ffn[p * F], sh.is_moe() ? &r.expert_ids[p * L * k] : nullptr, 1.0,
-                           ffn_sum.data(), what + ", prompt " + std::to_string(p));
-    } catch (const core::LayoutError& e) {
-      throw StoreError(e.what());
-    }
-  }
+  const auto sums = unit_sums(sh, n, r.attn.data(), r.ffn.data(),
+                              sh.is_moe() ? r.expert_ids.data() : nullptr, what);
   const auto hit = core::hits_of_ranks(r.gold_rank);
   const PromptResults view{
       n, r.target.data(), r.base_logprob.data(), r.attn.data(), r.ffn.data(), r.expert_ids.data()};
-  write_results(ds_, {u.checkpoint, u.first_prompt}, {1, n}, sh, view);
-  ds(kUnitAttnSum).select({u.id, 0, 0}, {1, L, A}).write(attn_sum);
-  ds(kUnitFfnSum).select({u.id, 0, 0}, {1, L, sh.ffn_width()}).write(ffn_sum);
+  try {
+    write_results(ds_, {u.checkpoint, u.first_prompt}, {1, n}, sh, view);
+  } catch (const StoreError& e) {
+    throw StoreError(what + " (checkpoint " + d_.grid.checkpoints[u.checkpoint].name +
+                     ", prompts " + std::to_string(u.first_prompt) + ".." +
+                     std::to_string(u.first_prompt + n - 1) + "): " + e.what());
+  }
+  ds(kUnitAttnSum).select({u.id, 0, 0}, {1, L, A}).write(sums.attn);
+  ds(kUnitFfnSum).select({u.id, 0, 0}, {1, L, sh.ffn_width()}).write(sums.ffn);
   ds(kHit).select({u.checkpoint, u.first_prompt}, {1, n}).write(hit);
   ds(kGoldRank).select({u.checkpoint, u.first_prompt}, {1, n}).write(r.gold_rank);
 }

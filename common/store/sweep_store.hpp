@@ -66,13 +66,18 @@ struct SweepDescription {
   std::vector<std::vector<int32_t>> prompt_ids;
 };
 
-// A checkpoint folder's identity: total bytes of its files and a hash over
-// config.json and every safetensors header (cheap: no tensor data is read).
+// A checkpoint folder's identity: total bytes of the files the engine reads
+// (config.json, *.safetensors, the index) and a hash over config.json, the
+// index, every safetensors header and 8 blocks of 4 KiB sampled evenly across
+// each file's tensor data (cheap: 32 KiB of data read per file).
 struct CheckpointFingerprint {
   int64_t bytes = 0;
   std::string hash;  // hex FNV-1a 64
 };
 CheckpointFingerprint checkpoint_fingerprint(const std::string& folder);
+// How the folder differs from what the store recorded of it ("" when not).
+std::string checkpoint_change(const std::string& folder, int64_t recorded_bytes,
+                              const std::string& recorded_hash);
 
 // One unit's results, plain data, row-major, n = unit.prompt_count.
 struct UnitResult {
@@ -106,6 +111,16 @@ using core::AblationMasks;  // common/core/ablation.hpp
 struct StoreError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
+
+// A unit's float64 sums over its prompts, in prompt order, with the MoE's
+// chosen experts scattered into the full expert layout: what write_unit
+// stores beside the per-prompt tensors, and what a reader recomputes from
+// them to find a damaged file (equal bits when nothing changed).
+struct UnitSums {
+  std::vector<double> attn, ffn;  // [L, A], [L, W]
+};
+UnitSums unit_sums(const ModelShape& shape, int64_t n, const float* attn, const float* ffn,
+                   const int32_t* expert_ids, const std::string& what);
 
 // What a store holds, read without MPI (status, resume checks, tools).
 struct StoreInfo {

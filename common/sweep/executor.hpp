@@ -17,11 +17,6 @@ namespace lpi::sweep {
 enum class Phase : uint8_t { Attribution, Ablation };
 const char* phase_name(Phase phase);  // "attribution", "ablation"
 
-// Rank 0's word on what follows the attribution phase, broadcast to every
-// rank: the workers never vote on it.
-constexpr const char* kNextAblation = "ablation";
-constexpr const char* kNextNone = "none";
-
 // One unit's outcome: an error, or how its time was spent.
 struct UnitReport {
   std::optional<std::string> error;

@@ -30,7 +30,7 @@ namespace {
 // `origin` names the source in messages (a file, or a store); relative
 // folders are relative to `base`.
 SweepJob parse_job(std::istream& in, const fs::path& origin, const fs::path& base,
-                   const std::vector<std::string>& overrides) {
+                   bool need_relations, const std::vector<std::string>& overrides) {
   SweepJob job;
   job.file = origin;
   const fs::path& file = origin;
@@ -94,7 +94,7 @@ SweepJob parse_job(std::istream& in, const fs::path& origin, const fs::path& bas
   job.relations = resolve(relations);
   if (!fs::is_directory(job.revisions))
     fail("model.revisions", job.revisions.string() + " is not a folder");
-  if (!fs::is_directory(job.relations))
+  if (need_relations && !fs::is_directory(job.relations))
     fail("relations.folder", job.relations.string() + " is not a folder");
   job.checkpoint_list = split(list, ',');
   job.relation_select = split(select, ',');
@@ -160,7 +160,7 @@ std::string join(const std::vector<std::string>& items) {
 SweepJob read_sweep_job(const fs::path& file, const std::vector<std::string>& overrides) {
   std::ifstream in(file);
   if (!in) throw SweepJobError("job file " + file.string() + " cannot be opened");
-  return parse_job(in, file, file.parent_path(), overrides);
+  return parse_job(in, file, file.parent_path(), true, overrides);
 }
 
 std::map<std::string, std::string> job_settings(const SweepJob& job) {
@@ -209,7 +209,9 @@ SweepJob job_from_settings(const std::map<std::string, std::string>& settings,
     text << "[" << section << "]\n";
     for (const auto& [k, v] : items) text << k << " = " << v << "\n";
   }
-  return parse_job(text, origin, fs::current_path(), overrides);
+  // A store's job: its prompts and token ids are in the store, so the
+  // relations folder (and the tokenizer) may be gone by now.
+  return parse_job(text, origin, fs::current_path(), false, overrides);
 }
 
 std::vector<CheckpointRef> select_checkpoints(const SweepJob& job) {

@@ -48,6 +48,7 @@ SweepJob read_sweep_job(const std::filesystem::path& file,
 // and what resume compares.
 std::map<std::string, std::string> job_settings(const SweepJob& job);
 // The job back from its settings (a store's); `origin` names them in errors.
+// Its relations folder need not exist any more (the store holds the prompts).
 SweepJob job_from_settings(const std::map<std::string, std::string>& settings,
                            const std::string& origin,
                            const std::vector<std::string>& overrides = {});

@@ -101,7 +101,9 @@ void fields(UnitFailed& m, F& f) {
   f(m.error);
 }
 template <class F>
-void fields(Shutdown&, F&) {}
+void fields(Shutdown& m, F& f) {
+  f(m.next_phase);
+}
 
 template <class M>
 std::vector<uint8_t> write(M m, MessageKind kind) {
@@ -161,7 +163,10 @@ UnitFailed decode_unit_failed(const std::vector<uint8_t>& bytes) {
   return read<UnitFailed>(bytes, MessageKind::UnitFailed);
 }
 Shutdown decode_shutdown(const std::vector<uint8_t>& bytes) {
-  return read<Shutdown>(bytes, MessageKind::Shutdown);
+  const auto m = read<Shutdown>(bytes, MessageKind::Shutdown);
+  if (m.next_phase < -1 || m.next_phase > 1)
+    Reader(bytes, MessageKind::Shutdown).fail("no phase " + std::to_string(m.next_phase));
+  return m;
 }
 
 }  // namespace lpi::sweep

@@ -13,14 +13,14 @@
 
 namespace lpi::sweep {
 
-constexpr uint8_t kProtocolVersion = 2;
+constexpr uint8_t kProtocolVersion = 3;
 
 enum class MessageKind : int {
   WorkRequest = 1,  // worker -> coordinator: give me a unit (I have checkpoint `loaded`)
   Assign = 2,       // coordinator -> worker: compute this unit
   UnitDone = 3,     // worker -> coordinator: written and flushed to the store
   UnitFailed = 4,   // worker -> coordinator: could not compute it (the worker lives on)
-  Shutdown = 5,     // coordinator -> worker: no more work, exit
+  Shutdown = 5,     // coordinator -> worker: the phase is over; what comes next
   // transport -> coordinator: the worker is gone (never sent by a worker; no
   // payload). The in-process transport reports it; MPI ends the job instead.
   WorkerLost = 6,
@@ -49,7 +49,11 @@ struct UnitFailed {
   int32_t unit = 0;
   std::string error;
 };
-struct Shutdown {};
+// Sent once every worker has asked for work the phase no longer has: rank 0
+// alone decides what follows (the workers have no vote).
+struct Shutdown {
+  int32_t next_phase = -1;  // a sweep::Phase as int (common/sweep/executor.hpp), -1: none, stop
+};
 
 std::vector<uint8_t> encode(const WorkRequest& m);
 std::vector<uint8_t> encode(const Assign& m);

@@ -1,5 +1,7 @@
 #include "common/transport/in_process.hpp"
 
+#include <algorithm>
+#include <chrono>
 #include <stdexcept>
 #include <string>
 
@@ -71,6 +73,14 @@ Message InProcessHub::Endpoint::receive(int source) {
   std::optional<Message> m;
   hub_.arrived_.wait(lock, [&] { return (m = hub_.take(rank_, source)).has_value(); });
   return std::move(*m);
+}
+
+std::optional<Message> InProcessHub::Endpoint::receive_for(double seconds, int source) {
+  std::unique_lock<std::mutex> lock(hub_.mutex_);
+  std::optional<Message> m;
+  hub_.arrived_.wait_for(lock, std::chrono::duration<double>(std::max(0.0, seconds)),
+                         [&] { return (m = hub_.take(rank_, source)).has_value(); });
+  return m;
 }
 
 std::optional<Message> InProcessHub::Endpoint::poll(int source) {

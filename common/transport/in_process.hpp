@@ -34,6 +34,7 @@ class InProcessHub {
     void send(int dest, sweep::MessageKind kind, const std::vector<uint8_t>& bytes) override;
     Message receive(int source = kAnySource) override;
     std::optional<Message> poll(int source = kAnySource) override;
+    std::optional<Message> receive_for(double seconds, int source = kAnySource) override;
     std::string broadcast(const std::string& text) override;
     std::optional<RankError> agree_error(const std::string& error) override;
     // This rank is gone: rank 0 gets WorkerLost (once; nothing if rank 0 leaves).

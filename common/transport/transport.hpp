@@ -42,6 +42,8 @@ class Transport {
   virtual Message receive(int source = kAnySource) = 0;
   // The next message if one has arrived, without waiting.
   virtual std::optional<Message> poll(int source = kAnySource) = 0;
+  // The next message if one arrives within `seconds` (rank 0's unit timeouts).
+  virtual std::optional<Message> receive_for(double seconds, int source = kAnySource) = 0;
 
   // Collective: every rank returns rank 0's `text` (the others' is ignored).
   virtual std::string broadcast(const std::string& text) = 0;

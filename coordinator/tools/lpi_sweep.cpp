@@ -8,6 +8,10 @@
 //   lpi-sweep --status --store olmoe.h5          (what is done, per checkpoint)
 //   lpi-sweep --job FILE --store FILE --dry-run  (the grid and the store size)
 // Job keys can be overridden: --set section.key=value, or --section.key=value.
+// Exit status: 0 every unit done; 1 units failed or left undone (resume);
+// 2 bad input, nothing written; 3 aborted mid-run (resume); 4 a worker hung
+// and never answered again, the job was ended by MPI_Abort (what is marked
+// done is complete; resume for the rest).
 #include <mpi.h>
 #include <unistd.h>
 
@@ -20,6 +24,7 @@
 
 #include "common/log/log.hpp"
 #include "common/mpi/comm.hpp"
+#include "common/store/store_lock.hpp"
 #include "common/transport/in_process.hpp"
 #include "coordinator/sweep_book.hpp"
 #include "coordinator/sweep_run.hpp"
@@ -54,6 +59,9 @@ po::options_description options(Cli& c) {
       ("dry-run", po::bool_switch(&c.dry_run), "print the grid, the unit count and the store size; write nothing")
       ("status", po::bool_switch(&c.status), "print what the store holds, per checkpoint")
       ("progress-every", po::value(&c.run.progress_seconds)->default_value(10.0), "seconds between progress lines")
+      ("unit-timeout", po::value(&c.run.unit_timeout)->default_value(1800.0),
+       "seconds a worker may take for one unit (its checkpoint's load included) before the unit goes "
+       "to another worker and the silent one is taken as hung; 0: no limit")
       ("threads", po::value(&c.threads)->default_value(1),
        "CPU threads per worker (libtorch and OpenBLAS); stores are bit-equal for equal counts")
       ("verbose,v", po::bool_switch(&c.verbose), "log every unit");
@@ -147,6 +155,10 @@ co::RunSummary sweep(const lpi::mpi::Comm& comm, lpi::transport::Transport& worl
     // The worker thread is this process: units/rank records rank 0.
     summary = co::coordinate_sweep(hub.endpoint(0), co::store_plan(store, [](int) { return 0; }),
                                    options);
+    if (!summary.hung.empty()) {
+      worker.detach();  // it never answered again: the caller ends the process
+      return summary;
+    }
   } catch (const std::exception& e) {
     // The worker thread cannot go on without the coordinator, and unwinding
     // would destroy what it uses: end the job here. What is marked done stays.
@@ -171,7 +183,11 @@ int run(int argc, char** argv, const lpi::mpi::Comm& comm) {
              "process)\n"
              "       lpi-sweep --resume --store FILE.h5 | --status --store FILE.h5\n"
              "       any job key also as --section.key=value (e.g. --units.prompts_per_unit=16)\n\n"
-          << options(cli) << "\n";
+          << options(cli)
+          << "\nexit status: 0 every unit done; 1 units failed or left undone (resume); 2 bad "
+             "input\n"
+             "or a store in use, nothing written; 3 aborted mid-run (resume); 4 a worker hung and\n"
+             "never answered, the job was ended (what is marked done is complete; resume)\n";
     }
     return 0;
   }
@@ -183,8 +199,11 @@ int run(int argc, char** argv, const lpi::mpi::Comm& comm) {
   }
   lpi::store::SweepDescription description;
   lpi::sweep::SweepJob job;
+  std::optional<lpi::store::StoreLock> lock;  // rank 0's, for the whole run
   if (auto rc = together(world, 2, [&] {
         if (cli.store.empty()) throw po::error("--store is required");
+        // One run per store at a time: taken before anything is looked at.
+        if (comm.rank() == 0 && !cli.dry_run) lock.emplace(cli.store, "lpi-sweep " LPI_VERSION);
         if (cli.resume) {
           auto info = lpi::store::read_store_info(cli.store);
           if (!cli.job.empty()) {
@@ -263,9 +282,22 @@ int run(int argc, char** argv, const lpi::mpi::Comm& comm) {
     end = now_utc() + " end: " + std::to_string(summary.done) + "/" +
           std::to_string(summary.total) + " units done, " + std::to_string(summary.given_up) +
           " given up";
+    for (int w : summary.retired) end += ", rank " + std::to_string(w) + " hung (answered later)";
+    if (!summary.hung.empty()) {
+      // A silent rank cannot take part in closing the file together: record
+      // the end (raw data, like every write after creation) and stop the job.
+      std::string ranks;
+      for (int w : summary.hung) ranks += (ranks.empty() ? "" : ", ") + std::to_string(w);
+      store->append_run(end + ", rank(s) " + ranks +
+                        " hung and never answered: ended by MPI_Abort");
+      LPI_LOG(fatal) << "rank(s) " << ranks << " hung and never answered again; ending the job "
+                     << "(what is marked done is complete; resume with --resume --store "
+                     << cli.store << "; check the node of rank(s) " << ranks << ")";
+      MPI_Abort(comm.get(), 4);
+    }
   }
   store->close(world.broadcast(end));
-  int rc = summary.given_up > 0 ? 1 : 0;
+  int rc = summary.done < summary.total ? 1 : 0;
   MPI_Bcast(&rc, 1, MPI_INT, 0, comm.get());
   return rc;
 }

@@ -1,7 +1,7 @@
 // An Executor for the loops' tests: it "computes" a unit by counting it,
 // fails the units it is told to (always, or once), holds the checkpoint of
-// its last unit, and can die in the middle of a unit (its thread then leaves
-// the transport without answering).
+// its last unit, can die in the middle of a unit (its thread then leaves
+// the transport without answering) or stop in one (before_unit: a hang).
 #pragma once
 
 #include <atomic>
@@ -29,10 +29,13 @@ class FakeExecutor : public sweep::Executor {
   std::set<int32_t> always_fails, fails_once;
   int die_after = -1;                   // throws WorkerDied on the unit after this many
   std::function<void()> on_first_unit;  // called at the start of the first unit
+  // Called at the start of every unit (a test may block in it: a hung worker).
+  std::function<void(const sweep::WorkUnit&)> before_unit;
   int loads = 0, started = 0;
 
   sweep::UnitReport run(sweep::Phase phase, const sweep::WorkUnit& u, int32_t) override {
     if (started == 0 && on_first_unit) on_first_unit();
+    if (before_unit) before_unit(u);
     if (started++ == die_after) throw WorkerDied{u.id};
     if (loaded_ != u.checkpoint) ++loads;
     loaded_ = u.checkpoint;

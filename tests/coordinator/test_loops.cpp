@@ -7,10 +7,12 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <mutex>
 #include <thread>
 
 #include "common/transport/in_process.hpp"
+#include "coordinator/loop.hpp"
 #include "coordinator/sweep_run.hpp"
 #include "fake_executor.hpp"
 #include "worker/loop/worker_loop.hpp"
@@ -65,7 +67,9 @@ struct Outcome {
 Outcome run_sweep(const sweep::Grid& grid, int workers, Book& attribution, Book* ablation,
                   std::vector<std::atomic<int>>& counts_a, std::vector<std::atomic<int>>& counts_b,
                   const std::function<void(int, testing::FakeExecutor&)>& setup,
-                  const std::function<bool(const coordinator::PhaseSummary&)>& decide) {
+                  const std::function<bool(const coordinator::PhaseSummary&)>& decide,
+                  coordinator::RunOptions options = {},
+                  const std::function<void(transport::InProcessHub&)>& before_join = nullptr) {
   transport::InProcessHub hub(workers + 1);
   Outcome out;
   out.served.assign(static_cast<std::size_t>(workers), 0);
@@ -98,9 +102,9 @@ Outcome run_sweep(const sweep::Grid& grid, int workers, Book& attribution, Book*
       return decide(s);
     };
   }
-  coordinator::RunOptions options;
   options.progress_seconds = 1e9;
   out.summary = coordinator::coordinate_sweep(hub.endpoint(0), plan, options);
+  if (before_join) before_join(hub);
   for (auto& t : threads) t.join();
   return out;
 }
@@ -192,6 +196,97 @@ TEST(Loops, LostWorkersUnitGoesToAnother) {
   }
   EXPECT_TRUE(out.summary.ablation_ran);
   EXPECT_EQ(out.served[1], 0u);  // the dead worker returned nothing (its count is lost)
+}
+
+// Blocks the unit's thread until released: a worker that hangs mid-unit.
+struct Gate {
+  std::mutex m;
+  std::condition_variable cv;
+  bool open = false;
+  std::atomic<bool> entered{false};
+  void hold() {
+    entered = true;
+    std::unique_lock<std::mutex> lock(m);
+    cv.wait(lock, [&] { return open; });
+  }
+  void release() {
+    std::lock_guard<std::mutex> lock(m);
+    open = true;
+    cv.notify_all();
+  }
+};
+
+TEST(Loops, HungWorkersUnitGoesToAnotherAndItIsRetiredWhenItAnswers) {
+  const auto grid = make_grid();
+  Book a(grid, sweep::Phase::Attribution), b(grid, sweep::Phase::Ablation);
+  std::vector<std::atomic<int>> ca(grid.units.size()), cb(grid.units.size());
+  // Worker 2 stops in its third unit and stays stopped until another worker
+  // has redone that unit; then it answers (late): its report is ignored and
+  // it is told to stop; the others finish both phases.
+  Gate gate;
+  std::atomic<int32_t> stuck{-1};
+  coordinator::RunOptions options;
+  options.unit_timeout = 1.0;
+  const auto out = run_sweep(
+      grid, 3, a, &b, ca, cb,
+      [&](int w, testing::FakeExecutor& e) {
+        if (w == 2) {
+          e.before_unit = [&, n = 0](const sweep::WorkUnit& u) mutable {
+            if (++n == 3) {
+              stuck = u.id;
+              gate.hold();
+            }
+          };
+        } else {
+          e.before_unit = [&](const sweep::WorkUnit&) {
+            // The first unit after the stuck one is redone: let worker 2 go.
+            const int32_t s = stuck;
+            if (s >= 0 && a.marks[s] == 1) gate.release();
+          };
+        }
+      },
+      [](auto&) { return true; }, options);
+  ASSERT_GE(stuck.load(), 0);
+  EXPECT_EQ(out.seen_by_ready.hung_workers, 1u);
+  EXPECT_EQ(out.seen_by_ready.done, grid.units.size());
+  for (std::size_t u = 0; u < grid.units.size(); ++u) {
+    EXPECT_EQ(a.marks[u], 1) << "unit " << u;  // recorded once, the late report ignored
+    EXPECT_EQ(b.marks[u], 1) << "unit " << u;
+    EXPECT_EQ(ca[u], static_cast<int32_t>(u) == stuck ? 2 : 1) << "unit " << u;
+  }
+  EXPECT_TRUE(out.summary.ablation_ran);
+  EXPECT_TRUE(out.summary.hung.empty());
+  EXPECT_EQ(out.summary.retired, std::vector<int>{2});
+  EXPECT_EQ(out.served[1], 3u);  // its two units and the late one; no ablation unit
+}
+
+TEST(Loops, WorkerSilentToTheEndIsReportedHung) {
+  const auto grid = make_grid();
+  Book a(grid, sweep::Phase::Attribution);
+  std::vector<std::atomic<int>> ca(grid.units.size()), cb(grid.units.size());
+  Gate gate;
+  coordinator::RunOptions options;
+  options.unit_timeout = 0.5;
+  std::size_t still_silent = 99;
+  const auto out = run_sweep(
+      grid, 2, a, nullptr, ca, cb,
+      [&](int w, testing::FakeExecutor& e) {
+        if (w == 1) e.before_unit = [&](const sweep::WorkUnit&) { gate.hold(); };
+      },
+      nullptr, options,
+      [&](transport::InProcessHub& hub) {
+        // coordinate_sweep gave up waiting; now rank 0 lets the worker go
+        // and answers it like the end of a run would.
+        gate.release();
+        coordinator::Departed away;
+        away.hung = {1};
+        still_silent = coordinator::wait_for_hung(hub.endpoint(0), away, 30);
+      });
+  EXPECT_TRUE(gate.entered);
+  EXPECT_EQ(out.summary.hung, std::vector<int>{1});
+  EXPECT_EQ(out.summary.done, grid.units.size());  // worker 2 did every unit
+  EXPECT_EQ(still_silent, 0u);
+  for (std::size_t u = 0; u < grid.units.size(); ++u) EXPECT_EQ(a.marks[u], 1) << "unit " << u;
 }
 
 TEST(Loops, ResumeSkipsWhatIsDone) {

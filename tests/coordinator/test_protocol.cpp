@@ -36,7 +36,10 @@ TEST(Protocol, MessagesRoundTrip) {
   const auto f = decode_unit_failed(encode(UnitFailed{3, error}));
   EXPECT_EQ(f.unit, 3);
   EXPECT_EQ(f.error, error);
-  EXPECT_NO_THROW(decode_shutdown(encode(Shutdown{})));
+  EXPECT_EQ(decode_shutdown(encode(Shutdown{})).next_phase, -1);
+  EXPECT_EQ(decode_shutdown(encode(Shutdown{1})).next_phase, 1);
+  EXPECT_NE(error_of([] { decode_shutdown(encode(Shutdown{7})); }).find("no phase 7"),
+            std::string::npos);
 }
 
 TEST(Protocol, MalformedMessagesAreNamedErrors) {

@@ -17,7 +17,15 @@
 #                    recomputation; its bad input (foreign, partial, differing
 #                    prompts, short range, lean store); per-prompt data untouched
 #   disk_full        a store on a full file system (a small tmpfs): refused before anything
-#                    is written, with the store, its size and the free space named
+#                    is written, with the store, its size and the free space named; a file
+#                    system that fills up mid-run: units fail unflagged, a resume completes
+#   lock             a second run on a store in use: refused by its lock, the holder named
+#   hang             a worker stopped mid-unit (SIGSTOP): its unit goes to the other after
+#                    --unit-timeout; it stays silent (exit 4) or comes back (told to stop)
+#   changed          a checkpoint's files replaced mid-run: its units fail by name
+#   nonfinite        NaN weights, overflowing importances: refused by checkpoint, not written
+#   damaged          truncated and overwritten stores: every tool exits 1..127 naming the file
+#   inputs           relations and tokenizer gone between a kill and the resume: not needed
 #   ablation         the masking phase: one process == mpirun -np 3, masks and
 #                    HIT@10 recomputed, the coordinator killed mid-phase and resumed
 # Environment: LPI_TOOLS_DIR (bin/), SWEEP_WORK (scratch), MPIEXEC, PYTHON.
@@ -42,6 +50,33 @@ expect_error() {
   [ "$got" = "$rc" ] || fail "'$*' exited $got, expected $rc; output: $out"
   grep -qF -- "$text" <<<"$out" || fail "'$*' did not say '$text'; output: $out"
   echo "ok: '$text' (exit $rc)"
+}
+
+# The processes of the run on store $1 (mpirun and its ranks, or the one
+# process), and the one that is MPI rank $2.
+run_pids() { pgrep -f -- "lpi-sweep .*--store $1( |$)" || true; }
+rank_pid() {
+  local p r
+  for p in $(run_pids "$1"); do
+    r=$(tr '\0' '\n' </proc/$p/environ 2>/dev/null | sed -n 's/^OMPI_COMM_WORLD_RANK=//p' || true)
+    [ "$r" = "$2" ] && echo "$p"
+  done
+  return 0
+}
+# signal_run SIG STORE: every process of the run (SIGSTOP holds the run still
+# between two of its steps, SIGCONT lets it go on).
+signal_run() {
+  local p
+  for p in $(run_pids "$2"); do kill -"$1" "$p" 2>/dev/null || true; done
+}
+# wait_log FILE TEXT SECONDS: until FILE says TEXT.
+wait_log() {
+  local i
+  for i in $(seq $(($3 * 10))); do
+    grep -qF -- "$2" "$1" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  fail "$1 did not say '$2' within $3 s: $(tail -5 "$1")"
 }
 
 # A sweep job over trajectory M (moe or dense) of the fixture.
@@ -421,6 +456,256 @@ disk_full)
   expect_error 2 "(disk full)" mpi 2 --job "$(job moe)" --store "$full/s.h5"
   [ -z "$(ls -A "$full")" ] || fail "a refused store left files: $(ls -A "$full")"
   if grep -q "Segmentation\|signal" <<<"$out"; then fail "died of a signal: $out"; fi
+  umount "$full"
+  # The file system fills up while units are written (another job takes the
+  # space): those units fail and are not flagged, the run says so and exits
+  # 1; once space is free again, a resume completes the same store.
+  size=$(($(stat -c %s "$work/ref-moe.h5") + (2 << 20)))
+  mount -t tmpfs -o size=$size tmpfs "$full" || fail "cannot mount a $size-byte tmpfs"
+  store=$full/s.h5
+  "$bin/lpi-sweep" --progress-every 60 --job "$(job moe)" --store "$store" >"$work/full-run.log" 2>&1 &
+  launcher=$!
+  check wait_units "$store" 40 60 || fail "the sweep did not start: $(tail -3 "$work/full-run.log")"
+  signal_run STOP "$store"
+  dd if=/dev/zero of="$full/filler" bs=64k 2>/dev/null || true
+  signal_run CONT "$store"
+  set +e
+  wait "$launcher"
+  rc=$?
+  set -e
+  out=$(cat "$work/full-run.log")
+  [ "$rc" = 1 ] || fail "a sweep on a file system that filled up exited $rc: $(tail -5 <<<"$out")"
+  grep -q "No space left on device" <<<"$out" || fail "the disk full is not named: $(tail -5 <<<"$out")"
+  grep -q "$store" <<<"$out" || fail "the store is not named: $(tail -5 <<<"$out")"
+  grep -q "given up" <<<"$out" || fail "no unit given up: $(tail -5 <<<"$out")"
+  done_then=$("$py" -c 'import h5py,sys; print(int(h5py.File(sys.argv[1],"r")["units/done"][...].sum()))' "$store")
+  [ "$done_then" -lt 560 ] || fail "every unit flagged although the disk filled up"
+  check equal_done "$work/ref-moe.h5" "$store"
+  rm -f "$full/filler"
+  sweep --resume --store "$store" >"$work/full-resume.log" 2>&1 || fail "the resume after freeing space: $(tail -3 "$work/full-resume.log")"
+  check complete "$store"
+  check equal "$work/ref-moe.h5" "$store"
+  echo "disk filled after $done_then of 560 units: exit 1, the rest flagged by the resume"
+  ;;
+lock)
+  # Two runs on one store: the second is refused by the first's lock (held
+  # for the whole run, here while the first is stopped), naming the holder.
+  store=$work/lock.h5
+  rm -f "$store" "$store.lock"
+  "$bin/lpi-sweep" --progress-every 60 --job "$(job moe)" --store "$store" >"$work/lock-1.log" 2>&1 &
+  first=$!
+  # Stopped past its third checkpoint, so that lpi-analyze --allow-partial gets as far as writing.
+  check wait_units "$store" 220 60 || fail "the first run did not start: $(tail -3 "$work/lock-1.log")"
+  signal_run STOP "$store"
+  expect_error 2 "is in use by lpi-sweep" sweep --resume --store "$store"
+  grep -qF "pid $first on host" <<<"$out" || fail "the holder (pid $first) is not named: $out"
+  expect_error 2 "is in use by lpi-sweep" mpi 2 --resume --store "$store"
+  expect_error 2 "is in use by lpi-sweep" "$bin/lpi-analyze" -q --store "$store" --allow-partial --bootstrap 2
+  sweep --status --store "$store" >/dev/null || fail "--status of a store in use"
+  signal_run CONT "$store"
+  wait "$first" || fail "the first run failed: $(tail -3 "$work/lock-1.log")"
+  [ ! -e "$store.lock" ] || fail "the lock file stayed after the run ended"
+  check complete "$store"
+  check equal "$work/ref-moe.h5" "$store"
+  # A run killed with its lock: the kernel released it; the resume takes over the file.
+  rm -f "$store"
+  "$bin/lpi-sweep" --progress-every 60 --job "$(job moe)" --store "$store" >"$work/lock-2.log" 2>&1 &
+  first=$!
+  check wait_units "$store" 20 60 || fail "the run did not start"
+  kill -9 "$first"
+  wait "$first" 2>/dev/null || true
+  [ -e "$store.lock" ] || fail "kill -9 left no lock file (expected one, unlocked)"
+  sweep --resume --store "$store" >"$work/lock-3.log" 2>&1 || fail "resume after kill -9: $(tail -3 "$work/lock-3.log")"
+  check equal "$work/ref-moe.h5" "$store"
+  ;;
+hang)
+  # A worker that hangs mid-unit (SIGSTOP: alive, silent). Its unit goes to
+  # the other worker after --unit-timeout; at the end rank 0 waits as long
+  # again, then ends the job (exit 4): every flagged unit is complete.
+  store=$work/hang.h5
+  rm -f "$store"
+  "$mpiexec" -np 3 --oversubscribe "$bin/lpi-sweep" --progress-every 60 --unit-timeout 5 \
+    --job "$(job moe)" --store "$store" >"$work/hang-1.log" 2>&1 &
+  launcher=$!
+  check wait_units "$store" 30 60 || fail "the sweep did not start: $(tail -3 "$work/hang-1.log")"
+  victim=$(rank_pid "$store" 2)
+  [ -n "$victim" ] || fail "no rank 2"
+  kill -STOP "$victim"
+  set +e
+  wait "$launcher"
+  rc=$?
+  set -e
+  kill -9 "$victim" 2>/dev/null || true
+  out=$(cat "$work/hang-1.log")
+  [ "$rc" = 4 ] || fail "a sweep with a hung rank exited $rc: $(tail -5 <<<"$out")"
+  grep -q "rank 2 has not reported unit .* within the unit timeout of 5 s" <<<"$out" ||
+    fail "the hung rank is not reported: $(tail -5 <<<"$out")"
+  grep -q "rank(s) 2 hung and never answered again" <<<"$out" || fail "no end message: $(tail -3 <<<"$out")"
+  check complete "$store"
+  check equal "$work/ref-moe.h5" "$store"
+  "$py" -c 'import h5py,sys; r=[x.decode() for x in h5py.File(sys.argv[1],"r")["runs/log"][...] if x]; assert "ended by MPI_Abort" in r[-1], r' "$store" ||
+    fail "the run history does not record the end"
+  echo "rank 2 stopped: its unit redone by rank 1, exit 4, store complete and equal to the reference"
+  # The hung worker comes back after the timeout: it is told to stop and the
+  # job ends normally with the other worker's results.
+  rm -f "$store"
+  "$mpiexec" -np 3 --oversubscribe "$bin/lpi-sweep" --progress-every 60 --unit-timeout 5 \
+    --job "$(job moe)" --store "$store" >"$work/hang-2.log" 2>&1 &
+  launcher=$!
+  check wait_units "$store" 30 60 || fail "the sweep did not start"
+  victim=$(rank_pid "$store" 2)
+  kill -STOP "$victim"
+  wait_log "$work/hang-2.log" "taken as hung" 60
+  kill -CONT "$victim"
+  wait "$launcher" || fail "the run whose worker came back failed: $(tail -5 "$work/hang-2.log")"
+  grep -q "rank 2 speaks again after its unit timed out" "$work/hang-2.log" || fail "no word of rank 2's return"
+  check complete "$store"
+  check equal "$work/ref-moe.h5" "$store"
+  ;;
+changed)
+  # A checkpoint's files replaced while the sweep runs (another revision of
+  # the same shapes: same header, other weights): its units fail by name and
+  # are not flagged; the others complete; a resume refuses the store.
+  rm -rf "$work/midrun" "$work/midrun.h5"
+  cp -r "$work/moe" "$work/midrun"
+  sed -e "s|$work/moe|$work/midrun|g" "$(job moe)" >"$work/job-midrun.ini"
+  last=$work/midrun/step40-tokens10240
+  "$bin/lpi-sweep" --progress-every 60 --job "$work/job-midrun.ini" --store "$work/midrun.h5" >"$work/midrun.log" 2>&1 &
+  launcher=$!
+  check wait_units "$work/midrun.h5" 20 60 || fail "the sweep did not start"
+  signal_run STOP "$work/midrun.h5"
+  cp "$work/midrun/step0-tokens0/model.safetensors" "$last/model.safetensors"
+  signal_run CONT "$work/midrun.h5"
+  set +e
+  wait "$launcher"
+  rc=$?
+  set -e
+  out=$(cat "$work/midrun.log")
+  [ "$rc" = 1 ] || fail "exit $rc: $(tail -5 <<<"$out")"
+  grep -q "checkpoint $last changed since the sweep started" <<<"$out" || fail "not named: $(tail -5 <<<"$out")"
+  status=$(sweep --status --store "$work/midrun.h5")
+  grep -q "^incomplete: 7/8 checkpoints attributed" <<<"$status" || fail "--status: $status"
+  check equal_done "$work/ref-moe.h5" "$work/midrun.h5"
+  expect_error 2 "$last: " sweep --resume --store "$work/midrun.h5"
+  ;;
+nonfinite)
+  # NaN in a checkpoint's weights, and weights that make the importances
+  # overflow: each checkpoint reported by name, nothing non-finite written.
+  rm -rf "$work/nan" "$work/nan.h5"
+  cp -r "$work/moe" "$work/nan"
+  "$py" - "$work/nan/step6-tokens1536/model.safetensors" "$work/nan/step27-tokens6912/model.safetensors" <<'PY'
+import json, struct, sys
+import numpy as np
+def poke(path, name, value, count):
+    with open(path, "r+b") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+        info = header[name]
+        assert info["dtype"] == "F32", info["dtype"]
+        begin = 8 + n + info["data_offsets"][0]
+        f.seek(begin)
+        f.write(np.full(count, value, dtype="<f4").tobytes())
+poke(sys.argv[1], "model.layers.1.mlp.experts.0.up_proj.weight", np.nan, 1)
+poke(sys.argv[2], "model.norm.weight", 3e38, 64)
+PY
+  sed -e "s|$work/moe|$work/nan|g" "$(job moe)" >"$work/job-nan.ini"
+  expect_error 1 "given up" mpi 3 --job "$work/job-nan.ini" --store "$work/nan.h5"
+  grep -q "step6-tokens1536: tensor 'model.layers.1.mlp.experts.0.up_proj.weight' holds 1 non-finite value" <<<"$out" ||
+    fail "the NaN weight is not named: $(grep -i "non-finite\|step6" <<<"$out" | head -3)"
+  grep -q "step27-tokens6912, prompts .*non-finite value(s) (NaN or Inf) in" <<<"$out" ||
+    fail "the non-finite importances are not named: $(grep -i "non-finite\|step27" <<<"$out" | head -3)"
+  status=$(sweep --status --store "$work/nan.h5")
+  grep -q "^incomplete: 6/8 checkpoints attributed" <<<"$status" || fail "--status: $status"
+  check equal_done "$work/ref-moe.h5" "$work/nan.h5"
+  "$py" - "$work/nan.h5" <<'PY'
+import sys, h5py, numpy as np
+with h5py.File(sys.argv[1], "r") as f:
+    done = f["units/done"][...].astype(bool)
+    units = np.flatnonzero(done)
+    sums = [f[n][units] for n in ["aggregates/unit_attn_sum", "aggregates/unit_ffn_sum"]]
+    assert all(np.isfinite(x).all() for x in sums), "a flagged unit has non-finite sums"
+    for u in units[::7]:
+        c, p0, n = (int(f["units/" + k][u]) for k in ["checkpoint", "first_prompt", "prompt_count"])
+        for name in ["importance/attn", "importance/ffn", "importance/base_logprob"]:
+            assert np.isfinite(f[name][c, p0:p0 + n]).all(), (name, u)
+print(f"ok: the {len(units)} flagged units hold finite values")
+PY
+  ;;
+damaged)
+  # Stores truncated or partly overwritten (a copy interrupted, a disk that
+  # lost blocks): every tool exits 1..127 with the file named, never by a
+  # signal, and the original is untouched.
+  d=$work/damaged
+  rm -rf "$d" && mkdir -p "$d"
+  ref=$work/ref-moe.h5
+  size=$(stat -c %s "$ref")
+  head -c $((size / 2)) "$ref" >"$d/half.h5"
+  head -c 1500 "$ref" >"$d/head.h5"
+  cp "$ref" "$d/super.h5"
+  dd if=/dev/urandom of="$d/super.h5" bs=512 count=1 conv=notrunc status=none
+  cp "$ref" "$d/tail.h5"
+  truncate -s $((size - 4096)) "$d/tail.h5"
+  : >"$d/empty.h5"
+  sum=$(sha256sum <"$ref")
+  for f in half head super tail empty; do
+    store=$d/$f.h5
+    for tool in status resume analyze query; do
+      case $tool in
+      status) cmd=("$bin/lpi-sweep" --status --store "$store") ;;
+      resume) cmd=("$bin/lpi-sweep" --progress-every 60 --resume --store "$store") ;;
+      analyze) cmd=("$bin/lpi-analyze" -q --store "$store" --bootstrap 2) ;;
+      query) cmd=("$bin/lpi-query" top --store "$store" --checkpoint 0 --family ffn) ;;
+      esac
+      set +e
+      out=$("${cmd[@]}" 2>&1)
+      rc=$?
+      set -e
+      if [ "$rc" -lt 1 ] || [ "$rc" -gt 127 ]; then
+        fail "$tool on the $f store exited $rc: $(tail -3 <<<"$out")"
+      fi
+      grep -qF "$store" <<<"$out" || fail "$tool on the $f store does not name it: $(tail -3 <<<"$out")"
+      echo "ok: $tool, $f store: exit $rc: $(grep -F "$store" <<<"$out" | head -1 | cut -c1-160)"
+    done
+  done
+  [ "$(sha256sum <"$ref")" = "$sum" ] || fail "the original store changed"
+  # Raw data overwritten where HDF5 sees nothing wrong (its metadata intact):
+  # lpi-analyze recomputes every unit's sums from the per-prompt tensors and
+  # refuses the store, naming the unit.
+  cp "$ref" "$d/raw.h5"
+  "$py" -c 'import h5py,sys; f=h5py.File(sys.argv[1],"r+"); f["importance/attn"][5, 3, 0, 7] += 1.0' "$d/raw.h5"
+  expect_error 2 "do not add up to the sums written with them" "$bin/lpi-analyze" -q --store "$d/raw.h5" --bootstrap 2
+  grep -q "store $d/raw.h5: unit [0-9]* (checkpoint [^,]*, prompts 3..3)" <<<"$out" || fail "the unit is not named: $out"
+  ;;
+inputs)
+  # The relations files and the tokenizer disappear (or turn to garbage)
+  # between a killed run and its resume: the store holds the prompts and
+  # their token ids, so the resume needs neither and completes the same store;
+  # a new sweep with them broken is refused by name.
+  rm -rf "$work/inputs" "$work/inputs.h5"
+  cp -r "$work/moe" "$work/inputs"
+  sed -e "s|$work/moe|$work/inputs|g" "$(job moe)" >"$work/job-inputs.ini"
+  "$bin/lpi-sweep" --progress-every 60 --job "$work/job-inputs.ini" --store "$work/inputs.h5" >"$work/inputs-1.log" 2>&1 &
+  first=$!
+  check wait_units "$work/inputs.h5" 100 60 || fail "the sweep did not start"
+  kill -9 "$first"
+  wait "$first" 2>/dev/null || true
+  first_relation=$(cd "$work/inputs/relations" && ls */*.json | head -1)
+  mv "$work/inputs/relations" "$work/inputs/relations.away"
+  for t in "$work/inputs"/step*/tokenizer.json; do echo "{ not json" >"$t"; done
+  sweep --resume --store "$work/inputs.h5" >"$work/inputs-2.log" 2>&1 ||
+    fail "the resume needed the relations or the tokenizer: $(tail -3 "$work/inputs-2.log")"
+  check complete "$work/inputs.h5"
+  check equal "$work/ref-moe.h5" "$work/inputs.h5"
+  rm -f "$work/inputs-new.h5"
+  expect_error 2 "relations.folder: $work/inputs/relations is not a folder" \
+    sweep --job "$work/job-inputs.ini" --store "$work/inputs-new.h5"
+  mv "$work/inputs/relations.away" "$work/inputs/relations"
+  expect_error 2 "$work/inputs/step0-tokens0/tokenizer.json" \
+    sweep --job "$work/job-inputs.ini" --store "$work/inputs-new.h5"
+  cp "$work/moe/step0-tokens0/tokenizer.json" "$work/inputs/step0-tokens0/tokenizer.json"
+  echo "[1, 2" >"$work/inputs/relations/$first_relation"
+  expect_error 2 "$first_relation" sweep --job "$work/job-inputs.ini" --store "$work/inputs-new.h5"
+  [ ! -e "$work/inputs-new.h5" ] || fail "a refused sweep wrote a store"
   ;;
 dry_run)
   rm -f "$work/dry.h5"
@@ -433,7 +718,7 @@ dry_run)
   echo "$out" | head -3
   ;;
 *)
-  echo "usage: $0 train|single|mpi NP|crash worker|coordinator N|corrupt|refusals|job_errors|dry_run"
+  echo "usage: $0 train|single|mpi NP|crash worker|coordinator N|corrupt|refusals|job_errors|dry_run|disk_full|lock|hang|changed|nonfinite|damaged|inputs|ablation|analysis"
   exit 2
   ;;
 esac

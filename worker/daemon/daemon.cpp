@@ -74,8 +74,18 @@ struct WorkerDaemon::State {
       load_errors[c] = "checkpoint " + path(c) + ": " + e.what();
       throw std::runtime_error(load_errors[c]);
     }
+    // The files are those the sweep started with (not replaced meanwhile by
+    // another revision): else its units would mix two models.
+    const auto& d = store.description();
+    if (const auto change =
+            store::checkpoint_change(path(c), d.checkpoint_bytes.at(c), d.checkpoint_hashes.at(c));
+        !change.empty()) {
+      load_errors[c] = "checkpoint " + path(c) + " changed since the sweep started (" + change +
+                       "): its units are not computed; the store's results would mix two versions";
+      throw std::runtime_error(load_errors[c]);
+    }
     const auto got = checkpoint::shape_of(m->config());
-    const auto& want = store.description().shape;
+    const auto& want = d.shape;
     if (!(got == want)) {
       load_errors[c] = "checkpoint " + path(c) + " is " + got.describe() +
                        ", but the store holds " + want.describe();

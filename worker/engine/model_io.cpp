@@ -68,6 +68,12 @@ void TransformerImpl::load_hf_tensors(const std::function<torch::Tensor(const st
       throw EngineError(source + ": tensor '" + b.name + "' has shape " + shape_string(t.sizes()) +
                         ", but config.json implies " + shape_string(expected));
     }
+    // A diverged run or a damaged file: refused by name, never computed on.
+    if (const auto bad = torch::logical_not(torch::isfinite(t)).sum().item<int64_t>(); bad > 0) {
+      throw EngineError(source + ": tensor '" + b.name + "' holds " + std::to_string(bad) +
+                        " non-finite value(s) (NaN or Inf) of " + std::to_string(t.numel()) +
+                        ": a diverged or damaged checkpoint");
+    }
     if (b.parts.size() == 1) {
       b.parts[0].copy_(t);
       continue;

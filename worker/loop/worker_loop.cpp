@@ -5,8 +5,8 @@
 namespace lpi::worker {
 using sweep::MessageKind;
 
-std::size_t serve_phase(transport::Transport& t, sweep::Executor& executor, sweep::Phase phase,
-                        const sweep::Grid& grid) {
+Served serve_phase(transport::Transport& t, sweep::Executor& executor, sweep::Phase phase,
+                   const sweep::Grid& grid) {
   using clock = std::chrono::steady_clock;
   std::size_t completed = 0;
   while (true) {
@@ -14,10 +14,8 @@ std::size_t serve_phase(transport::Transport& t, sweep::Executor& executor, swee
     transport::send(t, 0, sweep::WorkRequest{executor.loaded()});
     const auto m = t.receive(0);
     const double waited = std::chrono::duration<double>(clock::now() - asked).count();
-    if (m.kind == MessageKind::Shutdown) {
-      sweep::decode_shutdown(m.bytes);
-      return completed;
-    }
+    if (m.kind == MessageKind::Shutdown)
+      return {completed, sweep::decode_shutdown(m.bytes).next_phase};
     if (m.kind != MessageKind::Assign)
       throw sweep::ProtocolError(std::string("worker: unexpected ") + sweep::kind_name(m.kind) +
                                  " from rank 0");
@@ -44,10 +42,14 @@ std::size_t serve_phase(transport::Transport& t, sweep::Executor& executor, swee
 
 std::size_t serve_sweep(transport::Transport& t, sweep::Executor& executor,
                         const sweep::Grid& grid) {
-  std::size_t completed = serve_phase(t, executor, sweep::Phase::Attribution, grid);
   // Rank 0 alone decides what comes next; the workers only listen.
-  if (t.broadcast("") == sweep::kNextAblation)
-    completed += serve_phase(t, executor, sweep::Phase::Ablation, grid);
+  auto served = serve_phase(t, executor, sweep::Phase::Attribution, grid);
+  std::size_t completed = served.units;
+  for (int phases = 1; served.next_phase >= 0; ++phases) {
+    if (phases > 8) throw sweep::ProtocolError("worker: rank 0 keeps naming another phase");
+    served = serve_phase(t, executor, static_cast<sweep::Phase>(served.next_phase), grid);
+    completed += served.units;
+  }
   return completed;
 }
 

@@ -11,14 +11,18 @@
 
 namespace lpi::worker {
 
-// One phase: returns the units this worker completed. A unit that fails (or
-// throws) is reported and the worker goes on.
-std::size_t serve_phase(transport::Transport& transport, sweep::Executor& executor,
-                        sweep::Phase phase, const sweep::Grid& grid);
+// One phase, until rank 0's Shutdown: the units this worker completed and
+// the phase rank 0 said follows (-1: none). A unit that fails (or throws) is
+// reported and the worker goes on.
+struct Served {
+  std::size_t units = 0;
+  int32_t next_phase = -1;
+};
+Served serve_phase(transport::Transport& transport, sweep::Executor& executor, sweep::Phase phase,
+                   const sweep::Grid& grid);
 
-// The whole sweep: the attribution, then the phase rank 0 broadcasts
-// (coordinator/sweep_run.hpp: kNextAblation or kNextNone). Returns the units
-// completed in all phases.
+// The whole sweep: the attribution, then each phase rank 0 names in its
+// Shutdown. Returns the units completed in all phases.
 std::size_t serve_sweep(transport::Transport& transport, sweep::Executor& executor,
                         const sweep::Grid& grid);
 
