@@ -1,10 +1,12 @@
 #include "coordinator/loop.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <set>
 
 #include "common/log/log.hpp"
+#include "common/sweep/stop.hpp"
 
 namespace lpi::coordinator {
 using sweep::MessageKind;
@@ -67,8 +69,12 @@ LoopReport run_coordinator(transport::Transport& transport, Scheduler& scheduler
   std::map<int, int32_t> loaded;
   std::map<int, clock_type::time_point> assigned_at;  // workers holding a unit
   int running = transport.size() - 1 - static_cast<int>(away.size());
+  int& stopping = report.stop_signal;
   auto answer = [&](int worker) {
-    if (auto unit = scheduler.next(worker, loaded[worker])) {
+    if (stopping) {
+      parked.insert(worker);  // nothing more is assigned; it waits for the end
+      --running;
+    } else if (auto unit = scheduler.next(worker, loaded[worker])) {
       transport::send(transport, worker, sweep::Assign{unit->id, scheduler.prefetch_hint(worker)});
       loaded[worker] = unit->checkpoint;
       assigned_at[worker] = clock_type::now();
@@ -96,11 +102,22 @@ LoopReport run_coordinator(transport::Transport& transport, Scheduler& scheduler
   const auto limit = std::chrono::duration_cast<clock_type::duration>(
       std::chrono::duration<double>(options.unit_timeout));
   auto next_message = [&]() -> std::optional<transport::Message> {
-    if (options.unit_timeout <= 0 || assigned_at.empty()) return transport.receive();
-    auto first = clock_type::time_point::max();
-    for (const auto& [w, t] : assigned_at) first = std::min(first, t);
-    const double left = std::chrono::duration<double>(first + limit - clock_type::now()).count();
-    return transport.receive_for(std::max(0.0, left));
+    double wait = options.stop_signal ? 0.2 : -1;  // -1: as long as it takes
+    if (options.unit_timeout > 0 && !assigned_at.empty()) {
+      auto first = clock_type::time_point::max();
+      for (const auto& [w, t] : assigned_at) first = std::min(first, t);
+      const double left = std::chrono::duration<double>(first + limit - clock_type::now()).count();
+      wait = wait < 0 ? std::max(0.0, left) : std::clamp(left, 0.0, wait);
+    }
+    return wait < 0 ? transport.receive() : transport.receive_for(wait);
+  };
+  auto stop = [&](int signal, int rank) {
+    if (stopping || signal == 0) return;
+    stopping = signal;
+    LPI_LOG(warning) << "a stop was asked (" << sweep::signal_name(signal) << " on rank " << rank
+                     << "): nothing more is assigned; the " << assigned_at.size()
+                     << " unit(s) in flight finish, then the run ends (resume with --resume)";
+    wake();
   };
   auto expire = [&] {
     const auto now = clock_type::now();
@@ -131,10 +148,13 @@ LoopReport run_coordinator(transport::Transport& transport, Scheduler& scheduler
       return;
     }
     switch (m.kind) {
-      case MessageKind::WorkRequest:
-        loaded[m.source] = sweep::decode_work_request(m.bytes).loaded_checkpoint;
+      case MessageKind::WorkRequest: {
+        const auto r = sweep::decode_work_request(m.bytes);
+        loaded[m.source] = r.loaded_checkpoint;
+        stop(r.stop_signal, m.source);
         answer(m.source);
         break;
+      }
       case MessageKind::UnitDone: {
         const auto d = sweep::decode_unit_done(m.bytes);
         if (hooks.on_done) hooks.on_done(m.source, d);
@@ -164,6 +184,7 @@ LoopReport run_coordinator(transport::Transport& transport, Scheduler& scheduler
     }
   };
   while (running > 0) {
+    if (options.stop_signal) stop(options.stop_signal(), 0);
     if (const auto m = next_message()) {
       ++report.messages;
       handle(*m);
@@ -173,7 +194,7 @@ LoopReport run_coordinator(transport::Transport& transport, Scheduler& scheduler
     if (hooks.after_message) hooks.after_message(scheduler);
   }
   // Rank 0 alone says what follows, to every worker that waits for it.
-  const int32_t next = hooks.next_phase ? hooks.next_phase(scheduler) : -1;
+  const int32_t next = hooks.next_phase ? hooks.next_phase(scheduler, stopping) : -1;
   for (int w : parked) transport::send(transport, w, sweep::Shutdown{next});
   report.done = scheduler.done_count();
   report.given_up = scheduler.given_up().size();

@@ -32,10 +32,15 @@ struct Departed {
 
 struct LoopReport {
   std::size_t done = 0, given_up = 0, messages = 0, lost = 0, hung = 0;
+  int stop_signal = 0;  // the phase was stopped by this signal (0: it ran to its end)
 };
 
 struct LoopOptions {
   double unit_timeout = 0;  // seconds from the assignment to the report; 0: no limit
+  // A signal asked rank 0 to stop (0: none), polled a few times a second.
+  // A stop (asked here or in a worker's WorkRequest) assigns nothing more:
+  // the units in flight finish, then every worker is told to stop.
+  std::function<int()> stop_signal;
 };
 
 struct CoordinatorHooks {
@@ -43,10 +48,10 @@ struct CoordinatorHooks {
   std::function<void(int worker, const sweep::UnitDone&)> on_done;
   // After each message was handled (progress lines, aggregation).
   std::function<void(const Scheduler&)> after_message;
-  // Once the phase is over (every unit done or given up, every worker
-  // waiting): the phase that follows (a sweep::Phase as int, -1: none), told
-  // to every worker. Unset: none.
-  std::function<int32_t(const Scheduler&)> next_phase;
+  // Once the phase is over (every unit done or given up, or a stop; every
+  // worker waiting): the phase that follows (a sweep::Phase as int, -1:
+  // none), told to every worker. Unset: none. `stop_signal` as in LoopReport.
+  std::function<int32_t(const Scheduler&, int stop_signal)> next_phase;
 };
 
 // Rank 0, with ranks 1..size-1 as workers. A worker the transport reports

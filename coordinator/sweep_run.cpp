@@ -6,6 +6,7 @@
 #include <set>
 
 #include "common/log/log.hpp"
+#include "common/sweep/stop.hpp"
 #include "coordinator/loop.hpp"
 
 namespace lpi::coordinator {
@@ -150,7 +151,7 @@ PhaseSummary run_phase(transport::Transport& t, const SweepPlan& plan, const Pha
   CoordinatorHooks hooks;
   hooks.on_done = [&](int worker, const sweep::UnitDone& d) { tracker.unit_done(worker, d); };
   hooks.after_message = [&](const Scheduler& s) { tracker.after(s); };
-  hooks.next_phase = [&](const Scheduler& s) {
+  hooks.next_phase = [&](const Scheduler& s, int stop_signal) {
     tracker.after(s);
     tracker.progress(s);
     tracker.report(s);
@@ -160,15 +161,20 @@ PhaseSummary run_phase(transport::Transport& t, const SweepPlan& plan, const Pha
     summary.given_up = s.given_up().size();
     summary.lost_workers = away.lost.size() - lost_before;
     summary.hung_workers = hung_count() - hung_before;
+    summary.stop_signal = stop_signal;
     const auto left = summary.total - summary.done - summary.given_up;
-    if (summary.lost_workers + summary.hung_workers > 0 && left > 0) {
+    if (stop_signal) {
+      LPI_LOG(warning) << sweep::phase_name(book.phase) << " stopped by "
+                       << sweep::signal_name(stop_signal) << " with " << left
+                       << " unit(s) left: resume the sweep (--resume) to finish them";
+    } else if (summary.lost_workers + summary.hung_workers > 0 && left > 0) {
       LPI_LOG(error) << summary.lost_workers << " worker(s) lost and " << summary.hung_workers
                      << " hung; " << left
                      << " unit(s) left undone: resume the sweep to finish them";
     }
     return decide(summary);
   };
-  run_coordinator(t, scheduler, hooks, &away, {options.unit_timeout});
+  run_coordinator(t, scheduler, hooks, &away, {options.unit_timeout, options.stop_signal});
   return summary;
 }
 
@@ -181,13 +187,14 @@ RunSummary coordinate_sweep(transport::Transport& t, const SweepPlan& plan,
   // Rank 0 decides for everyone and says so; nobody else has a vote.
   const auto attribution =
       run_phase(t, plan, plan.attribution, options, away, [&](const PhaseSummary& s) {
-        go = plan.ablation && plan.ablation_ready && plan.ablation_ready(s);
+        go = !s.stop_signal && plan.ablation && plan.ablation_ready && plan.ablation_ready(s);
         return go ? static_cast<int32_t>(sweep::Phase::Ablation) : -1;
       });
   RunSummary summary;
   summary.total = attribution.total;
   summary.done = attribution.done;
   summary.given_up = attribution.given_up;
+  summary.stop_signal = attribution.stop_signal;
   if (go) {
     const auto ablation =
         run_phase(t, plan, *plan.ablation, options, away, [](const PhaseSummary&) { return -1; });
@@ -195,10 +202,12 @@ RunSummary coordinate_sweep(transport::Transport& t, const SweepPlan& plan,
     summary.total += ablation.total;
     summary.done += ablation.done;
     summary.given_up += ablation.given_up;
+    summary.stop_signal = ablation.stop_signal;
   }
   // A hung worker that speaks again is told to stop; one that stays silent
   // keeps the job from ending together (the caller decides what to do).
-  if (!away.hung.empty() || !away.returned.empty()) {
+  // (Not when stopping: the stop must not wait that long.)
+  if (!summary.stop_signal && (!away.hung.empty() || !away.returned.empty())) {
     LPI_LOG(warning) << "waiting up to " << options.unit_timeout << " s for "
                      << away.hung.size() + away.returned.size() << " hung worker(s) to answer";
     wait_for_hung(t, away, options.unit_timeout);

@@ -31,6 +31,7 @@ struct PhaseBook {
 
 struct PhaseSummary {
   std::size_t total = 0, done = 0, given_up = 0, lost_workers = 0, hung_workers = 0;
+  int stop_signal = 0;  // stopped by this signal before its end (0: not)
 };
 
 struct SweepPlan {
@@ -50,6 +51,8 @@ struct RunOptions {
   // A unit not reported this long after its assignment is retried elsewhere
   // and its worker taken as hung (coordinator/loop.hpp); 0: no limit.
   double unit_timeout = 0;
+  // Polled by rank 0: a signal asked for a stop (0: none); see common/sweep/stop.hpp.
+  std::function<int()> stop_signal;
 };
 
 struct RunSummary {
@@ -57,6 +60,7 @@ struct RunSummary {
   bool ablation_ran = false;
   std::vector<int> hung;     // workers still silent at the end: the job cannot end together
   std::vector<int> retired;  // workers that hung and spoke again
+  int stop_signal = 0;       // the run was stopped by this signal before its end
 };
 
 // Rank 0 of `transport`; the other ranks run worker::serve_sweep.

@@ -81,6 +81,7 @@ struct Reader {
 template <class F>
 void fields(WorkRequest& m, F& f) {
   f(m.loaded_checkpoint);
+  f(m.stop_signal);
 }
 template <class F>
 void fields(Assign& m, F& f) {

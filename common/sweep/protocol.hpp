@@ -34,6 +34,7 @@ struct ProtocolError : std::runtime_error {
 
 struct WorkRequest {
   int32_t loaded_checkpoint = -1;  // -1: none loaded
+  int32_t stop_signal = 0;         // a signal asked this worker to stop (0: none)
 };
 struct Assign {
   int32_t unit = 0;

@@ -11,7 +11,8 @@
 // Exit status: 0 every unit done; 1 units failed or left undone (resume);
 // 2 bad input, nothing written; 3 aborted mid-run (resume); 4 a worker hung
 // and never answered again, the job was ended by MPI_Abort (what is marked
-// done is complete; resume for the rest).
+// done is complete; resume for the rest); 75 stopped by SIGTERM or SIGINT
+// (the units in flight finished; resume me).
 #include <mpi.h>
 #include <unistd.h>
 
@@ -25,6 +26,7 @@
 #include "common/log/log.hpp"
 #include "common/mpi/comm.hpp"
 #include "common/store/store_lock.hpp"
+#include "common/sweep/stop.hpp"
 #include "common/transport/in_process.hpp"
 #include "coordinator/sweep_book.hpp"
 #include "coordinator/sweep_run.hpp"
@@ -187,7 +189,9 @@ int run(int argc, char** argv, const lpi::mpi::Comm& comm) {
           << "\nexit status: 0 every unit done; 1 units failed or left undone (resume); 2 bad "
              "input\n"
              "or a store in use, nothing written; 3 aborted mid-run (resume); 4 a worker hung and\n"
-             "never answered, the job was ended (what is marked done is complete; resume)\n";
+             "never answered, the job was ended (what is marked done is complete; resume); 75\n"
+             "stopped by SIGTERM or SIGINT: the units in flight finished, resume me (a second\n"
+             "signal exits at once, also 75)\n";
     }
     return 0;
   }
@@ -260,6 +264,7 @@ int run(int argc, char** argv, const lpi::mpi::Comm& comm) {
   lpi::daemon::DaemonOptions daemon{job.lens, job.target,     job.dtype,           job.device,
                                     0,        job.batch_size, job.batch_invariant, cli.threads};
   cli.run.max_attempts = job.max_attempts;
+  cli.run.stop_signal = [] { return lpi::sweep::stop_requested(); };
   {  // The daemon's rank within its node picks its GPU among the node's (collective).
     MPI_Comm node;
     lpi::mpi::check(
@@ -282,6 +287,8 @@ int run(int argc, char** argv, const lpi::mpi::Comm& comm) {
     end = now_utc() + " end: " + std::to_string(summary.done) + "/" +
           std::to_string(summary.total) + " units done, " + std::to_string(summary.given_up) +
           " given up";
+    if (summary.stop_signal)
+      end += ", stopped by " + std::string(lpi::sweep::signal_name(summary.stop_signal));
     for (int w : summary.retired) end += ", rank " + std::to_string(w) + " hung (answered later)";
     if (!summary.hung.empty()) {
       // A silent rank cannot take part in closing the file together: record
@@ -293,11 +300,11 @@ int run(int argc, char** argv, const lpi::mpi::Comm& comm) {
       LPI_LOG(fatal) << "rank(s) " << ranks << " hung and never answered again; ending the job "
                      << "(what is marked done is complete; resume with --resume --store "
                      << cli.store << "; check the node of rank(s) " << ranks << ")";
-      MPI_Abort(comm.get(), 4);
+      MPI_Abort(comm.get(), summary.stop_signal ? lpi::sweep::kExitResume : 4);
     }
   }
   store->close(world.broadcast(end));
-  int rc = summary.done < summary.total ? 1 : 0;
+  int rc = summary.stop_signal ? lpi::sweep::kExitResume : summary.done < summary.total ? 1 : 0;
   MPI_Bcast(&rc, 1, MPI_INT, 0, comm.get());
   return rc;
 }
@@ -308,6 +315,9 @@ int main(int argc, char** argv) {
   int provided = 0;
   // Serialized: a one-process run's worker thread writes the store (MPI-IO)
   // too, never at the same time as the coordinator (the store's lock).
+  // SIGTERM/SIGINT stop the sweep well (stop.hpp), from the start: a
+  // one-process MPI_Init alone takes a second or two.
+  lpi::sweep::install_stop_handlers();
   MPI_Init_thread(&argc, &argv, MPI_THREAD_SERIALIZED, &provided);
   int rc = 1;
   try {

@@ -289,6 +289,40 @@ TEST(Loops, WorkerSilentToTheEndIsReportedHung) {
   for (std::size_t u = 0; u < grid.units.size(); ++u) EXPECT_EQ(a.marks[u], 1) << "unit " << u;
 }
 
+TEST(Loops, AStopAssignsNothingMoreAndLetsTheUnitsInFlightFinish) {
+  const auto grid = make_grid();
+  Book a(grid, sweep::Phase::Attribution), b(grid, sweep::Phase::Ablation);
+  std::vector<std::atomic<int>> ca(grid.units.size()), cb(grid.units.size());
+  // A signal arrives while 20 units are done: rank 0 assigns nothing more;
+  // what was assigned finishes and is recorded; no ablation follows.
+  std::atomic<int> signal{0};
+  coordinator::RunOptions options;
+  options.stop_signal = [&] { return signal.load(); };
+  std::atomic<int> started{0};
+  const auto out = run_sweep(
+      grid, 3, a, &b, ca, cb,
+      [&](int, testing::FakeExecutor& e) {
+        e.before_unit = [&](const sweep::WorkUnit&) {
+          if (++started == 20) signal = 15;
+        };
+      },
+      [](auto&) { return true; }, options);
+  EXPECT_EQ(out.summary.stop_signal, 15);
+  EXPECT_FALSE(out.summary.ablation_ran);
+  EXPECT_EQ(out.ready_calls, 0);  // a stopped attribution never asks for the ablation
+  std::size_t computed = 0;
+  for (std::size_t u = 0; u < grid.units.size(); ++u) {
+    EXPECT_EQ(ca[u], a.marks[u]) << "unit " << u;  // every unit that ran was recorded once
+    EXPECT_LE(ca[u], 1) << "unit " << u;
+    EXPECT_EQ(cb[u], 0) << "unit " << u;
+    computed += ca[u];
+  }
+  // The 20 started, plus at most the few already assigned when rank 0 looked.
+  EXPECT_GE(computed, 20u);
+  EXPECT_LE(computed, 26u);
+  EXPECT_EQ(out.summary.done, computed);
+}
+
 TEST(Loops, ResumeSkipsWhatIsDone) {
   const auto grid = make_grid();
   Book a(grid, sweep::Phase::Attribution), b(grid, sweep::Phase::Ablation);

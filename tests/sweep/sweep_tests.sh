@@ -24,6 +24,7 @@
 #                    --unit-timeout; it stays silent (exit 4) or comes back (told to stop)
 #   changed          a checkpoint's files replaced mid-run: its units fail by name
 #   nonfinite        NaN weights, overflowing importances: refused by checkpoint, not written
+#   stop             SIGTERM/SIGINT to a rank: units in flight finish, exit 75, resume; twice: at once
 #   damaged          truncated and overwritten stores: every tool exits 1..127 naming the file
 #   inputs           relations and tokenizer gone between a kill and the resume: not needed
 #   ablation         the masking phase: one process == mpirun -np 3, masks and
@@ -630,6 +631,57 @@ with h5py.File(sys.argv[1], "r") as f:
             assert np.isfinite(f[name][c, p0:p0 + n]).all(), (name, u)
 print(f"ok: the {len(units)} flagged units hold finite values")
 PY
+  ;;
+stop)
+  # SIGTERM or SIGINT to any rank (what Slurm sends before the time limit and
+  # at preemption): nothing more is assigned, the units in flight finish, the
+  # history records the stop, the store is closed, exit 75 ("resume me"); a
+  # second signal exits at once (75 too). Each time only complete units are
+  # flagged, and a resume finishes a store equal to the reference.
+  store=$work/stop.h5
+  round=0
+  for how in "one INT 0" "mpi TERM 2" "mpi TERM 0" "one INT-TERM 0"; do
+    read -r launch sig target <<<"$how"
+    round=$((round + 1))
+    rm -f "$store"
+    if [ "$launch" = one ]; then
+      "$bin/lpi-sweep" --progress-every 60 --job "$(job moe)" --store "$store" >"$work/stop-$round.log" 2>&1 &
+    else
+      "$mpiexec" -np 3 --oversubscribe "$bin/lpi-sweep" --progress-every 60 --job "$(job moe)" \
+        --store "$store" >"$work/stop-$round.log" 2>&1 &
+    fi
+    launcher=$!
+    check wait_units "$store" 60 60 || fail "the sweep did not start: $(tail -3 "$work/stop-$round.log")"
+    victim=$launcher
+    [ "$launch" = mpi ] && victim=$(rank_pid "$store" "$target")
+    [ -n "$victim" ] || fail "no rank $target"
+    if [ "$sig" = INT-TERM ]; then
+      # Both pending while it is stopped (two of one kind would merge into one).
+      kill -STOP "$victim" && kill -INT "$victim" && kill -TERM "$victim" && kill -CONT "$victim"
+    else
+      kill -"$sig" "$victim"
+    fi
+    set +e
+    wait "$launcher"
+    rc=$?
+    set -e
+    out=$(cat "$work/stop-$round.log")
+    [ "$rc" = 75 ] || fail "$how: exit $rc, expected 75: $(tail -5 <<<"$out")"
+    left=$("$py" -c 'import h5py,sys; print(int((h5py.File(sys.argv[1],"r")["units/done"][...]==0).sum()))' "$store")
+    [ "$left" -gt 0 ] || fail "$how: the stop came after the last unit"
+    check equal_done "$work/ref-moe.h5" "$store" >/dev/null
+    if [ "$sig" = INT-TERM ]; then
+      grep -q "second stop signal, exiting now" <<<"$out" || fail "no word of the second signal: $(tail -3 <<<"$out")"
+    else
+      grep -q "a stop was asked (SIG$sig on rank $target)" <<<"$out" || fail "$how: the stop is not named: $(tail -3 <<<"$out")"
+      "$py" -c 'import h5py,sys; r=[x.decode() for x in h5py.File(sys.argv[1],"r")["runs/log"][...] if x]; assert r[-1].endswith("stopped by SIG" + sys.argv[2]), r' "$store" "$sig" ||
+        fail "$how: the run history does not record the stop"
+    fi
+    sweep --resume --store "$store" >"$work/stop-$round-resume.log" 2>&1 || fail "$how: the resume failed"
+    check complete "$store" >/dev/null
+    check equal "$work/ref-moe.h5" "$store" >/dev/null
+    echo "ok: $how: exit 75 with $left units left; the resume completed a store equal to the reference"
+  done
   ;;
 damaged)
   # Stores truncated or partly overwritten (a copy interrupted, a disk that

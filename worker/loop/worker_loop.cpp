@@ -1,5 +1,7 @@
 #include "worker/loop/worker_loop.hpp"
 
+#include "common/sweep/stop.hpp"
+
 #include <chrono>
 
 namespace lpi::worker {
@@ -11,7 +13,8 @@ Served serve_phase(transport::Transport& t, sweep::Executor& executor, sweep::Ph
   std::size_t completed = 0;
   while (true) {
     const auto asked = clock::now();
-    transport::send(t, 0, sweep::WorkRequest{executor.loaded()});
+    // A stop asked of this rank (SIGTERM) goes to rank 0, which stops the run.
+    transport::send(t, 0, sweep::WorkRequest{executor.loaded(), sweep::stop_requested()});
     const auto m = t.receive(0);
     const double waited = std::chrono::duration<double>(clock::now() - asked).count();
     if (m.kind == MessageKind::Shutdown)
