@@ -70,6 +70,14 @@ signal_run() {
   local p
   for p in $(run_pids "$2"); do kill -"$1" "$p" 2>/dev/null || true; done
 }
+# finish LOG: waits for $launcher; sets rc (its exit status) and out (LOG's text).
+finish() {
+  set +e
+  wait "$launcher"
+  rc=$?
+  set -e
+  out=$(cat "$1")
+}
 # wait_log FILE TEXT SECONDS: until FILE says TEXT.
 wait_log() {
   local i
@@ -470,11 +478,7 @@ disk_full)
   signal_run STOP "$store"
   dd if=/dev/zero of="$full/filler" bs=64k 2>/dev/null || true
   signal_run CONT "$store"
-  set +e
-  wait "$launcher"
-  rc=$?
-  set -e
-  out=$(cat "$work/full-run.log")
+  finish "$work/full-run.log"
   [ "$rc" = 1 ] || fail "a sweep on a file system that filled up exited $rc: $(tail -5 <<<"$out")"
   grep -q "No space left on device" <<<"$out" || fail "the disk full is not named: $(tail -5 <<<"$out")"
   grep -q "$store" <<<"$out" || fail "the store is not named: $(tail -5 <<<"$out")"
@@ -577,11 +581,7 @@ changed)
   signal_run STOP "$work/midrun.h5"
   cp "$work/midrun/step0-tokens0/model.safetensors" "$last/model.safetensors"
   signal_run CONT "$work/midrun.h5"
-  set +e
-  wait "$launcher"
-  rc=$?
-  set -e
-  out=$(cat "$work/midrun.log")
+  finish "$work/midrun.log"
   [ "$rc" = 1 ] || fail "exit $rc: $(tail -5 <<<"$out")"
   grep -q "checkpoint $last changed since the sweep started" <<<"$out" || fail "not named: $(tail -5 <<<"$out")"
   status=$(sweep --status --store "$work/midrun.h5")
@@ -661,11 +661,7 @@ stop)
     else
       kill -"$sig" "$victim"
     fi
-    set +e
-    wait "$launcher"
-    rc=$?
-    set -e
-    out=$(cat "$work/stop-$round.log")
+    finish "$work/stop-$round.log"
     [ "$rc" = 75 ] || fail "$how: exit $rc, expected 75: $(tail -5 <<<"$out")"
     left=$("$py" -c 'import h5py,sys; print(int((h5py.File(sys.argv[1],"r")["units/done"][...]==0).sum()))' "$store")
     [ "$left" -gt 0 ] || fail "$how: the stop came after the last unit"
