@@ -92,10 +92,15 @@ SweepJob parse_job(std::istream& in, const fs::path& origin, const fs::path& bas
   };
   job.revisions = resolve(revisions);
   job.relations = resolve(relations);
-  if (!fs::is_directory(job.revisions))
-    fail("model.revisions", job.revisions.string() + " is not a folder");
-  if (!fs::is_directory(job.relations))
-    fail("relations.folder", job.relations.string() + " is not a folder");
+  // The error_code overloads: a name too long or a folder not readable is
+  // this file's error, not a std::filesystem_error naming no key.
+  auto require_folder = [&](const char* key, const fs::path& folder) {
+    std::error_code ec;
+    if (!fs::is_directory(folder, ec))
+      fail(key, folder.string() + " is not a folder" + (ec ? " (" + ec.message() + ")" : ""));
+  };
+  require_folder("model.revisions", job.revisions);
+  require_folder("relations.folder", job.relations);
   job.checkpoint_list = split(list, ',');
   job.relation_select = split(select, ',');
   if (!steps.empty()) {
@@ -222,21 +227,26 @@ std::vector<CheckpointRef> select_checkpoints(const SweepJob& job) {
       auto ref = parse_checkpoint_name(name);
       if (!ref) fail("checkpoints.list", "'" + name + "' is not a revision name step{N}-tokens{M}");
       ref->path = (job.revisions / name).string();
-      if (!fs::exists(fs::path(ref->path) / "config.json")) {
-        fail("checkpoints.list", "checkpoint " + ref->path + " is not there (no config.json)");
+      std::error_code ec;
+      if (!fs::exists(fs::path(ref->path) / "config.json", ec)) {
+        fail("checkpoints.list", "checkpoint " + ref->path + " is not there (no config.json" +
+                                     (ec ? ": " + ec.message() : "") + ")");
       }
       found.push_back(*ref);
     }
   } else {
-    for (const auto& entry : fs::directory_iterator(job.revisions)) {
-      const std::string name = entry.path().filename().string();
-      if (!entry.is_directory() || fnmatch(job.checkpoint_glob.c_str(), name.c_str(), 0) != 0)
+    std::error_code ec;
+    for (fs::directory_iterator it(job.revisions, ec), end; !ec && it != end; it.increment(ec)) {
+      const std::string name = it->path().filename().string();
+      std::error_code entry_ec;
+      if (!it->is_directory(entry_ec) || fnmatch(job.checkpoint_glob.c_str(), name.c_str(), 0) != 0)
         continue;
       auto ref = parse_checkpoint_name(name);
-      if (!ref || !fs::exists(entry.path() / "config.json")) continue;
-      ref->path = entry.path().string();
+      if (!ref || !fs::exists(it->path() / "config.json", entry_ec)) continue;
+      ref->path = it->path().string();
       found.push_back(*ref);
     }
+    if (ec) fail("model.revisions", "cannot list " + job.revisions.string() + ": " + ec.message());
   }
   std::sort(found.begin(), found.end(),
             [](const auto& a, const auto& b) { return a.step < b.step; });
