@@ -343,7 +343,7 @@ Tokenizer Tokenizer::from_json_string(const std::string& text, const std::string
   json root;
   try {
     root = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for a number like 1e400
     throw TokenizerError(source_name + ": not valid JSON: " + e.what());
   }
   if (!root.is_object()) throw TokenizerError(source_name + ": top level is not a JSON object");

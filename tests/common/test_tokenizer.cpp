@@ -244,6 +244,20 @@ TEST(TokenizerErrors, DeeplyNestedMergeInAMessage) {
       << error.substr(0, 300);
 }
 
+// Found by fuzzing (tests/fuzz/corpus/tokenizer_json/crash-number-overflow):
+// a number too large for a double is nlohmann's out_of_range, not a
+// parse_error, and escaped from_json_string untyped, naming no file.
+TEST(TokenizerErrors, NumberTooLargeIsInvalidJson) {
+  try {
+    Tokenizer::from_json_string(R"({"model": {"dropout": 1e3081}})", "big.json");
+    FAIL();
+  } catch (const TokenizerError& e) {
+    EXPECT_NE(std::string(e.what()).find("big.json: not valid JSON"), std::string::npos)
+        << e.what();
+    EXPECT_NE(std::string(e.what()).find("1e3081"), std::string::npos) << e.what();
+  }
+}
+
 // Found reading the code while fuzzing: an added token's id was narrowed to
 // 32 bits, so 4294967296 + 3 silently became id 3.
 TEST(TokenizerErrors, AddedTokenIdBeyond32BitsIsRefused) {
