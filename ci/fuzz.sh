@@ -3,9 +3,9 @@
 # with clang (ASan + UBSan, coverage) in a build folder of their own
 # (LPI_FUZZ_BUILD_DIR, default: LPI_BUILD_DIR or build/, plus "-fuzz"), then
 # runs each over its seed corpus (tests/fuzz/corpus/<target>) with a fixed
-# seed, a run limit and a time limit: at most 80 s of fuzzing in all (the
-# run limits are reached on an idle 2-core machine for the quick targets; the
-# slow ones stop at their time, so their run counts depend on the machine).
+# seed, a run limit and a time limit: at most 80 s of fuzzing in all (a
+# target that reaches its run limit first does the same runs every time; one
+# that stops at its time does as many as the machine allows).
 # LPI_FUZZ_TIME_SCALE multiplies every limit (e.g. 10 for a longer local run).
 # Prints the executions of each target; exits 1 on any crash, leak, sanitizer
 # report or broken invariant, naming the file that reproduces it:
@@ -58,7 +58,7 @@ for line in "${targets[@]}"; do
   corpus="$build/fuzz-corpus/$name"
   rm -rf "$corpus" && mkdir -p "$corpus"
   log="$build/fuzz-logs/$name.log"
-  args=(-seed=1 -runs=$((runs * scale)) -max_total_time=$((seconds * scale)) -timeout=20
+  args=(-seed=1 -runs=$((runs * scale)) -max_total_time=$((seconds * scale)) -timeout=30
         -rss_limit_mb=2560 -print_final_stats=1 -artifact_prefix="$build/fuzz-artifacts/$name-")
   [ "$dict" != "-" ] && args+=(-dict="$root/tests/fuzz/dict/$dict")
   asan=$ASAN_OPTIONS
