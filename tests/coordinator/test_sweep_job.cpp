@@ -111,6 +111,26 @@ TEST(SweepJob, NamesTooLongAreTheJobFilesError) {
                               {"job.ini", "checkpoints.list", "is not there", "too long"});
 }
 
+// Found by fuzz_job (tests/fuzz/corpus/job/timeout-placeholder-hang):
+// Boost.Program_options 1.74 substitutes %value%, %canonical_option% and the
+// like into its error messages in a loop that never ends when the text put
+// in holds the same placeholder; read_sweep_job hung on such a value or key.
+TEST(SweepJob, PlaceholdersOfTheOptionParserAreRefused) {
+  Fixture f;
+  using lpi::test::expect_error;
+  expect_error<SweepJobError>(
+      [&] { read_sweep_job(f.write("v.ini", "[units]\nprompts_per_unit = %value%\n")); },
+      {"v.ini, line 9", "'%value%' is not allowed"});
+  expect_error<SweepJobError>(
+      [&] { read_sweep_job(f.write("k.ini", "[x%canonical_option%]\nkey = 1\n")); },
+      {"k.ini, line 8", "'%canonical_option%'"});
+  expect_error<SweepJobError>([&] { read_sweep_job(f.job, {"units.prompts_per_unit=%value%"}); },
+                              {"override 'units.prompts_per_unit=%value%'", "not allowed"});
+  // A lone '%', or two around something that is not a word, is plain text.
+  EXPECT_EQ(read_sweep_job(f.write("p.ini", "[job]\n"), {"model.name=100% tiny"}).model_name,
+            "100% tiny");
+}
+
 TEST(SweepJob, ShippedJobFilesParse) {
   Fixture f;
   const std::vector<std::string> here = {"model.revisions=" + (f.dir / "revisions").string(),
