@@ -6,10 +6,13 @@
 # seed, a run limit and a time limit: at most 80 s of fuzzing in all (a
 # target that reaches its run limit first does the same runs every time; one
 # that stops at its time does as many as the machine allows).
-# LPI_FUZZ_TIME_SCALE multiplies every limit (e.g. 10 for a longer local run).
+# LPI_FUZZ_TIME_SCALE multiplies every limit (e.g. 10 for a longer local run);
+# LPI_FUZZ_TARGETS="store job" runs only those.
 # Prints the executions of each target; exits 1 on any crash, leak, sanitizer
 # report or broken invariant, naming the file that reproduces it:
 #   BUILD/fuzz/fuzz_<target> FILE
+# except a crash of fuzz_store inside libhdf5 on a damaged file, which is
+# reported and kept but not ours to fix (tests/fuzz/README.md).
 # New inputs go to BUILD/fuzz-corpus/<target> (emptied first: every run
 # starts from the seeds alone), never into the tree.
 set -uo pipefail
@@ -51,10 +54,25 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 # libhdf5's own leaks on damaged files (tests/fuzz/lsan.supp says which).
 export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$root/tests/fuzz/lsan.supp}
-failed=0
+# Whether the first frame of the report in log $1 that is not the sanitizer's
+# (an interceptor such as memcpy or malloc) lies in libhdf5.
+in_libhdf5() {
+  awk '/ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:/ { on = 1 }
+       on && /^ *#[0-9]+ / {
+         fn = ""
+         if (match($0, / in [^ ]+/)) fn = substr($0, RSTART + 4, RLENGTH - 4)
+         if (fn ~ /^(__interceptor_|__asan_|__sanitizer_|__lsan_|__ubsan_)/ ||
+             fn ~ /^(malloc|calloc|realloc|free|operator|mem(cpy|move|set|cmp)|str[a-z]*)$/) next
+         found = ($0 ~ /libhdf5/); exit
+       }
+       END { exit found ? 0 : 1 }' "$1"
+}
+
+failed=0 hdf5=0
 mkdir -p "$build/fuzz-logs" "$build/fuzz-artifacts"
 for line in "${targets[@]}"; do
   read -r name seconds runs dict <<<"$line"
+  if [ -n "${LPI_FUZZ_TARGETS:-}" ] && [[ " $LPI_FUZZ_TARGETS " != *" $name "* ]]; then continue; fi
   corpus="$build/fuzz-corpus/$name"
   rm -rf "$corpus" && mkdir -p "$corpus"
   log="$build/fuzz-logs/$name.log"
@@ -75,6 +93,17 @@ for line in "${targets[@]}"; do
   [ -z "$execs" ] && execs=$(sed -n 's/^Done \([0-9]*\) runs.*/\1/p' "$log" | tail -n 1)
   printf 'fuzz: %-18s %8s executions in %3d s, rc %d\n' "$name" "${execs:-?}" \
     $(($(date +%s) - t0)) "$rc"
+  if [ "$rc" -ne 0 ] && [ "$name" = store ] && in_libhdf5 "$log"; then
+    # Byte-level damage reaches libhdf5's own decoders, whose bugs are not
+    # ours to fix (tests/fuzz/README.md): reported, the input kept, not a
+    # failure. fuzz_store_edits, which keeps the files valid HDF5, fails on any.
+    artifact=$(sed -n "s/.*Test unit written to \(.*\)$/\1/p" "$log" | tail -n 1)
+    echo "  a crash inside libhdf5 on a damaged file, not in lpi code (not a failure):"
+    grep -E "ERROR|SUMMARY" "$log" | head -n 2 | sed 's/^/    /'
+    echo "    input: ${artifact:-?}; log: $log"
+    hdf5=$((hdf5 + 1))
+    continue
+  fi
   if [ "$rc" -ne 0 ]; then
     failed=1
     grep -E "ERROR|runtime error|invariant broken|terminate|SUMMARY" "$log" | head -n 5 | sed 's/^/  /'
@@ -85,4 +114,8 @@ for line in "${targets[@]}"; do
 done
 echo "fuzz: fuzzed for $(($(date +%s) - built)) s"
 [ "$failed" -eq 0 ] || { echo "fuzz: FAILED"; exit 1; }
-echo "fuzz: no crash"
+if [ "$hdf5" -gt 0 ]; then
+  echo "fuzz: no finding in lpi code ($hdf5 crash inside libhdf5 on a damaged file, above)"
+else
+  echo "fuzz: no finding"
+fi
