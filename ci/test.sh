@@ -9,3 +9,4 @@ bash "$root/deploy/install-deps.sh"
 LPI_BUILD_DIR="$build" bash "$root/deploy/build.sh"
 cd "$build"
 ctest --output-on-failure -j"$(nproc)" --timeout 900
+bash "$root/ci/fuzz.sh"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs every Debian 12 package that lpi-sweep's build and tests need.
+# Installs every Debian 12 package that lpi-sweep's build and tests need
+# (clang-14 and its sanitizer and libFuzzer runtimes for ci/fuzz.sh).
 # Idempotent: packages already present are left as they are.
 set -euo pipefail
 
@@ -13,6 +14,7 @@ packages=(
   libgtest-dev googletest
   python3 python3-h5py python3-numpy python3-matplotlib
   clang-format-14
+  clang-14 libclang-rt-14-dev
 )
 
 missing=()

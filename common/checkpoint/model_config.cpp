@@ -3,11 +3,13 @@
 // (what hf_olmo's OLMoConfig falls back to for an absent key).
 #include "common/checkpoint/model_config.hpp"
 
+#include <algorithm>
 #include <fstream>
 #include <iterator>
 #include <limits>
 
 #include "common/checkpoint/safetensors.hpp"
+#include "common/json/json_text.hpp"
 
 namespace lpi::checkpoint {
 
@@ -103,7 +105,7 @@ class Fields {
   }
 
   static std::string describe(const json& value) {
-    return std::string("a JSON ") + value.type_name() + " (" + value.dump() + ")";
+    return std::string("a JSON ") + value.type_name() + " (" + json_text::brief(value) + ")";
   }
 
  private:
@@ -139,22 +141,24 @@ double parse_rope_theta(const Fields& f) {
       if (!rope.contains(type_key)) continue;
       typed = true;
       if (!rope.at(type_key).is_string() || rope.at(type_key).get<std::string>() != "default")
-        f.fail_field(key, std::string("has ") + type_key + " " + rope.at(type_key).dump() +
+        f.fail_field(key, std::string("has ") + type_key + " " +
+                              json_text::brief(rope.at(type_key)) +
                               "; only \"default\" (unscaled RoPE) is supported");
     }
     // A scaling block without a type, or with a scale factor, is some other RoPE.
     if (rope.contains("factor") &&
         !(rope.at("factor").is_number() && rope.at("factor").get<double>() == 1.0))
       f.fail_field(key,
-                   "has factor " + rope.at("factor").dump() +
+                   "has factor " + json_text::brief(rope.at("factor")) +
                        "; scaled RoPE is not supported (expected null or rope_type \"default\")");
     if (!typed && std::string(key) == "rope_scaling" && !rope.empty())
       f.fail_field(key,
-                   "is " + rope.dump() +
+                   "is " + json_text::brief(rope) +
                        "; scaled RoPE is not supported (expected null or rope_type \"default\")");
     if (rope.contains("rope_theta")) {
       if (!rope.at("rope_theta").is_number())
-        f.fail_field(key, "has rope_theta " + rope.at("rope_theta").dump() + ", expected a number");
+        f.fail_field(key, "has rope_theta " + json_text::brief(rope.at("rope_theta")) +
+                              ", expected a number");
       theta = rope.at("rope_theta").get<double>();
     }
   }
@@ -181,7 +185,8 @@ void parse_hf(const Fields& f, ModelConfig& c) {
   c.torch_dtype = f.string("torch_dtype", f.string("dtype", ""));
   if (f.boolean("attention_bias", false))
     f.fail_field("attention_bias", "is true; only bias-free q/k/v/o projections are supported");
-  if (f.present("head_dim") && f.integer("head_dim") * c.num_heads != c.hidden_size)
+  if (f.present("head_dim") &&
+      (c.hidden_size % c.num_heads != 0 || f.integer("head_dim") != c.hidden_size / c.num_heads))
     f.fail_field("head_dim", "is " + std::to_string(f.integer("head_dim")) +
                                  ", expected hidden_size / num_attention_heads");
   if (moe) {
@@ -215,8 +220,13 @@ void parse_hf_olmo(const Fields& f, ModelConfig& c) {
       f.fail_field("n_kv_heads", "contradicts 'multi_query_attention'");
   }
   // ff_proj has mlp_hidden_size rows (or mlp_ratio * d_model); SwiGLU halves it.
-  const int64_t fused = f.present("mlp_hidden_size") ? f.positive("mlp_hidden_size")
-                                                     : f.positive("mlp_ratio", 4) * c.hidden_size;
+  int64_t fused = 0;
+  if (f.present("mlp_hidden_size")) {
+    fused = f.positive("mlp_hidden_size");
+  } else if (__builtin_mul_overflow(f.positive("mlp_ratio", 4), c.hidden_size, &fused)) {
+    f.fail_field("mlp_ratio",
+                 "times d_model (" + std::to_string(c.hidden_size) + ") does not fit in 64 bits");
+  }
   if (fused % 2 != 0) f.fail_field("mlp_hidden_size", "must be even for SwiGLU (fused up+gate)");
   c.intermediate_size = fused / 2;
   const int64_t vocab = f.positive("vocab_size");
@@ -326,6 +336,25 @@ ModelConfig parse_model_config(const json& j, const fs::path& source) {
   if (c.clip_qkv && !(*c.clip_qkv > 0)) f.fail_field("clip_qkv", "must be positive or null");
   if (!(c.norm_eps > 0))
     f.fail_field(c.is_moe() ? "rms_norm_eps" : "layer_norm_eps", "must be positive");
+  // Every tensor and neuron count of the layout fits in 64 bits: all FFN
+  // weights (2 * L * E * I * d, which bounds the neuron count L * E * I), the
+  // attention projections (3 * d * d per layer, times L) and the embedding.
+  int64_t n = 0;
+  const int64_t experts = std::max<int64_t>(1, c.num_experts);
+  for (const auto& factors :
+       {std::vector<int64_t>{2, c.num_layers, experts, c.intermediate_size, c.hidden_size},
+        std::vector<int64_t>{3, c.num_layers, c.hidden_size, c.hidden_size},
+        std::vector<int64_t>{c.vocab_size, c.hidden_size}}) {
+    n = 1;
+    for (const int64_t x : factors) {
+      if (__builtin_mul_overflow(n, x, &n))
+        f.fail("sizes (layers " + std::to_string(c.num_layers) + ", hidden " +
+               std::to_string(c.hidden_size) + ", intermediate " +
+               std::to_string(c.intermediate_size) + ", experts " + std::to_string(c.num_experts) +
+               ", vocab " + std::to_string(c.vocab_size) +
+               ") give tensors larger than 64-bit sizes hold; this is not a real model");
+    }
+  }
   if (c.is_moe() && c.num_experts_per_tok > c.num_experts)
     f.fail_field("num_experts_per_tok", "(" + std::to_string(c.num_experts_per_tok) +
                                             ") exceeds num_experts (" +

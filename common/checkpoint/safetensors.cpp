@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/checkpoint/detail.hpp"
+#include "common/json/json_text.hpp"
 
 namespace lpi::checkpoint {
 
@@ -189,8 +190,8 @@ TensorInfo parse_entry(const fs::path& path, const std::string& name, const json
     uint64_t d = 0;
     if (!as_size(dim, &d) || d > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
       fail_tensor(path, name,
-                  "'shape' " + shape.dump() + " has a dimension that is " + json_type(dim) +
-                      ", expected non-negative integers");
+                  "'shape' " + json_text::brief(shape) + " has a dimension that is " +
+                      json_type(dim) + ", expected non-negative integers");
     info.shape.push_back(static_cast<int64_t>(d));
   }
 
@@ -199,12 +200,13 @@ TensorInfo parse_entry(const fs::path& path, const std::string& name, const json
   if (!offsets.is_array() || offsets.size() != 2 || !as_size(offsets[0], &begin) ||
       !as_size(offsets[1], &end))
     fail_tensor(path, name,
-                "'data_offsets' is " + offsets.dump() +
+                "'data_offsets' is " + json_text::brief(offsets) +
                     ", expected [begin, end] with non-negative integers");
-  if (begin > end) fail_tensor(path, name, "'data_offsets' " + offsets.dump() + " has begin > end");
+  if (begin > end)
+    fail_tensor(path, name, "'data_offsets' " + json_text::brief(offsets) + " has begin > end");
   if (end > data_size)
     fail_tensor(path, name,
-                "'data_offsets' " + offsets.dump() + " end past the end of the data (" +
+                "'data_offsets' " + json_text::brief(offsets) + " end past the end of the data (" +
                     std::to_string(data_size) + " bytes; the file is truncated?)");
 
   int64_t numel = 0;
@@ -215,9 +217,9 @@ TensorInfo parse_entry(const fs::path& path, const std::string& name, const json
   const uint64_t expected = static_cast<uint64_t>(numel) * item;
   if (end - begin != expected)
     fail_tensor(path, name,
-                "'data_offsets' " + offsets.dump() + " span " + std::to_string(end - begin) +
-                    " bytes, expected " + std::to_string(expected) + " for " +
-                    dtype_name(info.dtype) + " " + detail::shape_string(info.shape));
+                "'data_offsets' " + json_text::brief(offsets) + " span " +
+                    std::to_string(end - begin) + " bytes, expected " + std::to_string(expected) +
+                    " for " + dtype_name(info.dtype) + " " + detail::shape_string(info.shape));
   info.offset = data_start + static_cast<std::size_t>(begin);
   info.nbytes = static_cast<std::size_t>(expected);
   return info;

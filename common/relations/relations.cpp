@@ -129,9 +129,15 @@ std::vector<Relation> load_relations(const fs::path& folder,
                          "*.json files)");
   }
   std::vector<fs::path> files;
-  for (const auto& entry : fs::recursive_directory_iterator(folder)) {
-    if (entry.is_regular_file() && entry.path().extension() == ".json")
-      files.push_back(entry.path());
+  // An unreadable subfolder is this folder's error, named.
+  for (fs::recursive_directory_iterator it(folder, ec), end; !ec && it != end; it.increment(ec)) {
+    std::error_code type_ec;
+    if (it->is_regular_file(type_ec) && it->path().extension() == ".json")
+      files.push_back(it->path());
+  }
+  if (ec) {
+    throw RelationsError("relations folder " + folder.string() +
+                         " cannot be listed: " + ec.message());
   }
   std::sort(files.begin(), files.end());
   if (files.empty()) {

@@ -240,6 +240,43 @@ void create_store(const h5::File& file, const SweepDescription& d, bool writer) 
   }
 }
 
+namespace {
+
+std::string shape_text(const std::vector<int64_t>& dims) {
+  std::string s = "[";
+  for (std::size_t i = 0; i < dims.size(); ++i) s += (i ? ", " : "") + std::to_string(dims[i]);
+  return s + "]";
+}
+
+}  // namespace
+
+void check_datasets(const h5::File& file, const SweepDescription& d, int64_t file_bytes) {
+  const auto x = extents(d);
+  const std::string& path = file.path();
+  for (const auto& e : table()) {
+    if (!present(e, d)) continue;
+    const std::string name = e.path;
+    if (!file.exists(name))
+      throw StoreError(path + " has no dataset " + name +
+                       ", which a sweep store of its description holds (docs/STORE.md)");
+    const auto ds = file.dataset(name, false);
+    const auto have = ds.shape();
+    auto want = dims(e, x);
+    if (name == kRunLog && have.size() == 1) want = have;  // any length; rank 1
+    if (have != want)
+      throw StoreError(path + ": dataset " + name + " is " + shape_text(have) + ", expected " +
+                       shape_text(want) + " from the store's description");
+    int64_t bytes = static_cast<int64_t>(ds.type().size());
+    for (const int64_t n : have) {
+      if (__builtin_mul_overflow(bytes, n, &bytes)) bytes = INT64_MAX;
+    }
+    if (bytes > file_bytes)
+      throw StoreError(path + ": dataset " + name + " " + shape_text(have) + " claims " +
+                       std::to_string(bytes) + " bytes, more than the whole file (" +
+                       std::to_string(file_bytes) + " bytes): the file is damaged or truncated");
+  }
+}
+
 std::map<std::string, h5::Dataset> open_datasets(const h5::File& file, const SweepDescription& d) {
   std::map<std::string, h5::Dataset> out;
   for (const auto& e : table()) {
@@ -251,7 +288,7 @@ std::map<std::string, h5::Dataset> open_datasets(const h5::File& file, const Swe
 }
 
 void write_run_entry(const h5::Dataset& log, int64_t slot, const std::string& text) {
-  if (slot >= kRunLogEntries) return;  // the history is full; the sweep goes on
+  if (slot >= log.shape().at(0)) return;  // the history is full; the sweep goes on
   log.select({slot}, {1}).write(std::vector<std::string>{text.substr(0, kRunLogWidth - 1)});
 }
 

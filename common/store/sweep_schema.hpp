@@ -109,11 +109,19 @@ Values creation_values(const std::string& path, const SweepDescription& d);
 // Collective: every group, dataset and attribute of a new store, with
 // early allocation. Rank `writer` (true on one rank) fills the description.
 void create_store(const h5::File& file, const SweepDescription& d, bool writer);
+// Throws StoreError naming the file when a dataset of the table that the
+// store of `d` has is missing, has another shape than `d` gives it, or
+// claims more bytes than the whole file (`file_bytes`: every dataset is
+// allocated at creation, uncompressed). What makes the selections sized
+// from `d` fit the file. The run log's length is the file's own (4096
+// entries when lpi-sweep writes it).
+void check_datasets(const h5::File& file, const SweepDescription& d, int64_t file_bytes);
 // The datasets written after creation (Writer::rank0 and worker) that the
 // store of `d` has, by path, without a chunk cache.
 std::map<std::string, h5::Dataset> open_datasets(const h5::File& file, const SweepDescription& d);
 
-// Run history: entry `slot` of runs/log, and the entries written so far.
+// Run history: entry `slot` of runs/log (none past its end), and the entries
+// written so far.
 void write_run_entry(const h5::Dataset& log, int64_t slot, const std::string& text);
 std::vector<std::string> read_run_log(const h5::File& file);
 

@@ -96,15 +96,23 @@ std::optional<AblationSpec> ablation_from_conditions(const std::vector<std::stri
   spec.enabled = true;
   spec.heads.clear();
   spec.ffn_fraction = 0;
+  // What a job accepts ([ablation]): head counts >= 1 and a fraction in (0, 1],
+  // each written whole (no trailing text).
   try {
     for (std::size_t i = 1; i < conditions.size(); ++i) {
       const auto& c = conditions[i];
-      if (c.rfind("heads:", 0) == 0)
-        spec.heads.push_back(std::stoi(c.substr(6)));
-      else if (c.rfind("ffn:", 0) == 0 && i + 1 == conditions.size())
-        spec.ffn_fraction = std::stod(c.substr(4));
-      else
+      std::size_t used = 0;
+      if (c.rfind("heads:", 0) == 0) {
+        const int n = std::stoi(c.substr(6), &used);
+        if (used != c.size() - 6 || n < 1) return std::nullopt;
+        spec.heads.push_back(n);
+      } else if (c.rfind("ffn:", 0) == 0 && i + 1 == conditions.size()) {
+        const double f = std::stod(c.substr(4), &used);
+        if (used != c.size() - 4 || !(f > 0 && f <= 1)) return std::nullopt;
+        spec.ffn_fraction = f;
+      } else {
         return std::nullopt;
+      }
     }
   } catch (const std::exception&) {
     return std::nullopt;

@@ -50,7 +50,8 @@ struct AblationSpec {
   int32_t max_heads() const;
 };
 std::string format_fraction(double f);  // shortest round-trip text, e.g. "0.01"
-// The spec back from its condition names (a store's); empty when malformed.
+// The spec back from its condition names (a store's); empty when malformed or
+// outside what a job accepts (a head count below 1, a fraction outside (0, 1]).
 std::optional<AblationSpec> ablation_from_conditions(const std::vector<std::string>& conditions);
 
 // Units of at most `prompts_per_unit` prompts that never straddle a relation.

@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <boost/program_options.hpp>
+#include <cctype>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 
 namespace lpi::sweep {
@@ -21,6 +23,28 @@ std::vector<std::string> split(const std::string& text, char sep) {
     if (b != std::string::npos) out.push_back(item.substr(b, e - b + 1));
   }
   return out;
+}
+
+// Boost.Program_options expands %option%, %value% and the like in its error
+// messages, and loops forever when the text it puts in holds the same
+// placeholder (a job file with "prompts_per_unit = %value%" hung read_sweep_job;
+// found by fuzz_job): no job text holds one.
+void refuse_placeholders(const std::string& text, const std::string& where) {
+  for (auto open = text.find('%'); open != std::string::npos; open = text.find('%', open + 1)) {
+    const auto close = text.find('%', open + 1);
+    if (close == std::string::npos) return;
+    const std::string name = text.substr(open + 1, close - open - 1);
+    if (name.empty() || !std::all_of(name.begin(), name.end(), [](unsigned char c) {
+          return std::isalnum(c) != 0 || c == '_';
+        }))
+      continue;
+    const auto line = std::count(text.begin(), text.begin() + open, '\n') + 1;
+    throw SweepJobError(where +
+                        (where.rfind("override", 0) == 0 ? "" : ", line " + std::to_string(line)) +
+                        ": '%" + name +
+                        "%' is not allowed (a word between two '%' is a placeholder of the "
+                        "option parser's messages)");
+  }
 }
 
 }  // namespace
@@ -70,15 +94,19 @@ SweepJob parse_job(std::istream& in, const fs::path& origin, const fs::path& bas
     if (eq == std::string::npos || dot == std::string::npos || dot > eq) {
       throw SweepJobError("override '" + o + "': expected section.key=value");
     }
+    refuse_placeholders(o, "override '" + o + "'");
     override_text << "[" << o.substr(0, dot) << "]\n" << o.substr(dot + 1) << "\n";
   }
+  const std::string content{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  refuse_placeholders(content, "job file " + file.string());
+  std::istringstream text(content);
   try {
     po::store(po::parse_config_file(override_text, opts, false), vm);
   } catch (const po::error& e) {
     throw SweepJobError("override: " + std::string(e.what()));
   }
   try {
-    po::store(po::parse_config_file(in, opts, false), vm);
+    po::store(po::parse_config_file(text, opts, false), vm);
     po::notify(vm);
   } catch (const po::error& e) {
     throw SweepJobError("job file " + file.string() + ": " + e.what());
@@ -92,10 +120,15 @@ SweepJob parse_job(std::istream& in, const fs::path& origin, const fs::path& bas
   };
   job.revisions = resolve(revisions);
   job.relations = resolve(relations);
-  if (!fs::is_directory(job.revisions))
-    fail("model.revisions", job.revisions.string() + " is not a folder");
-  if (need_relations && !fs::is_directory(job.relations))
-    fail("relations.folder", job.relations.string() + " is not a folder");
+  // The error_code overloads: a name too long or a folder not readable is
+  // this file's error, not a std::filesystem_error naming no key.
+  auto require_folder = [&](const char* key, const fs::path& folder) {
+    std::error_code ec;
+    if (!fs::is_directory(folder, ec))
+      fail(key, folder.string() + " is not a folder" + (ec ? " (" + ec.message() + ")" : ""));
+  };
+  require_folder("model.revisions", job.revisions);
+  if (need_relations) require_folder("relations.folder", job.relations);
   job.checkpoint_list = split(list, ',');
   job.relation_select = split(select, ',');
   if (!steps.empty()) {
@@ -224,21 +257,26 @@ std::vector<CheckpointRef> select_checkpoints(const SweepJob& job) {
       auto ref = parse_checkpoint_name(name);
       if (!ref) fail("checkpoints.list", "'" + name + "' is not a revision name step{N}-tokens{M}");
       ref->path = (job.revisions / name).string();
-      if (!fs::exists(fs::path(ref->path) / "config.json")) {
-        fail("checkpoints.list", "checkpoint " + ref->path + " is not there (no config.json)");
+      std::error_code ec;
+      if (!fs::exists(fs::path(ref->path) / "config.json", ec)) {
+        fail("checkpoints.list", "checkpoint " + ref->path + " is not there (no config.json" +
+                                     (ec ? ": " + ec.message() : "") + ")");
       }
       found.push_back(*ref);
     }
   } else {
-    for (const auto& entry : fs::directory_iterator(job.revisions)) {
-      const std::string name = entry.path().filename().string();
-      if (!entry.is_directory() || fnmatch(job.checkpoint_glob.c_str(), name.c_str(), 0) != 0)
+    std::error_code ec;
+    for (fs::directory_iterator it(job.revisions, ec), end; !ec && it != end; it.increment(ec)) {
+      const std::string name = it->path().filename().string();
+      std::error_code entry_ec;
+      if (!it->is_directory(entry_ec) || fnmatch(job.checkpoint_glob.c_str(), name.c_str(), 0) != 0)
         continue;
       auto ref = parse_checkpoint_name(name);
-      if (!ref || !fs::exists(entry.path() / "config.json")) continue;
-      ref->path = entry.path().string();
+      if (!ref || !fs::exists(it->path() / "config.json", entry_ec)) continue;
+      ref->path = it->path().string();
       found.push_back(*ref);
     }
+    if (ec) fail("model.revisions", "cannot list " + job.revisions.string() + ": " + ec.message());
   }
   std::sort(found.begin(), found.end(),
             [](const auto& a, const auto& b) { return a.step < b.step; });

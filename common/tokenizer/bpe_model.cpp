@@ -85,14 +85,14 @@ BpeModel::BpeModel(Vocab vocab, const Merges& merges, BpeOptions options)
     const auto ia = vocab_.find(a);
     const auto ib = vocab_.find(b);
     const auto ic = vocab_.find(a + b);
-    const char* missing = ia == vocab_.end()   ? a.c_str()
-                          : ib == vocab_.end() ? b.c_str()
-                          : ic == vocab_.end() ? nullptr
-                                               : "";
-    if (missing == nullptr || *missing != '\0') {
-      const std::string token = missing == nullptr ? a + b : std::string(missing);
+    // The first of a, b and a + b missing from the vocab (any may be empty).
+    const std::string* missing = ia == vocab_.end() ? &a : ib == vocab_.end() ? &b : nullptr;
+    const std::string merged = a + b;
+    if (missing == nullptr && ic == vocab_.end()) missing = &merged;
+    if (missing != nullptr) {
       throw std::invalid_argument("merge " + std::to_string(rank) + " (\"" + a + "\" \"" + b +
-                                  "\") names token \"" + token + "\", which is not in the vocab");
+                                  "\") names token \"" + *missing +
+                                  "\", which is not in the vocab");
     }
     // A repeated pair keeps its last rank, as HuggingFace's HashMap collect does.
     merges_[pair_key(ia->second, ib->second)] =

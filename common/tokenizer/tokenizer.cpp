@@ -8,6 +8,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "common/json/json_text.hpp"
 #include "common/tokenizer/added_tokens.hpp"
 #include "common/tokenizer/bpe_model.hpp"
 #include "common/tokenizer/unicode_text.hpp"
@@ -117,7 +118,7 @@ void require_unset(const std::string& source, const json& j, const std::string& 
   if (it == j.end() || it->is_null()) return;
   if (it->is_string() && it->get<std::string>().empty()) return;
   fail(source, where + "." + key,
-       "is set (" + it->dump() + "), which this reader does not support");
+       "is set (" + json_text::brief(*it) + "), which this reader does not support");
 }
 
 }  // namespace
@@ -186,7 +187,8 @@ void Tokenizer::Impl::parse_model(const json& m) {
   for (const auto& [token, id] : vocab_it->items()) {
     if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > INT32_MAX) {
       fail(source, "model.vocab",
-           "token \"" + token + "\" has id " + id.dump() + ", not a non-negative 32-bit integer");
+           "token \"" + token + "\" has id " + json_text::brief(id) +
+               ", not a non-negative 32-bit integer");
     }
     const auto v = id.get<int32_t>();
     vocab.emplace(token, v);
@@ -213,7 +215,7 @@ void Tokenizer::Impl::parse_model(const json& m) {
     } else if (e.is_array() && e.size() == 2 && e[0].is_string() && e[1].is_string()) {
       merges.emplace_back(e[0].get<std::string>(), e[1].get<std::string>());
     } else {
-      fail(source, where, "expected \"a b\" or [\"a\", \"b\"], got " + e.dump());
+      fail(source, where, "expected \"a b\" or [\"a\", \"b\"], got " + json_text::brief(e));
     }
   }
 
@@ -239,10 +241,13 @@ void Tokenizer::Impl::parse_added_tokens(const json& a) {
         !t.contains("content") || !t["content"].is_string()) {
       fail(source, where, "expected an object with integer \"id\" and string \"content\"");
     }
+    const json& id = t["id"];
+    if (id.get<int64_t>() < 0 || id.get<int64_t>() > INT32_MAX) {
+      fail(source, where + ".id", json_text::brief(id) + " is not a non-negative 32-bit integer");
+    }
     AddedToken token;
     token.content = t["content"].get<std::string>();
-    token.id = t["id"].get<int32_t>();
-    if (token.id < 0) fail(source, where + ".id", "negative id");
+    token.id = id.get<int32_t>();
     if (const auto bad = detail::find_invalid_utf8(token.content); bad != std::string::npos) {
       fail(source, where + ".content", "invalid UTF-8 at byte " + std::to_string(bad));
     }
@@ -338,7 +343,7 @@ Tokenizer Tokenizer::from_json_string(const std::string& text, const std::string
   json root;
   try {
     root = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for a number like 1e400
     throw TokenizerError(source_name + ": not valid JSON: " + e.what());
   }
   if (!root.is_object()) throw TokenizerError(source_name + ": top level is not a JSON object");

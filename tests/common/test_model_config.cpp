@@ -352,6 +352,45 @@ TEST(Refusals, MissingAndMistypedFields) {
   expect_refused(j, {"'n_kv_heads'", "multi_query_attention"});
 }
 
+// Sizes whose products do not fit in 64 bits (signed overflow, undefined
+// behaviour, in the parser and in every neuron count after it); the inputs
+// are tests/fuzz/corpus/model_config/crash-*-overflow.
+TEST(Refusals, SizesPast64Bits) {
+  json j = olmo_7b_hf();
+  j["head_dim"] = 4611686018427387904;  // 2^62: head_dim * heads overflowed
+  expect_refused(j, {"'head_dim'", "expected hidden_size / num_attention_heads"});
+  j = olmo_7b_hf();
+  j["head_dim"] = 64;  // hidden 4096 / 32 heads is 128
+  expect_refused(j, {"'head_dim'", "is 64"});
+  j = olmo_7b_hf_olmo();
+  j.erase("mlp_hidden_size");
+  j["d_model"] = 4611686018427387904;  // mlp_ratio * d_model overflowed
+  j["mlp_ratio"] = 4;
+  expect_refused(j, {"'mlp_ratio'", "does not fit in 64 bits"});
+  j = olmoe_1b_7b_0924();  // each size fine, their products not (attn_neurons overflowed)
+  for (const char* field : {"hidden_size", "intermediate_size", "num_hidden_layers"})
+    j[field] = 4611686018427387904;
+  expect_refused(j, {"larger than 64-bit sizes hold", "layers 4611686018427387904"});
+  j = olmo_7b_hf();
+  j["vocab_size"] = 4611686018427387904;  // the embedding: vocab * d
+  expect_refused(j, {"larger than 64-bit sizes hold", "vocab 4611686018427387904"});
+}
+
+// A field nested 200000 deep: the message quoted it with the recursive
+// dump() and overflowed the stack (tests/fuzz/corpus/model_config/
+// review-deep-nesting is a shallower one that the fuzz runs start from).
+TEST(Refusals, DeeplyNestedField) {
+  json j = olmo_7b_hf();
+  j["hidden_size"] = "DEEP";  // replaced in the text: dump() itself would recurse
+  std::string text = j.dump();
+  text.replace(text.find("\"DEEP\""), 6, std::string(200000, '[') + std::string(200000, ']'));
+  TempDir dir;
+  std::ofstream(dir.path() / "config.json") << text;
+  expect_error(
+      [&] { ck::read_model_config(dir.path()); },
+      {"config.json", "'hidden_size'", "nested more than 16 levels deep", "expected an integer"});
+}
+
 TEST(Refusals, UnreadableFiles) {
   TempDir dir;
   expect_error([&] { ck::read_model_config(dir.path()); },

@@ -500,6 +500,24 @@ TEST(Malformed, TensorEntries) {
   check(R"({"w.str": "F32"})", 4, {"'w.str'", "expected an object"});
 }
 
+// A value nested 200000 deep in a header: the message quoted it whole with
+// nlohmann's recursive dump() and overflowed the stack (found reviewing the
+// parsers for the fuzz targets; a crash, not an error). Now it is named by type.
+TEST(Malformed, DeeplyNestedValueInAMessage) {
+  TempDir dir;
+  const std::string deep = std::string(200000, '[') + std::string(200000, ']');
+  const fs::path path = raw_file(
+      dir, R"({"w.deep": {"dtype": "F32", "shape": )" + deep + R"(, "data_offsets": [0, 4]}})", 4);
+  expect_error([&] { ck::SafetensorsFile{path}; },
+               {path.string(), "'w.deep'", "(a JSON array nested more than 16 levels deep)"});
+  std::string offsets = "[0";
+  for (int i = 0; i < 1000; ++i) offsets += ",4";
+  offsets += "]";
+  raw_file(dir, R"({"w.long": {"dtype": "F32", "shape": [1], "data_offsets": )" + offsets + "}}",
+           4);
+  expect_error([&] { ck::SafetensorsFile{path}; }, {"'w.long'", "[0,4,4,4", "4,4..., expected"});
+}
+
 TEST(Malformed, TruncatedShardInsideACheckpoint) {
   TempDir dir;
   const std::vector<float> a{1, 2, 3, 4};

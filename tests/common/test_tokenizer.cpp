@@ -210,6 +210,69 @@ TEST(TokenizerErrors, MessagesNameFileAndField) {
             std::string::npos);
 }
 
+// Found by fuzzing (tests/fuzz/corpus/tokenizer_json/crash-merge-empty-token):
+// the legacy merge " ab" has an empty first token, which the vocab lacks; the
+// missing-token check took the empty name for "nothing missing" and the
+// constructor dereferenced the vocab's end (SEGV).
+TEST(TokenizerErrors, MergeOfAnEmptyTokenIsRefused) {
+  json j = mini();
+  j["model"]["merges"] = json::parse(R"([" ab"])");
+  EXPECT_NE(load_error(j).find("mini.json: model.merges: merge 0 (\"\" \"ab\") names token \"\""),
+            std::string::npos)
+      << load_error(j);
+  j["model"]["merges"] = json::parse(R"([["a", ""]])");
+  EXPECT_NE(load_error(j).find("merge 0 (\"a\" \"\") names token \"\", which is not in the vocab"),
+            std::string::npos)
+      << load_error(j);
+}
+
+// A merge nested 200000 deep: quoted whole in the message, it overflowed the stack.
+TEST(TokenizerErrors, DeeplyNestedMergeInAMessage) {
+  json j = mini();
+  j["model"]["merges"] = json::array({"DEEP"});  // replaced in the text: dump() would recurse
+  std::string text = j.dump();
+  text.replace(text.find("\"DEEP\""), 6, std::string(200000, '[') + std::string(200000, ']'));
+  std::string error = "(no error)";
+  try {
+    Tokenizer::from_json_string(text, "mini.json");
+  } catch (const TokenizerError& e) {
+    error = e.what();
+  }
+  EXPECT_NE(error.find("mini.json: model.merges[0]: expected \"a b\" or [\"a\", \"b\"], got "
+                       "(a JSON array nested more than 16 levels deep)"),
+            std::string::npos)
+      << error.substr(0, 300);
+}
+
+// Found by fuzzing (tests/fuzz/corpus/tokenizer_json/crash-number-overflow):
+// a number too large for a double is nlohmann's out_of_range, not a
+// parse_error, and escaped from_json_string untyped, naming no file.
+TEST(TokenizerErrors, NumberTooLargeIsInvalidJson) {
+  try {
+    Tokenizer::from_json_string(R"({"model": {"dropout": 1e3081}})", "big.json");
+    FAIL();
+  } catch (const TokenizerError& e) {
+    EXPECT_NE(std::string(e.what()).find("big.json: not valid JSON"), std::string::npos)
+        << e.what();
+    EXPECT_NE(std::string(e.what()).find("1e3081"), std::string::npos) << e.what();
+  }
+}
+
+// Found reading the code while fuzzing: an added token's id was narrowed to
+// 32 bits, so 4294967296 + 3 silently became id 3.
+TEST(TokenizerErrors, AddedTokenIdBeyond32BitsIsRefused) {
+  json j = mini();
+  j["added_tokens"] = json::parse(R"([{"id": 4294967299, "content": "<big>"}])");
+  EXPECT_NE(load_error(j).find("mini.json: added_tokens[0].id: 4294967299 is not a non-negative "
+                               "32-bit integer"),
+            std::string::npos)
+      << load_error(j);
+  j["added_tokens"] = json::parse(R"([{"id": -1, "content": "<neg>"}])");
+  EXPECT_NE(load_error(j).find("added_tokens[0].id: -1 is not a non-negative 32-bit integer"),
+            std::string::npos)
+      << load_error(j);
+}
+
 // Runs `command` through the shell; returns its exit status and stdout.
 int run(const std::string& command, std::string& output) {
   FILE* pipe = popen(command.c_str(), "r");

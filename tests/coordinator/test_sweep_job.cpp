@@ -94,6 +94,43 @@ namespace {
 
 // The job files in jobs/ parse, with their folders pointed at a fixture (the
 // real ones name cluster paths).
+// A folder name too long for the file system made std::filesystem throw a
+// filesystem_error that named no key (tests/fuzz/corpus/job/
+// review-name-too-long; found reviewing the parser for fuzz_job, which
+// std::terminate then reports as a finding).
+TEST(SweepJob, NamesTooLongAreTheJobFilesError) {
+  Fixture f;
+  using lpi::test::expect_error;
+  const std::string long_name(300, 'a');  // NAME_MAX is 255
+  expect_error<SweepJobError>([&] { read_sweep_job(f.job, {"model.revisions=" + long_name}); },
+                              {"job.ini", "model.revisions", "is not a folder", "too long"});
+  expect_error<SweepJobError>([&] { read_sweep_job(f.job, {"relations.folder=" + long_name}); },
+                              {"job.ini", "relations.folder", "is not a folder", "too long"});
+  const std::string revision = "step" + std::string(300, '0') + "-tokens1";  // a revision name
+  expect_error<SweepJobError>([&] { read_sweep_job(f.job, {"checkpoints.list=" + revision}); },
+                              {"job.ini", "checkpoints.list", "is not there", "too long"});
+}
+
+// Found by fuzz_job (tests/fuzz/corpus/job/timeout-placeholder-hang):
+// Boost.Program_options 1.74 substitutes %value%, %canonical_option% and the
+// like into its error messages in a loop that never ends when the text put
+// in holds the same placeholder; read_sweep_job hung on such a value or key.
+TEST(SweepJob, PlaceholdersOfTheOptionParserAreRefused) {
+  Fixture f;
+  using lpi::test::expect_error;
+  expect_error<SweepJobError>(
+      [&] { read_sweep_job(f.write("v.ini", "[units]\nprompts_per_unit = %value%\n")); },
+      {"v.ini, line 9", "'%value%' is not allowed"});
+  expect_error<SweepJobError>(
+      [&] { read_sweep_job(f.write("k.ini", "[x%canonical_option%]\nkey = 1\n")); },
+      {"k.ini, line 8", "'%canonical_option%'"});
+  expect_error<SweepJobError>([&] { read_sweep_job(f.job, {"units.prompts_per_unit=%value%"}); },
+                              {"override 'units.prompts_per_unit=%value%'", "not allowed"});
+  // A lone '%', or two around something that is not a word, is plain text.
+  EXPECT_EQ(read_sweep_job(f.write("p.ini", "[job]\n"), {"model.name=100% tiny"}).model_name,
+            "100% tiny");
+}
+
 TEST(SweepJob, ShippedJobFilesParse) {
   Fixture f;
   const std::vector<std::string> here = {"model.revisions=" + (f.dir / "revisions").string(),
@@ -171,6 +208,15 @@ TEST(SweepJob, AblationConditions) {
   EXPECT_FALSE(ablation_from_conditions({"heads:1"}).has_value());
   EXPECT_FALSE(ablation_from_conditions({"none", "ffn:0.01", "heads:1"}).has_value());
   EXPECT_FALSE(ablation_from_conditions({"none", "heads:x"}).has_value());
+  // What a job would refuse is refused from a store too (a fraction of 5
+  // sized the ablation datasets from 5 * N neurons; see test_store_reader).
+  EXPECT_FALSE(ablation_from_conditions({"none", "heads:0"}).has_value());
+  EXPECT_FALSE(ablation_from_conditions({"none", "heads:3x"}).has_value());
+  EXPECT_FALSE(ablation_from_conditions({"none", "ffn:5"}).has_value());
+  EXPECT_FALSE(ablation_from_conditions({"none", "ffn:0"}).has_value());
+  EXPECT_FALSE(ablation_from_conditions({"none", "ffn:nan"}).has_value());
+  EXPECT_FALSE(ablation_from_conditions({"none", "ffn:0.5e"}).has_value());
+  EXPECT_TRUE(ablation_from_conditions({"none", "heads:2", "ffn:1"}).has_value());
   EXPECT_EQ(format_fraction(0.01), "0.01");
   EXPECT_EQ(format_fraction(1.0 / 3), "0.3333333333333333");  // Python repr(1 / 3)
   EXPECT_FALSE(read_sweep_job(f.write("plain.ini", "")).ablation.enabled);
