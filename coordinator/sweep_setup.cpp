@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <sstream>
 
 #include "common/checkpoint/model_config.hpp"
@@ -130,6 +131,23 @@ void check_free_space(const std::string& store_path, const store::SweepDescripti
                      human_bytes(free) +
                      " free (disk full): free some space or choose another --store");
   }
+}
+
+std::string checkpoint_moves(const store::SweepDescription& d,
+                             const std::vector<sweep::CheckpointRef>& selected_now) {
+  std::map<std::string, std::string> now;
+  for (const auto& c : selected_now) now[c.name] = c.path;
+  std::string out;
+  for (const auto& c : d.grid.checkpoints) {
+    const auto it = now.find(c.name);
+    if (it == now.end() || it->second == c.path) continue;
+    // One folder named two ways (a relative path stored) is no move; a stored
+    // folder that is gone is checkpoint_changes' to report.
+    std::error_code ec;
+    if (!fs::exists(c.path, ec) || fs::equivalent(c.path, it->second, ec)) continue;
+    out += "  " + c.name + ": the store has " + c.path + ", the job selects " + it->second + "\n";
+  }
+  return out;
 }
 
 std::string checkpoint_changes(const store::SweepDescription& d) {

@@ -26,10 +26,14 @@ store::SweepDescription describe_sweep(const sweep::SweepJob& job);
 bool is_operational_key(const std::string& key);
 
 // Resume checks: the job given now against the one stored ("" when they
-// agree, else one line per differing key), and each stored checkpoint
-// against its folder now (size, header hash).
+// agree, else one line per differing key); each stored checkpoint against
+// the folder the job selects for it now (another one: a hub cache ref moved
+// to another commit); and each stored checkpoint against its folder now
+// (size, header hash).
 std::string job_differences(const std::map<std::string, std::string>& stored,
                             const std::map<std::string, std::string>& given);
+std::string checkpoint_moves(const store::SweepDescription& d,
+                             const std::vector<sweep::CheckpointRef>& selected_now);
 std::string checkpoint_changes(const store::SweepDescription& d);
 
 // Before a store is created: SetupError naming the store, its size and the

@@ -17,8 +17,8 @@ using nlohmann::json;
 
 namespace {
 
-constexpr const char* kIndexName = "model.safetensors.index.json";
-constexpr const char* kSingleName = "model.safetensors";
+using detail::kIndexName;
+using detail::kSingleName;
 
 std::vector<fs::path> files_in(const fs::path& folder) {
   std::vector<fs::path> files;
@@ -32,7 +32,9 @@ std::vector<fs::path> files_in(const fs::path& folder) {
   return files;
 }
 
-json read_index(const fs::path& index_path) {
+}  // namespace
+
+json detail::read_index(const fs::path& index_path) {
   std::ifstream in(index_path, std::ios::binary);
   if (!in) throw CheckpointError(index_path.string() + ": cannot open");
   json index;
@@ -60,8 +62,6 @@ json read_index(const fs::path& index_path) {
   return index;
 }
 
-}  // namespace
-
 Checkpoint::Checkpoint(const fs::path& folder) : folder_(folder) {
   std::error_code ec;
   if (!fs::is_directory(folder, ec)) {
@@ -72,7 +72,7 @@ Checkpoint::Checkpoint(const fs::path& folder) : folder_(folder) {
 
   const fs::path index_path = folder / kIndexName;
   if (fs::is_regular_file(index_path, ec)) {
-    const json index = read_index(index_path);
+    const json index = detail::read_index(index_path);
     const json& weight_map = index.at("weight_map");
     if (weight_map.empty()) throw CheckpointError(index_path.string() + ": 'weight_map' is empty");
     // Open each shard once, in name order.

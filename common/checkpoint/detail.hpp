@@ -6,7 +6,16 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 namespace lpi::checkpoint::detail {
+
+constexpr const char* kIndexName = "model.safetensors.index.json";
+constexpr const char* kSingleName = "model.safetensors";
+
+// model.safetensors.index.json, checked: a 'weight_map' object of tensor ->
+// shard file name inside the folder. Throws CheckpointError naming the file.
+nlohmann::json read_index(const std::filesystem::path& index_path);
 
 // The message that refuses a PyTorch pickle and says how to convert it.
 std::string pickle_refusal(const std::filesystem::path& path);

@@ -7,7 +7,11 @@
 #include <cctype>
 #include <fstream>
 #include <iterator>
+#include <set>
 #include <sstream>
+
+#include "common/checkpoint/hub_cache.hpp"
+#include "common/checkpoint/safetensors.hpp"
 
 namespace lpi::sweep {
 namespace po = boost::program_options;
@@ -51,6 +55,62 @@ void refuse_placeholders(const std::string& text, const std::string& where) {
 
 namespace {
 
+// The error_code overload: a name too long or a folder not readable is the
+// job file's error naming the key, not a std::filesystem_error naming none.
+template <class Fail>
+void require_folder_of(const char* key, const fs::path& folder, const Fail& fail) {
+  std::error_code ec;
+  if (!fs::is_directory(folder, ec))
+    fail(key, folder.string() + " is not a folder" + (ec ? " (" + ec.message() + ")" : ""));
+}
+
+// [model]: revisions, or hub_cache and repo; the folders they name exist.
+template <typename Resolve, typename Fail>
+void check_model_source(SweepJob& job, const std::string& revisions, const std::string& hub_cache,
+                        const Resolve& resolve, const Fail& fail) {
+  const auto require_folder = [&](const char* key, const fs::path& f) {
+    require_folder_of(key, f, fail);
+  };
+  if (hub_cache.empty()) {
+    if (revisions.empty())
+      fail("model",
+           "no model.revisions (a folder of step{N}-tokens{M} revision folders) and no "
+           "model.hub_cache with model.repo (a HuggingFace hub cache)");
+    if (!job.repo.empty())
+      fail("model.repo", "'" + job.repo +
+                             "' is set but model.hub_cache is not (repo names a repository of a "
+                             "hub cache)");
+    job.revisions = resolve(revisions);
+    require_folder("model.revisions", job.revisions);
+    return;
+  }
+  if (!revisions.empty())
+    fail("model.revisions",
+         "set together with model.hub_cache: a job reads one (to replace a job file's revisions "
+         "by a hub cache, also give model.revisions= empty)");
+  if (job.repo.empty())
+    fail("model.repo",
+         "missing: model.hub_cache needs the repository, e.g. allenai/OLMoE-1B-7B-0924");
+  job.hub_cache = resolve(hub_cache);
+  require_folder("model.hub_cache", job.hub_cache);
+  fs::path repo_folder;
+  try {
+    repo_folder = checkpoint::hub_repo_folder(job.hub_cache, job.repo);
+  } catch (const checkpoint::CheckpointError& e) {
+    fail("model.repo", e.what());
+  }
+  if (!fs::is_directory(repo_folder)) {
+    if (fs::is_directory(job.hub_cache / "refs") && fs::is_directory(job.hub_cache / "snapshots"))
+      fail("model.hub_cache", job.hub_cache.string() +
+                                  " is a repository folder itself: name the folder above it "
+                                  "(the one holding models--ORG--NAME)");
+    fail("model.repo", "'" + job.repo + "' is not in the hub cache " + job.hub_cache.string() +
+                           " (no " + repo_folder.filename().string() +
+                           "; download its revisions with deploy/fetch-revisions.py or "
+                           "huggingface-cli download --revision)");
+  }
+}
+
 // `origin` names the source in messages (a file, or a store); relative
 // folders are relative to `base`.
 SweepJob parse_job(std::istream& in, const fs::path& origin, const fs::path& base,
@@ -58,14 +118,16 @@ SweepJob parse_job(std::istream& in, const fs::path& origin, const fs::path& bas
   SweepJob job;
   job.file = origin;
   const fs::path& file = origin;
-  std::string revisions, relations, list, steps, select, per_prompt, heads;
+  std::string revisions, hub_cache, relations, list, steps, select, per_prompt, heads;
   // One option a line reads best here.
   // clang-format off
   po::options_description opts;
   opts.add_options()
       ("job.name", po::value(&job.name)->required())
       ("model.name", po::value(&job.model_name)->required())
-      ("model.revisions", po::value(&revisions)->required())
+      ("model.revisions", po::value(&revisions)->default_value(""))
+      ("model.hub_cache", po::value(&hub_cache)->default_value(""))
+      ("model.repo", po::value(&job.repo)->default_value(""))
       ("checkpoints.glob", po::value(&job.checkpoint_glob)->default_value(job.checkpoint_glob))
       ("checkpoints.list", po::value(&list)->default_value(""))
       ("checkpoints.steps", po::value(&steps)->default_value(""))
@@ -118,17 +180,9 @@ SweepJob parse_job(std::istream& in, const fs::path& origin, const fs::path& bas
   auto resolve = [&](const std::string& p) {
     return fs::path(p).is_absolute() ? fs::path(p) : (base / p).lexically_normal();
   };
-  job.revisions = resolve(revisions);
   job.relations = resolve(relations);
-  // The error_code overloads: a name too long or a folder not readable is
-  // this file's error, not a std::filesystem_error naming no key.
-  auto require_folder = [&](const char* key, const fs::path& folder) {
-    std::error_code ec;
-    if (!fs::is_directory(folder, ec))
-      fail(key, folder.string() + " is not a folder" + (ec ? " (" + ec.message() + ")" : ""));
-  };
-  require_folder("model.revisions", job.revisions);
-  if (need_relations) require_folder("relations.folder", job.relations);
+  check_model_source(job, revisions, hub_cache, resolve, fail);
+  if (need_relations) require_folder_of("relations.folder", job.relations, fail);
   job.checkpoint_list = split(list, ',');
   job.relation_select = split(select, ',');
   if (!steps.empty()) {
@@ -200,7 +254,12 @@ std::map<std::string, std::string> job_settings(const SweepJob& job) {
   std::map<std::string, std::string> s;
   s["job.name"] = job.name;
   s["model.name"] = job.model_name;
-  s["model.revisions"] = fs::absolute(job.revisions).lexically_normal().string();
+  if (job.hub_cache.empty()) {
+    s["model.revisions"] = fs::absolute(job.revisions).lexically_normal().string();
+  } else {
+    s["model.hub_cache"] = fs::absolute(job.hub_cache).lexically_normal().string();
+    s["model.repo"] = job.repo;
+  }
   s["checkpoints.glob"] = job.checkpoint_glob;
   s["checkpoints.list"] = join(job.checkpoint_list);
   s["checkpoints.steps"] = (job.min_step > 0 ? std::to_string(job.min_step) : "") + ":" +
@@ -247,22 +306,69 @@ SweepJob job_from_settings(const std::map<std::string, std::string>& settings,
   return parse_job(text, origin, fs::current_path(), false, overrides);
 }
 
+namespace {
+
+// Each selected hub revision's snapshot folder as its path; every missing
+// snapshot or file, one line each.
+std::vector<std::string> resolve_snapshots(const fs::path& repo_folder,
+                                           std::vector<CheckpointRef>& refs) {
+  std::vector<std::string> problems;
+  for (auto& ref : refs) {
+    try {
+      const fs::path snapshot = checkpoint::hub_snapshot(repo_folder, ref.name);
+      ref.path = snapshot.string();
+      for (const auto& p : checkpoint::missing_model_files(snapshot))
+        problems.push_back(ref.name + ": " + p);
+    } catch (const checkpoint::CheckpointError& e) {
+      problems.push_back(ref.name + ": " + e.what());
+    }
+  }
+  return problems;
+}
+
+}  // namespace
+
 std::vector<CheckpointRef> select_checkpoints(const SweepJob& job) {
   auto fail = [&](const std::string& key, const std::string& what) {
     throw SweepJobError("job file " + job.file.string() + ": " + key + ": " + what);
   };
+  const bool hub = !job.hub_cache.empty();
+  fs::path repo_folder;
+  std::vector<std::string> hub_refs;
+  if (hub) {
+    try {
+      repo_folder = checkpoint::hub_repo_folder(job.hub_cache, job.repo);
+      hub_refs = checkpoint::hub_revisions(repo_folder);
+    } catch (const checkpoint::CheckpointError& e) {
+      fail("model.repo", e.what());
+    }
+  }
+  const fs::path source = hub ? repo_folder / "refs" : job.revisions;
   std::vector<CheckpointRef> found;
   if (!job.checkpoint_list.empty()) {
+    const std::set<std::string> downloaded(hub_refs.begin(), hub_refs.end());
     for (const auto& name : job.checkpoint_list) {
       auto ref = parse_checkpoint_name(name);
       if (!ref) fail("checkpoints.list", "'" + name + "' is not a revision name step{N}-tokens{M}");
-      ref->path = (job.revisions / name).string();
-      std::error_code ec;
-      if (!fs::exists(fs::path(ref->path) / "config.json", ec)) {
-        fail("checkpoints.list", "checkpoint " + ref->path + " is not there (no config.json" +
-                                     (ec ? ": " + ec.message() : "") + ")");
+      if (hub) {
+        if (downloaded.count(name) == 0)
+          fail("checkpoints.list", "revision " + name + " is not in " + source.string() +
+                                       " (not downloaded: deploy/fetch-revisions.py --revision " +
+                                       name + ")");
+      } else {
+        ref->path = (job.revisions / name).string();
+        std::error_code ec;
+        if (!fs::exists(fs::path(ref->path) / "config.json", ec)) {
+          fail("checkpoints.list", "checkpoint " + ref->path + " is not there (no config.json" +
+                                       (ec ? ": " + ec.message() : "") + ")");
+        }
       }
       found.push_back(*ref);
+    }
+  } else if (hub) {
+    for (const auto& name : hub_refs) {
+      if (fnmatch(job.checkpoint_glob.c_str(), name.c_str(), 0) != 0) continue;
+      if (auto ref = parse_checkpoint_name(name)) found.push_back(*ref);
     }
   } else {
     std::error_code ec;
@@ -288,9 +394,24 @@ std::vector<CheckpointRef> select_checkpoints(const SweepJob& job) {
   }
   if (out.empty()) {
     fail("checkpoints",
-         "no checkpoint of " + job.revisions.string() + " matches the selection (glob '" +
+         "no checkpoint of " + source.string() + " matches the selection (glob '" +
              job.checkpoint_glob + "', steps " + std::to_string(job.min_step) + ":" +
              (job.max_step == INT64_MAX ? std::string() : std::to_string(job.max_step)) + ")");
+  }
+  if (hub) {
+    const auto problems = resolve_snapshots(repo_folder, out);
+    if (!problems.empty()) {
+      std::string text;
+      constexpr std::size_t kShown = 20;
+      for (std::size_t i = 0; i < problems.size() && i < kShown; ++i) text += "\n  " + problems[i];
+      if (problems.size() > kShown)
+        text += "\n  ... and " + std::to_string(problems.size() - kShown) + " more";
+      fail("model.repo",
+           "selected revisions of " + job.repo + " in " + job.hub_cache.string() +
+               " are missing files (a download interrupted, or blobs removed):" + text +
+               "\nfinish the download (deploy/fetch-revisions.py --revision NAME) "
+               "or leave them out (checkpoints.list, checkpoints.steps)");
+    }
   }
   return out;
 }

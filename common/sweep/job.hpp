@@ -1,8 +1,8 @@
-// A sweep job file (INI, Boost.Program_options): the model and its folder of
-// revisions, which checkpoints, the relations, the unit size and the
-// attribution options. Every key can be overridden ("section.key=value").
-// Everything is checked here, before anything is written: an unknown key, a
-// bad value, a missing folder or a selected checkpoint that is not there is a
+// A sweep job file (INI, Boost.Program_options): the model and where its
+// revisions are (a folder of revision folders, or a HuggingFace hub cache),
+// which checkpoints, the relations, the unit size and the attribution options. Every key can be
+// overridden ("section.key=value"). Everything is checked here, before anything is written: an
+// unknown key, a bad value, a missing folder or a selected checkpoint that is not there is a
 // SweepJobError naming the file (or override) and the key.
 #pragma once
 
@@ -25,7 +25,10 @@ struct SweepJob {
   std::filesystem::path file;
   std::string name;
   std::string model_name;
+  // Where the revisions are: one of the two.
   std::filesystem::path revisions;  // folder of step{N}-tokens{M} revision folders
+  std::filesystem::path hub_cache;  // a HuggingFace hub cache holding `repo`
+  std::string repo;                 // ORG/NAME: hub_cache/models--ORG--NAME/refs/step{N}-tokens{M}
   std::string checkpoint_glob = "step*-tokens*";
   std::vector<std::string> checkpoint_list;  // explicit names (empty: all that match the glob)
   int64_t min_step = 0, max_step = INT64_MAX;
@@ -53,7 +56,10 @@ SweepJob job_from_settings(const std::map<std::string, std::string>& settings,
                            const std::string& origin,
                            const std::vector<std::string>& overrides = {});
 
-// The selected checkpoints, by step, each a folder with a config.json.
+// The selected checkpoints, by step, each a folder with a config.json: a
+// revision folder, or the hub cache snapshot its ref names. A selected hub
+// revision whose snapshot is missing or incomplete (no config.json, a missing
+// shard, a dangling symlink) is a SweepJobError listing every such file.
 std::vector<CheckpointRef> select_checkpoints(const SweepJob& job);
 
 }  // namespace lpi::sweep

@@ -222,6 +222,16 @@ int run(int argc, char** argv, const lpi::mpi::Comm& comm) {
             throw co::SetupError("store " + cli.store + " was written by a different job:\n" +
                                  diff + "resume it with the job it was started with (or no --job)");
           }
+          const auto moved =
+              co::checkpoint_moves(info.description, lpi::sweep::select_checkpoints(job));
+          if (!moved.empty()) {
+            throw co::SetupError("store " + cli.store +
+                                 " was written from other folders than the job selects now (a "
+                                 "hub cache ref moved to another commit?):\n" +
+                                 moved +
+                                 "a resume goes on with the store's folders: point the refs back, "
+                                 "or start a new store");
+          }
           const auto changed = co::checkpoint_changes(info.description);
           if (!changed.empty()) {
             throw co::SetupError("checkpoints of " + cli.store +

@@ -12,6 +12,10 @@
 #   refusals         wrong --resume, changed checkpoint, foreign files, existing store
 #   job_errors       unknown key, missing folder, empty relation: nothing written
 #   dry_run          grid and size printed, nothing written
+#   hub              the MoE trajectory as a HuggingFace hub cache (refs, snapshots of
+#                    relative symlinks into blobs): swept in place, killed and resumed,
+#                    equal to the reference bit for bit; a moved ref and a missing blob
+#                    refused by name
 #   analysis         end to end: sweep with ablation -> lpi-analyze -> figures and
 #                    report; the reduction checked by an independent numpy
 #                    recomputation; its bad input (foreign, partial, differing
@@ -755,6 +759,74 @@ inputs)
   expect_error 2 "$first_relation" sweep --job "$work/job-inputs.ini" --store "$work/inputs-new.h5"
   [ ! -e "$work/inputs-new.h5" ] || fail "a refused sweep wrote a store"
   ;;
+hub)
+  # The MoE trajectory as `huggingface-cli download --revision R` leaves it:
+  # each file's bytes in blobs/ under their hash (one blob for the files that
+  # are alike), snapshots/COMMIT/FILE a relative symlink to it, refs/R the
+  # commit (no newline), refs/main the last one. lpi-sweep reads it in place;
+  # the store equals the reference bit for bit, only the paths differ.
+  hub=$work/hub
+  repo=$hub/models--allenai--sweep-test-moe
+  rm -rf "$hub" "$work"/hub*.h5 && mkdir -p "$repo/blobs" "$repo/refs"
+  for d in "$work/moe"/step*-tokens*; do
+    r=$(basename "$d")
+    commit=$(printf '%s' "$r" | sha1sum | cut -c1-40)
+    mkdir -p "$repo/snapshots/$commit"
+    for f in "$d"/*; do
+      etag=$(sha256sum <"$f" | cut -c1-64)
+      [ -e "$repo/blobs/$etag" ] || cp "$f" "$repo/blobs/$etag"
+      ln -s "../../blobs/$etag" "$repo/snapshots/$commit/$(basename "$f")"
+    done
+    printf '%s' "$commit" >"$repo/refs/$r"
+  done
+  printf '%s' "$commit" >"$repo/refs/main"
+  [ -z "$(find "$repo/snapshots" -type f)" ] || fail "a snapshot holds a file that is not a symlink"
+  echo "hub cache: $(ls "$repo/refs" | wc -l) refs, $(ls "$repo/snapshots" | wc -l) snapshots, $(ls "$repo/blobs" | wc -l) blobs"
+  jobfile=$work/job-hub.ini
+  sed -e "s|^revisions = .*|hub_cache = $hub\nrepo = allenai/sweep-test-moe|" "$(job moe)" >"$jobfile"
+  grep -q "^hub_cache = $hub$" "$jobfile" || fail "the job has no hub_cache: $(cat "$jobfile")"
+  out=$(sweep --job "$jobfile" --store "$work/hub.h5" --dry-run)
+  grep -q "^checkpoints: 8 " <<<"$out" || fail "dry run: $out"
+  grep -q "^  step40-tokens10240  $repo/snapshots/[0-9a-f]\{40\}$" <<<"$out" || fail "dry run paths: $out"
+  # Killed mid-run, resumed from the job the store recorded (its hub keys).
+  store=$work/hub.h5
+  "$bin/lpi-sweep" --progress-every 60 --job "$jobfile" --store "$store" >"$work/hub-1.log" 2>&1 &
+  first=$!
+  check wait_units "$store" 100 60 || fail "the sweep did not start: $(tail -3 "$work/hub-1.log")"
+  kill -9 "$first"
+  wait "$first" 2>/dev/null || true
+  sweep --resume --store "$store" >"$work/hub-2.log" 2>&1 || fail "the resume: $(tail -3 "$work/hub-2.log")"
+  check complete "$store"
+  check equal "$work/ref-moe.h5" "$store"
+  "$py" - "$work/ref-moe.h5" "$store" "$repo" <<'PY' || fail "the checkpoints differ"
+import sys, h5py
+with h5py.File(sys.argv[1], "r") as ref, h5py.File(sys.argv[2], "r") as hub:
+    for name in ["name", "step", "tokens", "bytes", "header_hash"]:
+        a, b = ref["checkpoints/" + name][...].tolist(), hub["checkpoints/" + name][...].tolist()
+        assert a == b, (name, a, b)
+    paths = [p.decode() for p in hub["checkpoints/path"][...]]
+    assert all(p.startswith(sys.argv[3] + "/snapshots/") for p in paths), paths
+    job = {k: (v.decode() if isinstance(v, bytes) else str(v)) for k, v in hub["job"].attrs.items()}
+    assert job["model.hub_cache"] == sys.argv[3].rsplit("/", 1)[0] and "model.revisions" not in job, job
+print(f"names, steps, sizes and fingerprints equal the reference's; {len(paths)} paths are snapshots")
+PY
+  # A ref moved to another commit since the store was written: refused.
+  moved=$(printf 'moved' | sha1sum | cut -c1-40)
+  old=$(cat "$repo/refs/step13-tokens3328")
+  cp -a "$repo/snapshots/$old" "$repo/snapshots/$moved"
+  printf '%s' "$moved" >"$repo/refs/step13-tokens3328"
+  expect_error 2 "step13-tokens3328: the store has $repo/snapshots/$old, the job selects $repo/snapshots/$moved" \
+    sweep --resume --store "$store"
+  printf '%s' "$old" >"$repo/refs/step13-tokens3328"
+  # A blob gone (the cache cleaned by hand): the revision is named, nothing written.
+  blob=$(readlink -f "$repo/snapshots/$old/model.safetensors")
+  mv "$blob" "$blob.away"
+  expect_error 2 "step13-tokens3328: $repo/snapshots/$old/model.safetensors is a symlink to ../../blobs/" \
+    sweep --job "$jobfile" --store "$work/hub-new.h5"
+  grep -qF "job file $jobfile: model.repo: " <<<"$out" || fail "the job file and key are not named: $out"
+  [ ! -e "$work/hub-new.h5" ] || fail "a refused sweep wrote a store"
+  mv "$blob.away" "$blob"
+  ;;
 dry_run)
   rm -f "$work/dry.h5"
   out=$(sweep --job "$(job moe)" --store "$work/dry.h5" --dry-run --ablation.enabled=true)
@@ -766,7 +838,7 @@ dry_run)
   echo "$out" | head -3
   ;;
 *)
-  echo "usage: $0 train|single|mpi NP|crash worker|coordinator N|corrupt|refusals|job_errors|dry_run|disk_full|lock|hang|changed|nonfinite|damaged|inputs|ablation|analysis"
+  echo "usage: $0 train|single|mpi NP|crash worker|coordinator N|corrupt|refusals|job_errors|dry_run|hub|disk_full|lock|hang|changed|nonfinite|damaged|inputs|ablation|analysis"
   exit 2
   ;;
 esac
