@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs every Debian 12 package that lpi-sweep's build and tests need
 # (clang-14 and its sanitizer and libFuzzer runtimes for ci/fuzz.sh).
-# Idempotent: packages already present are left as they are.
+# Idempotent: packages already present are left as they are. Not here:
+# slurm-wlm and munge, which only the Slurm test (tests/slurm) uses and which
+# it installs itself when they are missing.
 set -euo pipefail
 
 packages=(
