@@ -67,17 +67,23 @@ LoopReport run_coordinator(transport::Transport& transport, Scheduler& scheduler
   std::set<int> waiting;  // workers that asked while nothing was pending
   std::set<int> parked;   // workers that asked once the phase was over
   std::map<int, int32_t> loaded;
-  std::map<int, clock_type::time_point> assigned_at;  // workers holding a unit
+  // Workers holding a lease: when it is due (its units' timeouts summed: they
+  // are computed together and reported at the end).
+  std::map<int, clock_type::time_point> due;
   int running = transport.size() - 1 - static_cast<int>(away.size());
   int& stopping = report.stop_signal;
   auto answer = [&](int worker) {
     if (stopping) {
       parked.insert(worker);  // nothing more is assigned; it waits for the end
       --running;
-    } else if (auto unit = scheduler.next(worker, loaded[worker])) {
-      transport::send(transport, worker, sweep::Assign{unit->id, scheduler.prefetch_hint(worker)});
-      loaded[worker] = unit->checkpoint;
-      assigned_at[worker] = clock_type::now();
+    } else if (auto units = scheduler.lease(worker, loaded[worker]); !units.empty()) {
+      const auto n = static_cast<double>(units.size());
+      loaded[worker] = scheduler.grid().units[units.front()].checkpoint;
+      transport::send(transport, worker,
+                      sweep::Assign{std::move(units), scheduler.prefetch_hint(worker)});
+      due[worker] =
+          clock_type::now() + std::chrono::duration_cast<clock_type::duration>(
+                                  std::chrono::duration<double>(options.unit_timeout * n));
     } else if (scheduler.finished()) {
       parked.insert(worker);
       --running;
@@ -94,19 +100,17 @@ LoopReport run_coordinator(transport::Transport& transport, Scheduler& scheduler
   };
   auto leave = [&](int worker) {
     waiting.erase(worker);
-    assigned_at.erase(worker);
+    due.erase(worker);
     --running;
     wake();
   };
-  // The next message, or nothing when a unit's time ran out first.
-  const auto limit = std::chrono::duration_cast<clock_type::duration>(
-      std::chrono::duration<double>(options.unit_timeout));
+  // The next message, or nothing when a lease's time ran out first.
   auto next_message = [&]() -> std::optional<transport::Message> {
     double wait = options.stop_signal ? 0.2 : -1;  // -1: as long as it takes
-    if (options.unit_timeout > 0 && !assigned_at.empty()) {
+    if (options.unit_timeout > 0 && !due.empty()) {
       auto first = clock_type::time_point::max();
-      for (const auto& [w, t] : assigned_at) first = std::min(first, t);
-      const double left = std::chrono::duration<double>(first + limit - clock_type::now()).count();
+      for (const auto& [w, t] : due) first = std::min(first, t);
+      const double left = std::chrono::duration<double>(first - clock_type::now()).count();
       wait = wait < 0 ? std::max(0.0, left) : std::clamp(left, 0.0, wait);
     }
     return wait < 0 ? transport.receive() : transport.receive_for(wait);
@@ -115,27 +119,29 @@ LoopReport run_coordinator(transport::Transport& transport, Scheduler& scheduler
     if (stopping || signal == 0) return;
     stopping = signal;
     LPI_LOG(warning) << "a stop was asked (" << sweep::signal_name(signal) << " on rank " << rank
-                     << "): nothing more is assigned; the " << assigned_at.size()
+                     << "): nothing more is assigned; the " << scheduler.in_flight_count()
                      << " unit(s) in flight finish, then the run ends (resume with --resume)";
     wake();
   };
   auto expire = [&] {
     const auto now = clock_type::now();
     std::vector<int> late;
-    for (const auto& [w, t] : assigned_at) {
-      if (now - t >= limit) late.push_back(w);
+    for (const auto& [w, t] : due) {
+      if (now >= t) late.push_back(w);
     }
     for (int w : late) {
-      const int32_t unit = scheduler.in_flight(w);
+      const auto units = scheduler.in_flight(w);
       const auto& grid = scheduler.grid();
-      const auto& checkpoint = grid.checkpoints[grid.units[unit].checkpoint].name;
+      const auto& checkpoint = grid.checkpoints[grid.units[units.front()].checkpoint].name;
       const std::string error = "no report within the unit timeout of " +
                                 std::to_string(static_cast<long long>(options.unit_timeout)) +
                                 " s (rank " + std::to_string(w) + " taken as hung)";
-      LPI_LOG(error) << "rank " << w << " has not reported unit " << unit << " (checkpoint "
+      std::string ids;
+      for (auto u : units) ids += (ids.empty() ? "" : ", ") + std::to_string(u);
+      LPI_LOG(error) << "rank " << w << " has not reported unit(s) " << ids << " (checkpoint "
                      << checkpoint << ") within the unit timeout of " << options.unit_timeout
-                     << " s: it is taken as hung and gets no more work in this run; the unit "
-                     << "goes to another worker";
+                     << " s each: it is taken as hung and gets no more work in this run; the "
+                     << "unit(s) go to another worker";
       scheduler.timed_out(w, error);
       away.hung.insert(w);
       ++report.hung;
@@ -159,14 +165,14 @@ LoopReport run_coordinator(transport::Transport& transport, Scheduler& scheduler
         const auto d = sweep::decode_unit_done(m.bytes);
         if (hooks.on_done) hooks.on_done(m.source, d);
         scheduler.completed(m.source, d.unit);
-        assigned_at.erase(m.source);
+        if (scheduler.in_flight(m.source).empty()) due.erase(m.source);
         wake();
         break;
       }
       case MessageKind::UnitFailed: {
         const auto f = sweep::decode_unit_failed(m.bytes);
         scheduler.failed(m.source, f.unit, f.error);
-        assigned_at.erase(m.source);
+        if (scheduler.in_flight(m.source).empty()) due.erase(m.source);
         wake();
         break;
       }

@@ -4,10 +4,12 @@
 // between processes, in-process between threads) and never holds a model:
 // the worker side of the conversation is worker/loop.
 //
-// A unit that its worker does not report within the unit timeout counts as a
-// failed attempt and goes to another worker; the silent worker is taken as
-// hung and gets no more work in this run. Should it speak again, its late
-// report is ignored and it is told to stop.
+// Work goes out in leases (Scheduler::lease): units of one checkpoint that
+// the worker computes together and reports one by one. A lease that its
+// worker does not report within the unit timeout times its units counts as a
+// failed attempt of each unreported unit, which go to other workers; the
+// silent worker is taken as hung and gets no more work in this run. Should it
+// speak again, its late reports are ignored and it is told to stop.
 #pragma once
 
 #include <functional>
@@ -36,7 +38,9 @@ struct LoopReport {
 };
 
 struct LoopOptions {
-  double unit_timeout = 0;  // seconds from the assignment to the report; 0: no limit
+  // Seconds per unit from a lease's assignment to its last report (a lease
+  // of n units has n times this); 0: no limit.
+  double unit_timeout = 0;
   // A signal asked rank 0 to stop (0: none), polled a few times a second.
   // A stop (asked here or in a worker's WorkRequest) assigns nothing more:
   // the units in flight finish, then every worker is told to stop.

@@ -1,5 +1,6 @@
 #include "coordinator/scheduler.hpp"
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace lpi::coordinator {
@@ -13,12 +14,15 @@ Scheduler::Scheduler(const sweep::Grid& grid, const std::vector<bool>& done,
       errors_(grid.units.size()),
       pending_by_checkpoint_(grid.checkpoints.size()),
       workers_on_(grid.checkpoints.size(), 0),
-      remaining_(grid.checkpoints.size(), 0) {
+      workers_(std::max(1, options.workers)),
+      remaining_(grid.checkpoints.size(), 0),
+      units_of_(grid.checkpoints.size(), 0) {
   if (!done.empty() && done.size() != grid.units.size()) {
     throw std::invalid_argument("scheduler: " + std::to_string(done.size()) + " done flags for " +
                                 std::to_string(grid.units.size()) + " units");
   }
   for (const auto& u : grid.units) {
+    ++units_of_[u.checkpoint];
     if (!done.empty() && done[u.id]) {
       state_[u.id] = State::Done;
       ++done_;
@@ -37,10 +41,10 @@ void Scheduler::release(int worker) {
   }
 }
 
-std::optional<sweep::WorkUnit> Scheduler::next(int worker, int32_t loaded) {
+std::vector<int32_t> Scheduler::lease(int worker, int32_t loaded, int cap) {
   if (in_flight_.count(worker))
     throw std::logic_error("scheduler: worker " + std::to_string(worker) + " asked twice");
-  if (pending_ == 0) return std::nullopt;
+  if (pending_ == 0) return {};
   const auto C = static_cast<int32_t>(pending_by_checkpoint_.size());
   int32_t pick = -1;
   if (loaded >= 0 && loaded < C && !pending_by_checkpoint_[loaded].empty()) {
@@ -72,27 +76,55 @@ std::optional<sweep::WorkUnit> Scheduler::next(int worker, int32_t loaded) {
   }
   hinted_.erase(pick);
   auto& queue = pending_by_checkpoint_[pick];
-  const int32_t unit = queue.front();
-  queue.pop_front();
-  --pending_;
-  state_[unit] = State::InFlight;
-  in_flight_[worker] = unit;
+  // Every pending unit of the checkpoint while each worker can have a
+  // checkpoint of its own; at the tail, a 1/ways share of the checkpoint's
+  // units, so that the last checkpoints keep every worker busy.
+  std::size_t size = queue.size();
+  int with_pending = 0;
+  for (const auto& q : pending_by_checkpoint_) with_pending += !q.empty();
+  if (with_pending < workers_) {
+    const int ways = (workers_ + with_pending - 1) / with_pending;
+    size = std::min<std::size_t>(size, (units_of_[pick] + ways - 1) / ways);
+  }
+  if (options_.max_lease > 0) size = std::min<std::size_t>(size, options_.max_lease);
+  if (cap > 0) size = std::min<std::size_t>(size, cap);
+  size = std::max<std::size_t>(size, 1);
+  std::vector<int32_t> units(queue.begin(), queue.begin() + static_cast<std::ptrdiff_t>(size));
+  queue.erase(queue.begin(), queue.begin() + static_cast<std::ptrdiff_t>(size));
+  pending_ -= size;
+  for (auto u : units) state_[u] = State::InFlight;
+  in_flight_[worker] = units;
   auto it = worker_checkpoint_.find(worker);
   if (it == worker_checkpoint_.end() || it->second != pick) {
     release(worker);
     worker_checkpoint_[worker] = pick;
     ++workers_on_[pick];
   }
-  return grid_.units[unit];
+  return units;
+}
+
+std::optional<sweep::WorkUnit> Scheduler::next(int worker, int32_t loaded) {
+  const auto units = lease(worker, loaded, 1);
+  if (units.empty()) return std::nullopt;
+  return grid_.units[units.front()];
+}
+
+void Scheduler::take_back(int worker, int32_t unit) {
+  const auto it = in_flight_.find(worker);
+  if (it != in_flight_.end()) {
+    auto& held = it->second;
+    if (const auto pos = std::find(held.begin(), held.end(), unit); pos != held.end()) {
+      held.erase(pos);
+      if (held.empty()) in_flight_.erase(it);
+      return;
+    }
+  }
+  throw std::logic_error("scheduler: worker " + std::to_string(worker) + " reported unit " +
+                         std::to_string(unit) + " it was not given");
 }
 
 void Scheduler::completed(int worker, int32_t unit) {
-  auto it = in_flight_.find(worker);
-  if (it == in_flight_.end() || it->second != unit) {
-    throw std::logic_error("scheduler: worker " + std::to_string(worker) + " completed unit " +
-                           std::to_string(unit) + " it was not given");
-  }
-  in_flight_.erase(it);
+  take_back(worker, unit);
   state_[unit] = State::Done;
   ++done_;
   --remaining_[grid_.units[unit].checkpoint];
@@ -119,51 +151,57 @@ int32_t Scheduler::prefetch_hint(int worker) {
 }
 
 void Scheduler::failed(int worker, int32_t unit, const std::string& error) {
-  auto it = in_flight_.find(worker);
-  if (it == in_flight_.end() || it->second != unit) {
-    throw std::logic_error("scheduler: worker " + std::to_string(worker) + " failed unit " +
-                           std::to_string(unit) + " it was not given");
-  }
-  in_flight_.erase(it);
+  take_back(worker, unit);
   errors_[unit].push_back("worker " + std::to_string(worker) + ": " + error);
   if (++attempts_[unit] >= options_.max_attempts) {
     state_[unit] = State::GivenUp;
     given_up_.push_back({unit, errors_[unit]});
-    return;
-  }
-  state_[unit] = State::Pending;
-  pending_by_checkpoint_[grid_.units[unit].checkpoint].push_front(unit);
-  ++pending_;
-  release(worker);  // its checkpoint may be the problem: let it move on
-}
-
-void Scheduler::worker_lost(int worker) {
-  if (auto it = in_flight_.find(worker); it != in_flight_.end()) {
-    const int32_t unit = it->second;
-    in_flight_.erase(it);
+  } else {
     state_[unit] = State::Pending;
     pending_by_checkpoint_[grid_.units[unit].checkpoint].push_front(unit);
     ++pending_;
   }
+  // Its checkpoint may be the problem: once its lease is over, let it move on.
+  if (!in_flight_.count(worker)) release(worker);
+}
+
+void Scheduler::worker_lost(int worker) {
+  if (auto it = in_flight_.find(worker); it != in_flight_.end()) {
+    // Back to the front of their queues, in their order.
+    for (auto u = it->second.rbegin(); u != it->second.rend(); ++u) {
+      state_[*u] = State::Pending;
+      pending_by_checkpoint_[grid_.units[*u].checkpoint].push_front(*u);
+      ++pending_;
+    }
+    in_flight_.erase(it);
+  }
   release(worker);
+  workers_ = std::max(1, workers_ - 1);
 }
 
-int32_t Scheduler::in_flight(int worker) const {
+std::vector<int32_t> Scheduler::in_flight(int worker) const {
   const auto it = in_flight_.find(worker);
-  return it == in_flight_.end() ? -1 : it->second;
+  return it == in_flight_.end() ? std::vector<int32_t>{} : it->second;
 }
 
-int32_t Scheduler::timed_out(int worker, const std::string& error) {
-  const int32_t unit = in_flight(worker);
-  if (unit < 0)
+std::size_t Scheduler::in_flight_count() const {
+  std::size_t n = 0;
+  for (const auto& [w, units] : in_flight_) n += units.size();
+  return n;
+}
+
+std::vector<int32_t> Scheduler::timed_out(int worker, const std::string& error) {
+  const auto units = in_flight(worker);
+  if (units.empty())
     throw std::logic_error("scheduler: worker " + std::to_string(worker) +
                            " timed out holding no unit");
-  failed(worker, unit, error);
+  for (auto u : units) failed(worker, u, error);
   release(worker);
+  workers_ = std::max(1, workers_ - 1);
   for (auto it = hinted_.begin(); it != hinted_.end();) {
     it = it->second == worker ? hinted_.erase(it) : std::next(it);
   }
-  return unit;
+  return units;
 }
 
 std::size_t Scheduler::checkpoints_done() const {
@@ -188,7 +226,7 @@ void Scheduler::check_invariants() const {
   for (const auto& q : pending_by_checkpoint_) queued += q.size();
   if (pending != pending_ || queued != pending_)
     throw std::logic_error("scheduler: pending count out of step");
-  if (in_flight != in_flight_.size())
+  if (in_flight != in_flight_count())
     throw std::logic_error("scheduler: in-flight count out of step");
   if (done != done_) throw std::logic_error("scheduler: done count out of step");
   if (given_up != given_up_.size()) throw std::logic_error("scheduler: given-up count out of step");

@@ -1,10 +1,17 @@
-// The coordinator's bookkeeping, without MPI: which unit goes to which worker
-// next (a worker stays on the checkpoint it has loaded while that checkpoint
-// has work; fresh checkpoints go to idle workers in step order; at the tail
-// several workers share the checkpoint with the most work left), each unit's
-// state and attempts, retries of failed units up to a limit, and the units of
-// a lost worker put back. Every unit is in exactly one state at all times
-// (check_invariants()).
+// The coordinator's bookkeeping, without MPI: which units go to which worker
+// next, as leases of one checkpoint's units (a worker stays on the checkpoint
+// it has loaded while that checkpoint has work; fresh checkpoints go to idle
+// workers in step order; at the tail several workers share the checkpoint
+// with the most work left), each unit's state and attempts, retries of failed
+// units up to a limit, and the units of a lost worker put back. Every unit is
+// in exactly one state at all times (check_invariants()).
+//
+// Why leases: a worker computes each projection tile of a checkpoint once for
+// all the prompts it holds (docs/METHOD.md), so the fewer pieces a checkpoint
+// is cut into, the less it costs. A worker gets every pending unit of its
+// checkpoint while there are at least as many checkpoints with pending units
+// as workers; below that (the tail) each checkpoint is cut into about
+// workers / checkpoints-left equal leases, so that no worker idles.
 #pragma once
 
 #include <cstdint>
@@ -20,6 +27,8 @@ namespace lpi::coordinator {
 
 struct SchedulerOptions {
   int max_attempts = 3;  // a unit that failed this many times is given up
+  int workers = 1;       // worker ranks that share the grid (how the tail is cut)
+  int max_lease = 0;     // units per lease at most; 0: no cap, 1: one unit at a time
 };
 
 struct GivenUp {
@@ -33,8 +42,11 @@ class Scheduler {
   Scheduler(const sweep::Grid& grid, const std::vector<bool>& done = {},
             SchedulerOptions options = {});
 
-  // The next unit for `worker`, which has checkpoint `loaded` in memory (-1:
-  // none); empty when nothing is pending right now.
+  // The next lease for `worker`, which has checkpoint `loaded` in memory (-1:
+  // none): unit ids of one checkpoint in grid order; empty when nothing is
+  // pending right now. `cap` > 0 bounds its size (below the options' cap).
+  std::vector<int32_t> lease(int worker, int32_t loaded, int cap = 0);
+  // A lease of one unit.
   std::optional<sweep::WorkUnit> next(int worker, int32_t loaded);
   void completed(int worker, int32_t unit);
   // The checkpoint `worker` should load in the background (-1: none): the
@@ -46,17 +58,19 @@ class Scheduler {
   // A unit that failed on a worker that stays alive; retried elsewhere or
   // later until max_attempts.
   void failed(int worker, int32_t unit, const std::string& error);
-  // The worker is gone: its unit in flight goes back to pending.
+  // The worker is gone: its units in flight go back to pending, and the tail
+  // is cut for one worker fewer.
   void worker_lost(int worker);
-  // The unit `worker` holds (none: -1).
-  int32_t in_flight(int worker) const;
-  // The worker's unit took too long: it counts as a failed attempt (retried
-  // elsewhere or given up) and the worker gets nothing more (it is taken as
-  // hung). Returns the unit.
-  int32_t timed_out(int worker, const std::string& error);
+  // The units `worker` holds and has not reported (none: empty).
+  std::vector<int32_t> in_flight(int worker) const;
+  // The worker's lease took too long: each unit it has not reported counts as
+  // a failed attempt (retried elsewhere or given up) and the worker gets
+  // nothing more (it is taken as hung). Returns those units.
+  std::vector<int32_t> timed_out(int worker, const std::string& error);
 
   const sweep::Grid& grid() const { return grid_; }
   bool finished() const { return pending_ == 0 && in_flight_.empty(); }
+  std::size_t in_flight_count() const;
   std::size_t done_count() const { return done_; }
   std::size_t pending_count() const { return pending_; }
   std::size_t total() const { return state_.size(); }
@@ -68,6 +82,7 @@ class Scheduler {
  private:
   enum class State : uint8_t { Pending, InFlight, Done, GivenUp };
   void release(int worker);
+  void take_back(int worker, int32_t unit);  // the unit leaves the worker's lease
   bool fresh(int32_t c) const { return !pending_by_checkpoint_[c].empty() && workers_on_[c] == 0; }
   const sweep::Grid& grid_;
   SchedulerOptions options_;
@@ -75,11 +90,13 @@ class Scheduler {
   std::vector<int> attempts_;
   std::vector<std::vector<std::string>> errors_;
   std::vector<std::deque<int32_t>> pending_by_checkpoint_;
-  std::vector<int> workers_on_;               // per checkpoint
-  std::map<int, int32_t> in_flight_;          // worker -> unit
-  std::map<int, int32_t> worker_checkpoint_;  // worker -> checkpoint it works on
-  std::map<int32_t, int> hinted_;             // checkpoint -> worker it is promised to
-  std::vector<int32_t> remaining_;            // per checkpoint: units not done
+  std::vector<int> workers_on_;                    // per checkpoint
+  std::map<int, std::vector<int32_t>> in_flight_;  // worker -> its lease's unreported units
+  int workers_ = 1;                                // workers neither lost nor hung
+  std::map<int, int32_t> worker_checkpoint_;       // worker -> checkpoint it works on
+  std::map<int32_t, int> hinted_;                  // checkpoint -> worker it is promised to
+  std::vector<int32_t> remaining_;                 // per checkpoint: units not done
+  std::vector<int32_t> units_of_;                  // per checkpoint: units in the grid
   std::vector<GivenUp> given_up_;
   std::size_t pending_ = 0, done_ = 0;
 };

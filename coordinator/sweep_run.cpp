@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <map>
 #include <set>
 
 #include "common/log/log.hpp"
@@ -50,6 +51,7 @@ class Tracker {
     load_ += d.load_seconds;
     store_seconds_ += d.store_seconds;
     wait_ += d.wait_seconds;
+    if (d.projection_tiles > 0) tiles_[u.checkpoint][worker] += d.projection_tiles;
     LPI_LOG(debug) << "unit " << d.unit << " (checkpoint " << u.checkpoint << ", " << u.prompt_count
                    << " prompts) done by rank " << worker << ": compute " << d.compute_seconds
                    << " s, load " << d.load_seconds << " s, store " << d.store_seconds << " s";
@@ -105,6 +107,17 @@ class Tracker {
     completed_[c] = 1;
     complete_seconds_ += std::chrono::duration<double>(clock_type::now() - t).count();
     LPI_LOG(debug) << "checkpoint " << grid_.checkpoints[c].name << " aggregated";
+    // Each worker that had a lease of the checkpoint computed its projection
+    // tiles once for all of that lease's prompts: the count says so.
+    if (const auto it = tiles_.find(c); it != tiles_.end()) {
+      std::string by_rank;
+      for (const auto& [w, n] : it->second)
+        by_rank +=
+            (by_rank.empty() ? "" : ", ") + ("rank " + std::to_string(w) + " ") + std::to_string(n);
+      LPI_LOG(info) << "checkpoint " << grid_.checkpoints[c].name
+                    << ": projection tiles computed: " << by_rank;
+      tiles_.erase(it);
+    }
   }
 
   const sweep::Grid& grid_;
@@ -116,6 +129,7 @@ class Tracker {
   std::size_t done_at_start_;
   std::vector<uint8_t> completed_;
   std::set<int32_t> touched_;
+  std::map<int32_t, std::map<int, int64_t>> tiles_;  // checkpoint -> worker -> projection tiles
   int64_t prompts_ = 0;
   double compute_ = 0, load_ = 0, store_seconds_ = 0, wait_ = 0, complete_seconds_ = 0;
 };
@@ -138,8 +152,8 @@ PhaseSummary run_phase(transport::Transport& t, const SweepPlan& plan, const Pha
   const auto& grid = *plan.grid;
   std::vector<bool> done;
   for (auto f : book.unit_flags()) done.push_back(f != 0);
-  Scheduler scheduler(grid, done, {options.max_attempts});
   const int workers = std::max(1, t.size() - 1 - static_cast<int>(away.size()));
+  Scheduler scheduler(grid, done, {options.max_attempts, workers, options.max_lease});
   LPI_LOG(info) << sweep::phase_name(book.phase) << " of " << plan.job_name << " into "
                 << plan.store_path << ": " << grid.checkpoints.size() << " checkpoints, "
                 << plan.prompts << " prompts, " << grid.units.size() << " units ("

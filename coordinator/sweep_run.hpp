@@ -48,6 +48,9 @@ struct SweepPlan {
 struct RunOptions {
   double progress_seconds = 10;
   int max_attempts = 3;
+  // Units per lease at most (0: no cap; 1: one unit at a time). A lease's
+  // prompts share the projection tiles of their checkpoint (Scheduler).
+  int max_lease = 0;
   // A unit not reported this long after its assignment is retried elsewhere
   // and its worker taken as hung (coordinator/loop.hpp); 0: no limit.
   double unit_timeout = 0;

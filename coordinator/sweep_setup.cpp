@@ -44,6 +44,7 @@ store::SweepDescription describe_sweep(const sweep::SweepJob& job) {
   d.target = job.target;
   d.per_prompt_attn = job.per_prompt_attn;
   d.per_prompt_ffn = job.per_prompt_ffn;
+  d.per_prompt_dtype = job.per_prompt_dtype;
   d.ablation = job.ablation;
   auto checkpoints = sweep::select_checkpoints(job);
   for (std::size_t i = 0; i < checkpoints.size(); ++i) {

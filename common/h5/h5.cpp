@@ -92,7 +92,27 @@ Handle string_type(std::size_t size, bool fixed) {
   return t;
 }
 
+// A 16-bit little-endian float: sign at bit 15, `esize` exponent bits
+// above `msize` mantissa bits, exponent bias `bias`.
+Handle half_type(std::size_t esize, std::size_t msize, std::size_t bias) {
+  Handle t(static_cast<hid_t>(check<Error>(H5Tcopy(H5T_IEEE_F32LE), "copy the float type", "", "")),
+           H5Tclose);
+  check<Error>(H5Tset_fields(t.id(), 15, msize, esize, 0, msize), "set a 16-bit float's fields", "",
+               "");
+  check<Error>(H5Tset_precision(t.id(), 16), "set a 16-bit float's precision", "", "");
+  check<Error>(H5Tset_size(t.id(), 2), "size a 16-bit float", "", "");
+  check<Error>(H5Tset_ebias(t.id(), bias), "set a 16-bit float's exponent bias", "", "");
+  return t;
+}
+
 }  // namespace
+
+Type Type::float16() {
+  return Type(half_type(5, 10, 15));
+}
+Type Type::bfloat16() {
+  return Type(half_type(8, 7, 127));
+}
 
 Type Type::fixed_string(std::size_t width) {
   return Type(string_type(width, true));

@@ -81,6 +81,12 @@ class Type {
   static Type owned(Handle h) { return Type(std::move(h)); }  // from H5Dget_type and the like
   static Type fixed_string(std::size_t width);                // UTF-8, null-padded, width >= 1
   static Type variable_string();                              // UTF-8
+  // 16-bit floats, little-endian: IEEE half (h5py and numpy read it as
+  // float16) and bfloat16 (float32's sign and exponent, 7 mantissa bits).
+  // float32 data written to or read from either is converted by this layer
+  // (rounded to nearest even; half_float.hpp), not by HDF5.
+  static Type float16();
+  static Type bfloat16();
   hid_t id() const { return owned_.valid() ? owned_.id() : id_; }
   bool is_string() const;
   bool is_variable_string() const;

@@ -2,9 +2,11 @@
 #include <cstring>
 #include <functional>
 #include <numeric>
+#include <optional>
 
 #include "common/h5/detail.hpp"
 #include "common/h5/h5.hpp"
+#include "common/h5/half_float.hpp"
 
 namespace lpi::h5 {
 
@@ -86,11 +88,42 @@ Selection Dataset::select(std::vector<int64_t> offset, std::vector<int64_t> coun
   return Selection(*this, std::move(offset), std::move(count));
 }
 
+namespace {
+
+// The 16-bit float format of a dataset of ours (Type::float16, bfloat16),
+// when float32 data goes to or comes from it: converted here, not by HDF5
+// (half_float.hpp says why).
+std::optional<Half> half_of(const Dataset& ds, hid_t mem_type) {
+  if (H5Tequal(mem_type, H5T_NATIVE_FLOAT) <= 0) return std::nullopt;
+  const auto t = ds.type();
+  if (H5Tget_class(t.id()) != H5T_FLOAT || t.size() != 2 || H5Tget_order(t.id()) != H5T_ORDER_LE)
+    return std::nullopt;
+  size_t spos = 0, epos = 0, esize = 0, mpos = 0, msize = 0;
+  if (H5Tget_fields(t.id(), &spos, &epos, &esize, &mpos, &msize) < 0) return std::nullopt;
+  if (spos == 15 && epos == 10 && esize == 5 && mpos == 0 && msize == 10 &&
+      H5Tget_ebias(t.id()) == 15)
+    return Half::ieee;
+  if (spos == 15 && epos == 7 && esize == 8 && mpos == 0 && msize == 7 &&
+      H5Tget_ebias(t.id()) == 127)
+    return Half::bfloat;
+  return std::nullopt;
+}
+
+}  // namespace
+
 void Dataset::read_raw(hid_t mem_type, const std::vector<int64_t>& offset,
                        const std::vector<int64_t>& count, void* out, std::size_t n) const {
   const auto s = spaces(*this, offset, count);
   expect_size(*this, s.n, n);
   if (s.n == 0) return;
+  if (const auto half = half_of(*this, mem_type)) {
+    std::vector<uint16_t> bits(n);
+    check<ReadError>(
+        H5Dread(id(), type().id(), s.memory_id(), s.file_id(), at_.xfer(), bits.data()),
+        "read dataset", at_.file, at_.path);
+    from_half(bits.data(), n, *half, static_cast<float*>(out));
+    return;
+  }
   check<ReadError>(H5Dread(id(), mem_type, s.memory_id(), s.file_id(), at_.xfer(), out),
                    "read dataset", at_.file, at_.path);
 }
@@ -100,6 +133,14 @@ void Dataset::write_raw(hid_t mem_type, const std::vector<int64_t>& offset,
   const auto s = spaces(*this, offset, count);
   expect_size(*this, s.n, n);
   if (s.n == 0) return;
+  if (const auto half = half_of(*this, mem_type)) {
+    std::vector<uint16_t> bits(n);
+    to_half(static_cast<const float*>(data), n, *half, bits.data());
+    check<WriteError>(
+        H5Dwrite(id(), type().id(), s.memory_id(), s.file_id(), at_.xfer(), bits.data()),
+        "write dataset", at_.file, at_.path);
+    return;
+  }
   check<WriteError>(H5Dwrite(id(), mem_type, s.memory_id(), s.file_id(), at_.xfer(), data),
                     "write dataset", at_.file, at_.path);
 }

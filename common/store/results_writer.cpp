@@ -92,7 +92,7 @@ void write_attribution_file(const std::string& path, const std::string& model_di
       auto dims = schema::dims(e, x);
       dims.erase(dims.begin());  // the checkpoint
       const auto type =
-          e.type == schema::Dtype::f32 ? h5::dtype<float>::file() : h5::dtype<int32_t>::file();
+          e.type == schema::Dtype::i32 ? h5::dtype<int32_t>::file() : schema::file_type(e.type, d);
       results.emplace(e.path, file.create_dataset(e.path, type, h5::DatasetSpec::plain(dims)));
     }
     write_results(results, {0}, {r.n}, d.shape, r);

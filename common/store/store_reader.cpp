@@ -136,6 +136,15 @@ StoreInfo read_info(const std::string& path) {
   d.target = str(f, "target");
   d.per_prompt_attn = integer("per_prompt_attn") != 0;
   d.per_prompt_ffn = integer("per_prompt_ffn") != 0;
+  // Stores written before the option hold float32.
+  if (f.has_attribute("per_prompt_dtype")) {
+    d.per_prompt_dtype = str(f, "per_prompt_dtype");
+    try {
+      schema::check_per_prompt_dtype(d.per_prompt_dtype);
+    } catch (const std::invalid_argument& e) {
+      throw StoreError(path + ": attribute per_prompt_dtype is " + e.what());
+    }
+  }
   auto& sh = d.shape;
   sh.architecture = str(f, "architecture");
   for (const auto& [name, field] : kShapeAttributes) sh.*field = integer(name);
@@ -247,23 +256,44 @@ void Reader::check_unit_sums(int32_t c, const PromptSlab& all) const {
   const auto& sh = d.shape;
   const int64_t L = sh.num_layers, A = sh.attn_width(), k = sh.experts_per_token;
   const int64_t F = L * sh.ffn_active_width();
+  // The sums were taken over the float32 values; 16-bit tensors hold each
+  // within half an ulp of it, so a sum may differ by that much of the sum
+  // of magnitudes (float32 ones are compared bit for bit).
+  const double half_ulp = d.per_prompt_dtype == "float16"    ? std::ldexp(1.0, -11)
+                          : d.per_prompt_dtype == "bfloat16" ? std::ldexp(1.0, -8)
+                                                             : 0.0;
+  const auto magnitudes = [](const std::vector<float>& v, int64_t first, int64_t n) {
+    std::vector<float> out(static_cast<std::size_t>(n));
+    for (int64_t i = 0; i < n; ++i) out[i] = std::abs(v[first + i]);
+    return out;
+  };
   for (const auto& u : d.grid.units) {
     if (u.checkpoint != c) continue;
     const std::string what = "store " + path_ + ": unit " + std::to_string(u.id) + " (checkpoint " +
                              d.grid.checkpoints[c].name + ", prompts " +
                              std::to_string(u.first_prompt) + ".." +
                              std::to_string(u.first_prompt + u.prompt_count - 1) + ")";
-    const int64_t p = u.first_prompt;
+    const int64_t p = u.first_prompt, n = u.prompt_count;
     const bool attn = !all.attn.empty(), ffn = !all.ffn.empty();
-    const auto sums = unit_sums(sh, u.prompt_count, attn ? &all.attn[p * L * A] : nullptr,
-                                ffn ? &all.ffn[p * F] : nullptr,
-                                ffn && sh.is_moe() ? &all.expert_ids[p * L * k] : nullptr, what);
+    const int32_t* ids = ffn && sh.is_moe() ? &all.expert_ids[p * L * k] : nullptr;
+    const auto sums = unit_sums(sh, n, attn ? &all.attn[p * L * A] : nullptr,
+                                ffn ? &all.ffn[p * F] : nullptr, ids, what);
+    UnitSums bounds;
+    if (half_ulp > 0) {
+      const auto attn_abs =
+          attn ? magnitudes(all.attn, p * L * A, n * L * A) : std::vector<float>{};
+      const auto ffn_abs = ffn ? magnitudes(all.ffn, p * F, n * F) : std::vector<float>{};
+      bounds = unit_sums(sh, n, attn ? attn_abs.data() : nullptr, ffn ? ffn_abs.data() : nullptr,
+                         ids, what);
+    }
     const auto compare = [&](const char* family, const char* dataset,
-                             const std::vector<double>& got) {
+                             const std::vector<double>& got, const std::vector<double>& bound) {
       const auto want =
           read<double>(dataset, {u.id, 0, 0}, {1, L, static_cast<int64_t>(got.size()) / L});
       for (std::size_t i = 0; i < got.size(); ++i) {
-        if (got[i] != want[i] && !(std::isnan(got[i]) && std::isnan(want[i]))) {
+        if (got[i] == want[i] || (std::isnan(got[i]) && std::isnan(want[i]))) continue;
+        const double allowed = bound.empty() ? 0.0 : bound[i] * half_ulp * (1 + 1e-6);
+        if (!(std::abs(got[i] - want[i]) <= allowed)) {
           throw StoreError(what + ": its per-prompt " + family +
                            " importances do not add up to the sums written with them (neuron " +
                            std::to_string(i) + ": " + std::to_string(got[i]) + ", recorded " +
@@ -272,8 +302,8 @@ void Reader::check_unit_sums(int32_t c, const PromptSlab& all) const {
         }
       }
     };
-    if (attn) compare("attention", kUnitAttnSum, sums.attn);
-    if (ffn) compare("FFN", kUnitFfnSum, sums.ffn);
+    if (attn) compare("attention", kUnitAttnSum, sums.attn, bounds.attn);
+    if (ffn) compare("FFN", kUnitFfnSum, sums.ffn, bounds.ffn);
   }
 }
 

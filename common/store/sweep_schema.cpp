@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <functional>
 #include <numeric>
+#include <stdexcept>
 
 #include "common/core/ablation.hpp"
 #include "lpi/lpi_config.hpp"
@@ -19,10 +20,12 @@ std::string group_of(const std::string& path) {
   return path.substr(0, path.find('/'));
 }
 
-int64_t element_size(Dtype t) {
+int64_t element_size(Dtype t, const SweepDescription& d) {
   switch (t) {
     case Dtype::u8:
       return 1;
+    case Dtype::pp:
+      return d.per_prompt_dtype == "float32" ? 4 : 2;
     case Dtype::i32:
     case Dtype::f32:
       return 4;
@@ -43,8 +46,20 @@ std::size_t width_of(const std::vector<std::string>& values) {
   return width;
 }
 
-h5::Type file_type(Dtype t, std::size_t width) {
+}  // namespace
+
+void check_per_prompt_dtype(const std::string& name) {
+  if (name != "float32" && name != "float16" && name != "bfloat16")
+    throw std::invalid_argument("'" + name + "': float32, float16 or bfloat16");
+}
+
+h5::Type file_type(Dtype t, const SweepDescription& d, std::size_t width) {
   switch (t) {
+    case Dtype::pp:
+      check_per_prompt_dtype(d.per_prompt_dtype);
+      if (d.per_prompt_dtype == "float16") return h5::Type::float16();
+      if (d.per_prompt_dtype == "bfloat16") return h5::Type::bfloat16();
+      return h5::dtype<float>::file();
     case Dtype::u8:
       return h5::dtype<uint8_t>::file();
     case Dtype::i32:
@@ -62,6 +77,8 @@ h5::Type file_type(Dtype t, std::size_t width) {
   }
   return h5::Type::fixed_string(width);
 }
+
+namespace {
 
 h5::DatasetSpec spec_of(const Entry& e, const std::vector<int64_t>& d) {
   h5::DatasetSpec s;
@@ -201,7 +218,7 @@ int64_t store_bytes(const SweepDescription& d) {
                                    [&](int64_t a, Dim dim) { return a * x.of(dim); });
     const auto size = e.type == Dtype::str
                           ? static_cast<int64_t>(width_of(creation_values(e.path, d).str))
-                          : element_size(e.type);
+                          : element_size(e.type, d);
     total += n * size;
   }
   return total;
@@ -220,6 +237,7 @@ void create_store(const h5::File& file, const SweepDescription& d, bool writer) 
   file.set_attribute("target", d.target, fixed);
   file.set_attribute("per_prompt_attn", int64_t{d.per_prompt_attn});
   file.set_attribute("per_prompt_ffn", int64_t{d.per_prompt_ffn});
+  file.set_attribute("per_prompt_dtype", d.per_prompt_dtype, fixed);
   for (const auto& [name, field] : kShapeAttributes) file.set_attribute(name, sh.*field);
   for (const char* g : kGroups) file.create_group(g);
   {
@@ -231,7 +249,7 @@ void create_store(const h5::File& file, const SweepDescription& d, bool writer) 
     if (!present(e, d)) continue;
     if (!file.exists(group_of(e.path))) file.create_group(group_of(e.path));
     const auto values = e.writer == Writer::creation ? creation_values(e.path, d) : Values{};
-    const auto ds = file.create_dataset(e.path, file_type(e.type, width_of(values.str)),
+    const auto ds = file.create_dataset(e.path, file_type(e.type, d, width_of(values.str)),
                                         spec_of(e, dims(e, x)));
     if (e.writer != Writer::creation || !writer) continue;
     if (e.type == Dtype::str) ds.write(values.str);

@@ -56,7 +56,9 @@ constexpr const char* kAblDone = "ablation/done";
 
 // ---- the table ------------------------------------------------------------
 
-enum class Dtype { u8, i32, i64, f32, f64, str, log };  // str: fixed, as wide as its longest value
+// str: fixed, as wide as its longest value; pp: the per-prompt float type of
+// the description (float32, float16 or bfloat16)
+enum class Dtype { u8, i32, i64, f32, f64, str, log, pp };
 // Shape symbols (docs/STORE.md's notation). A = H*dh, W = E*I or I (the
 // full FFN layout), T = all prompts' token count, P1 = P + 1, Log = 4096.
 enum class Dim { C, P, U, R, L, A, I, k, E, W, M, Hmax, K, T, P1, Two, Log };
@@ -94,6 +96,10 @@ Extents extents(const SweepDescription& d);
 bool present(const Entry& e, const SweepDescription& d);
 std::vector<int64_t> dims(const Entry& e, const Extents& x);
 std::vector<int64_t> chunk(const Entry& e, const std::vector<int64_t>& dims);
+// The file type of `t` in the store of `d` (strings `width` bytes).
+h5::Type file_type(Dtype t, const SweepDescription& d, std::size_t width = 1);
+// Throws std::invalid_argument unless `name` is float32, float16 or bfloat16.
+void check_per_prompt_dtype(const std::string& name);
 // Bytes allocated for the raw data of the store of `d` (every dataset is
 // allocated at creation): what --dry-run prints.
 int64_t store_bytes(const SweepDescription& d);

@@ -23,8 +23,14 @@ const char* symbol(Dim d) {
 }
 
 const char* type_name(Dtype t) {
-  static const char* const names[] = {
-      "uint8", "int32", "int64", "float32", "float64", "string", "string (256 bytes)"};
+  static const char* const names[] = {"uint8",
+                                      "int32",
+                                      "int64",
+                                      "float32",
+                                      "float64",
+                                      "string",
+                                      "string (256 bytes)",
+                                      "float32, float16 or bfloat16 (`store.per_prompt_dtype`)"};
   return name_of(t, names);
 }
 
@@ -73,7 +79,7 @@ std::string markdown(bool ablation) {
     o << "| `/` attributes | | | | all ranks, at creation | `format` (\"" << kSweepFormat
       << "\"), `format_version` (" << kSweepFormatVersion
       << "), `tool_version`, `job_name`, `model_name`, `architecture`, `lens`, `target`, "
-         "`per_prompt_attn`, `per_prompt_ffn` (0/1)";
+         "`per_prompt_attn`, `per_prompt_ffn` (0/1), `per_prompt_dtype`";
     for (const auto& [name, field] : kShapeAttributes) {
       (void)field;
       o << ", `" << name << "`" << (std::string(name) == "num_experts" ? " (0 for dense)" : "");

@@ -8,7 +8,7 @@ namespace {
 
 using D = Dim;
 constexpr auto u8 = Dtype::u8, i32 = Dtype::i32, i64 = Dtype::i64, f32 = Dtype::f32,
-               f64 = Dtype::f64, str = Dtype::str;
+               f64 = Dtype::f64, str = Dtype::str, pp = Dtype::pp;
 constexpr auto creation = Writer::creation, rank0 = Writer::rank0, worker = Writer::worker;
 constexpr auto always = Phase::always, attn = Phase::per_prompt_attn, ffn = Phase::per_prompt_ffn,
                ablation = Phase::ablation;
@@ -44,10 +44,10 @@ const std::vector<Entry> kTable = {
     {kBaseLogprob, f32, {D::C, D::P}, 0, zero, worker, always, any, true, "log p(target) of the unmodified model"},
     {kGoldRank, i32, {D::C, D::P}, 0, minus1, worker, always, any, false, "tokens whose logit beats the gold target's (0 = top-1)"},
     {kHit, u8, {D::C, D::P}, 0, zero, worker, always, any, false, "gold_rank < 10"},
-    {kAttn, f32, {D::C, D::P, D::L, D::A}, 2, never, worker, attn, any, true, "attention neuron (head j, dimension i) at j*dh+i (`store.per_prompt` has `attn`)"},
-    {kFfn, f32, {D::C, D::P, D::L, D::k, D::I}, 2, never, worker, ffn, moe, true, "FFN neurons; for MoE the neurons of the k chosen experts in `expert_ids` order (`store.per_prompt` has `ffn`)"},
+    {kAttn, pp, {D::C, D::P, D::L, D::A}, 2, never, worker, attn, any, true, "attention neuron (head j, dimension i) at j*dh+i (`store.per_prompt` has `attn`)"},
+    {kFfn, pp, {D::C, D::P, D::L, D::k, D::I}, 2, never, worker, ffn, moe, true, "FFN neurons; for MoE the neurons of the k chosen experts in `expert_ids` order (`store.per_prompt` has `ffn`)"},
     {kExpertIds, i32, {D::C, D::P, D::L, D::k}, 2, never, worker, ffn, moe, true, "chosen experts by descending router weight; every other expert's neurons have importance exactly 0"},
-    {kFfn, f32, {D::C, D::P, D::L, D::I}, 2, never, worker, ffn, dense, true, ""},
+    {kFfn, pp, {D::C, D::P, D::L, D::I}, 2, never, worker, ffn, dense, true, ""},
     {kUnitAttnSum, f64, {D::U, D::L, D::A}, 1, never, worker, always, any, false, "each unit's sums over its prompts"},
     {kUnitFfnSum, f64, {D::U, D::L, D::W}, 1, never, worker, always, any, false, "each unit's sums over its prompts (MoE over all experts)"},
     {kFfnMean, f32, {D::C, D::L, D::E, D::I}, 1, never, rank0, always, moe, false, "mean over all prompts (unchosen experts count as 0)"},

@@ -56,6 +56,9 @@ struct SweepDescription {
   // Which per-prompt tensors are kept ([store] per_prompt); the per-prompt
   // scalars, the per-unit sums and the per-checkpoint aggregates always are.
   bool per_prompt_attn = true, per_prompt_ffn = true;
+  // Their element type ([store] per_prompt_dtype): float32, float16 or
+  // bfloat16 (read back as float32 by every reader).
+  std::string per_prompt_dtype = "float32";
   sweep::AblationSpec ablation;  // enabled: the store holds the ablation datasets
   sweep::Grid grid;
   std::vector<std::string> checkpoint_hashes;  // checkpoint_fingerprint().hash

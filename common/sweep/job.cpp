@@ -143,6 +143,7 @@ SweepJob parse_job(std::istream& in, const fs::path& origin, const fs::path& bas
       ("attribution.batch_invariant", po::value(&job.batch_invariant)->default_value(job.batch_invariant))
       ("units.max_attempts", po::value(&job.max_attempts)->default_value(job.max_attempts))
       ("store.per_prompt", po::value(&per_prompt)->default_value("attn,ffn"))
+      ("store.per_prompt_dtype", po::value(&job.per_prompt_dtype)->default_value(job.per_prompt_dtype))
       ("ablation.enabled", po::value(&job.ablation.enabled)->default_value(job.ablation.enabled))
       ("ablation.heads", po::value(&heads)->default_value("1,10"))
       ("ablation.ffn_fraction", po::value(&job.ablation.ffn_fraction)->default_value(job.ablation.ffn_fraction));
@@ -209,6 +210,9 @@ SweepJob parse_job(std::istream& in, const fs::path& origin, const fs::path& bas
     else if (family != "none")
       fail("store.per_prompt", "'" + family + "': attn, ffn or none");
   }
+  if (job.per_prompt_dtype != "float32" && job.per_prompt_dtype != "float16" &&
+      job.per_prompt_dtype != "bfloat16")
+    fail("store.per_prompt_dtype", "'" + job.per_prompt_dtype + "': float32, float16 or bfloat16");
   job.ablation.heads.clear();
   for (const auto& n : split(heads, ',')) {
     std::size_t used = 0;
@@ -280,6 +284,7 @@ std::map<std::string, std::string> job_settings(const SweepJob& job) {
   if (job.per_prompt_attn) families.push_back("attn");
   if (job.per_prompt_ffn) families.push_back("ffn");
   s["store.per_prompt"] = families.empty() ? "none" : join(families);
+  s["store.per_prompt_dtype"] = job.per_prompt_dtype;
   s["ablation.enabled"] = job.ablation.enabled ? "true" : "false";
   std::vector<std::string> heads;
   for (auto n : job.ablation.heads) heads.push_back(std::to_string(n));

@@ -41,6 +41,7 @@ struct SweepJob {
   bool batch_invariant = true;  // scores independent of the unit cut (see engine LpiOptions)
   int32_t max_attempts = 3;     // a unit that failed this often is given up
   bool per_prompt_attn = true, per_prompt_ffn = true;  // [store] per_prompt
+  std::string per_prompt_dtype = "float32";            // [store] per_prompt_dtype
   AblationSpec ablation;                               // [ablation]
 };
 

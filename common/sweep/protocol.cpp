@@ -29,6 +29,10 @@ struct Writer {
     put(v);
   }
   void operator()(const std::string& s) { put_string(s); }
+  void operator()(const std::vector<int32_t>& v) {
+    put<uint32_t>(static_cast<uint32_t>(v.size()));
+    for (auto x : v) put(x);
+  }
 };
 
 struct Reader {
@@ -75,6 +79,13 @@ struct Reader {
     v = get<T>();
   }
   void operator()(std::string& s) { s = get_string(); }
+  void operator()(std::vector<int32_t>& v) {
+    const auto n = get<uint32_t>();
+    if (n > static_cast<uint32_t>(kMaxLeaseUnits) || at + std::size_t{n} * 4 > in.size())
+      fail("a list of " + std::to_string(n) + " ids runs past the end");
+    v.resize(n);
+    for (auto& x : v) x = get<int32_t>();
+  }
 };
 
 // Each message's fields in wire order, for the writer and the reader alike.
@@ -85,7 +96,7 @@ void fields(WorkRequest& m, F& f) {
 }
 template <class F>
 void fields(Assign& m, F& f) {
-  f(m.unit);
+  f(m.units);
   f(m.prefetch_checkpoint);
 }
 template <class F>
@@ -95,6 +106,7 @@ void fields(UnitDone& m, F& f) {
   f(m.load_seconds);
   f(m.store_seconds);
   f(m.wait_seconds);
+  f(m.projection_tiles);
 }
 template <class F>
 void fields(UnitFailed& m, F& f) {
@@ -153,12 +165,19 @@ WorkRequest decode_work_request(const std::vector<uint8_t>& bytes) {
 }
 Assign decode_assign(const std::vector<uint8_t>& bytes) {
   const auto m = read<Assign>(bytes, MessageKind::Assign);
-  if (m.unit < 0)
-    Reader(bytes, MessageKind::Assign).fail("negative unit " + std::to_string(m.unit));
+  if (m.units.empty()) Reader(bytes, MessageKind::Assign).fail("a lease of no units");
+  for (auto u : m.units) {
+    if (u < 0) Reader(bytes, MessageKind::Assign).fail("negative unit " + std::to_string(u));
+  }
   return m;
 }
 UnitDone decode_unit_done(const std::vector<uint8_t>& bytes) {
-  return read<UnitDone>(bytes, MessageKind::UnitDone);
+  const auto m = read<UnitDone>(bytes, MessageKind::UnitDone);
+  if (m.projection_tiles < 0) {
+    Reader(bytes, MessageKind::UnitDone)
+        .fail("negative projection tile count " + std::to_string(m.projection_tiles));
+  }
+  return m;
 }
 UnitFailed decode_unit_failed(const std::vector<uint8_t>& bytes) {
   return read<UnitFailed>(bytes, MessageKind::UnitFailed);

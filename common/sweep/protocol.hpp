@@ -13,11 +13,14 @@
 
 namespace lpi::sweep {
 
-constexpr uint8_t kProtocolVersion = 3;
+constexpr uint8_t kProtocolVersion = 4;
+// The most units one Assign may lease (a bound for the decoder, far above any
+// checkpoint's unit count).
+constexpr int32_t kMaxLeaseUnits = 1 << 20;
 
 enum class MessageKind : int {
   WorkRequest = 1,  // worker -> coordinator: give me a unit (I have checkpoint `loaded`)
-  Assign = 2,       // coordinator -> worker: compute this unit
+  Assign = 2,       // coordinator -> worker: compute these units (a lease of one checkpoint)
   UnitDone = 3,     // worker -> coordinator: written and flushed to the store
   UnitFailed = 4,   // worker -> coordinator: could not compute it (the worker lives on)
   Shutdown = 5,     // coordinator -> worker: the phase is over; what comes next
@@ -36,8 +39,11 @@ struct WorkRequest {
   int32_t loaded_checkpoint = -1;  // -1: none loaded
   int32_t stop_signal = 0;         // a signal asked this worker to stop (0: none)
 };
+// A lease: units of one checkpoint, in order, computed together (the
+// projection tiles of the checkpoint once for all their prompts); the worker
+// reports each one (UnitDone or UnitFailed) once its data is in the store.
 struct Assign {
-  int32_t unit = 0;
+  std::vector<int32_t> units;        // at least one, at most kMaxLeaseUnits
   int32_t prefetch_checkpoint = -1;  // the worker may load this one in the background (-1: none)
 };
 struct UnitDone {
@@ -45,6 +51,10 @@ struct UnitDone {
   // Where the worker's time for this unit went: Gated-LPI, waiting for its
   // checkpoint to load, writing the store, and waiting for the assignment.
   double compute_seconds = 0, load_seconds = 0, store_seconds = 0, wait_seconds = 0;
+  // Projection tiles the worker computed for the unit's lease, reported with
+  // the lease's first unit (0 on the others): the coordinator's count of
+  // projections per checkpoint and worker.
+  int64_t projection_tiles = 0;
 };
 struct UnitFailed {
   int32_t unit = 0;

@@ -62,8 +62,11 @@ po::options_description options(Cli& c) {
       ("status", po::bool_switch(&c.status), "print what the store holds, per checkpoint")
       ("progress-every", po::value(&c.run.progress_seconds)->default_value(10.0), "seconds between progress lines")
       ("unit-timeout", po::value(&c.run.unit_timeout)->default_value(1800.0),
-       "seconds a worker may take for one unit (its checkpoint's load included) before the unit goes "
-       "to another worker and the silent one is taken as hung; 0: no limit")
+       "seconds a worker may take per unit of a lease (its checkpoint's load included) before the "
+       "lease's units go to another worker and the silent one is taken as hung; 0: no limit")
+      ("lease-units", po::value(&c.run.max_lease)->default_value(0),
+       "units per lease at most (a worker computes a checkpoint's projections once per lease); "
+       "0: a checkpoint's pending units, cut at the tail so that no worker idles")
       ("threads", po::value(&c.threads)->default_value(1),
        "CPU threads per worker (libtorch and OpenBLAS); stores are bit-equal for equal counts")
       ("verbose,v", po::bool_switch(&c.verbose), "log every unit");
@@ -89,6 +92,8 @@ Cli parse(int argc, char** argv) {
     }
     c.overrides.push_back(key + "=" + opt.value[0]);
   }
+  if (c.run.max_lease < 0) throw po::error("--lease-units must be 0 (no cap) or more");
+  if (c.run.unit_timeout < 0) throw po::error("--unit-timeout must be 0 (no limit) or more");
   return c;
 }
 

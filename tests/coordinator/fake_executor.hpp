@@ -31,7 +31,15 @@ class FakeExecutor : public sweep::Executor {
   std::function<void()> on_first_unit;  // called at the start of the first unit
   // Called at the start of every unit (a test may block in it: a hung worker).
   std::function<void(const sweep::WorkUnit&)> before_unit;
+  // Called with each lease before its units run.
+  std::function<void(const std::vector<const sweep::WorkUnit*>&)> on_lease;
   int loads = 0, started = 0;
+
+  void run_lease(sweep::Phase phase, const std::vector<const sweep::WorkUnit*>& units,
+                 int32_t prefetch, const sweep::ReportUnit& report) override {
+    if (on_lease) on_lease(units);
+    sweep::Executor::run_lease(phase, units, prefetch, report);
+  }
 
   sweep::UnitReport run(sweep::Phase phase, const sweep::WorkUnit& u, int32_t) override {
     if (started == 0 && on_first_unit) on_first_unit();

@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -227,6 +228,7 @@ TEST(Loops, HungWorkersUnitGoesToAnotherAndItIsRetiredWhenItAnswers) {
   std::atomic<int32_t> stuck{-1};
   coordinator::RunOptions options;
   options.unit_timeout = 1.0;
+  options.max_lease = 1;  // one unit at a time: "its third unit" is its third assignment
   const auto out = run_sweep(
       grid, 3, a, &b, ca, cb,
       [&](int w, testing::FakeExecutor& e) {
@@ -238,6 +240,11 @@ TEST(Loops, HungWorkersUnitGoesToAnotherAndItIsRetiredWhenItAnswers) {
             }
           };
         } else {
+          // Under load the others could finish every unit before worker 2
+          // reached its third: they hold their first until it is stuck.
+          e.on_first_unit = [&] {
+            while (stuck < 0) std::this_thread::yield();
+          };
           e.before_unit = [&](const sweep::WorkUnit&) {
             // The first unit after the stuck one is redone: let worker 2 go.
             const int32_t s = stuck;
@@ -266,12 +273,18 @@ TEST(Loops, WorkerSilentToTheEndIsReportedHung) {
   std::vector<std::atomic<int>> ca(grid.units.size()), cb(grid.units.size());
   Gate gate;
   coordinator::RunOptions options;
-  options.unit_timeout = 0.5;
+  options.unit_timeout = 0.2;  // its lease of 11 units is due after 2.2 s
   std::size_t still_silent = 99;
   const auto out = run_sweep(
       grid, 2, a, nullptr, ca, cb,
       [&](int w, testing::FakeExecutor& e) {
         if (w == 1) e.before_unit = [&](const sweep::WorkUnit&) { gate.hold(); };
+        // Worker 2 would do every lease before worker 1 asked for one.
+        if (w == 2) {
+          e.on_first_unit = [&] {
+            while (!gate.entered) std::this_thread::yield();
+          };
+        }
       },
       nullptr, options,
       [&](transport::InProcessHub& hub) {
@@ -298,6 +311,7 @@ TEST(Loops, AStopAssignsNothingMoreAndLetsTheUnitsInFlightFinish) {
   std::atomic<int> signal{0};
   coordinator::RunOptions options;
   options.stop_signal = [&] { return signal.load(); };
+  options.max_lease = 1;  // what is in flight at the stop is a few units, not a few leases
   std::atomic<int> started{0};
   const auto out = run_sweep(
       grid, 3, a, &b, ca, cb,
@@ -321,6 +335,92 @@ TEST(Loops, AStopAssignsNothingMoreAndLetsTheUnitsInFlightFinish) {
   EXPECT_GE(computed, 20u);
   EXPECT_LE(computed, 26u);
   EXPECT_EQ(out.summary.done, computed);
+}
+
+// Leases: a worker gets a checkpoint's pending units together (6 checkpoints
+// of 11 units, 3 workers: every worker's first lease is a whole checkpoint);
+// at the tail they are cut so that no worker idles; every unit once.
+TEST(Loops, LeasesHoldOneCheckpointsUnitsAndAreCutOnlyAtTheTail) {
+  const auto grid = make_grid();
+  Book a(grid, sweep::Phase::Attribution);
+  std::vector<std::atomic<int>> ca(grid.units.size()), cb(grid.units.size());
+  std::mutex mu;
+  std::map<int, std::vector<std::vector<int32_t>>> leases;  // worker -> its leases
+  std::atomic<int> started{0};
+  const auto out = run_sweep(
+      grid, 3, a, nullptr, ca, cb,
+      [&](int w, testing::FakeExecutor& e) {
+        e.on_lease = [&, w](const std::vector<const sweep::WorkUnit*>& units) {
+          std::vector<int32_t> ids;
+          for (const auto* u : units) ids.push_back(u->id);
+          std::lock_guard<std::mutex> lock(mu);
+          leases[w].push_back(ids);
+        };
+        // Each holds its first lease until all three have one (else the
+        // first thread could take every checkpoint before the others ask).
+        e.on_first_unit = [&] {
+          ++started;
+          while (started < 3) std::this_thread::yield();
+        };
+      },
+      nullptr);
+  std::size_t count = 0, units = 0;
+  for (const auto& [w, list] : leases) {
+    ASSERT_FALSE(list.empty()) << "worker " << w;
+    EXPECT_EQ(list.front().size(), 11u) << "worker " << w << "'s first lease";
+    for (const auto& l : list) {
+      ++count;
+      units += l.size();
+      for (auto u : l) EXPECT_EQ(grid.units[u].checkpoint, grid.units[l.front()].checkpoint);
+    }
+  }
+  EXPECT_EQ(units, grid.units.size());
+  // 6 checkpoints; the last ones may be cut in up to 3 (workers / checkpoints left).
+  EXPECT_GE(count, 6u);
+  EXPECT_LE(count, 12u);
+  for (std::size_t u = 0; u < grid.units.size(); ++u) EXPECT_EQ(ca[u], 1) << "unit " << u;
+  EXPECT_EQ(out.summary.done, grid.units.size());
+}
+
+// A worker that hangs in the middle of its lease: after the lease's time
+// (its units' timeouts summed) each unreported unit goes to the others; the
+// units it reported before it hung stay done.
+TEST(Loops, AHungLeasesUnreportedUnitsGoToOthers) {
+  const auto grid = make_grid();
+  Book a(grid, sweep::Phase::Attribution);
+  std::vector<std::atomic<int>> ca(grid.units.size()), cb(grid.units.size());
+  Gate gate;
+  std::vector<int32_t> before_hang;
+  coordinator::RunOptions options;
+  options.unit_timeout = 0.1;
+  const auto out = run_sweep(
+      grid, 3, a, nullptr, ca, cb,
+      [&](int w, testing::FakeExecutor& e) {
+        if (w != 3) {
+          e.on_first_unit = [&] {  // else they might leave worker 3 no lease at all
+            while (!gate.entered) std::this_thread::yield();
+          };
+          return;
+        }
+        e.before_unit = [&, n = 0](const sweep::WorkUnit& u) mutable {
+          if (++n == 4) gate.hold();  // 3 units reported, then silence
+          if (n < 4) before_hang.push_back(u.id);
+        };
+      },
+      nullptr, options,
+      [&](transport::InProcessHub& hub) {
+        // Let it go and answer it as the end of a run would (its late reports are ignored).
+        gate.release();
+        coordinator::Departed away;
+        away.hung = {3};
+        EXPECT_EQ(coordinator::wait_for_hung(hub.endpoint(0), away, 30), 0u);
+      });
+  EXPECT_TRUE(gate.entered);
+  ASSERT_EQ(before_hang.size(), 3u);
+  EXPECT_EQ(out.summary.done, grid.units.size());
+  EXPECT_EQ(out.summary.hung, std::vector<int>{3});
+  for (std::size_t u = 0; u < grid.units.size(); ++u) EXPECT_EQ(a.marks[u], 1) << "unit " << u;
+  for (auto u : before_hang) EXPECT_EQ(ca[u], 1) << "unit " << u << " was reported before";
 }
 
 TEST(Loops, ResumeSkipsWhatIsDone) {

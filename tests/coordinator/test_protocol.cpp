@@ -22,10 +22,12 @@ std::string error_of(F&& f) {
 TEST(Protocol, MessagesRoundTrip) {
   EXPECT_EQ(decode_work_request(encode(WorkRequest{7})).loaded_checkpoint, 7);
   EXPECT_EQ(decode_work_request(encode(WorkRequest{})).loaded_checkpoint, -1);
-  const auto a = decode_assign(encode(Assign{123456, 9}));
-  EXPECT_EQ(a.unit, 123456);
+  const auto a = decode_assign(encode(Assign{{123456, 123457, 9}, 9}));
+  EXPECT_EQ(a.units, (std::vector<int32_t>{123456, 123457, 9}));
   EXPECT_EQ(a.prefetch_checkpoint, 9);
-  const auto d = decode_unit_done(encode(UnitDone{42, 1.5, 0.25, 0.125, 2.0}));
+  EXPECT_EQ(decode_assign(encode(Assign{{0}, -1})).units, std::vector<int32_t>{0});
+  const auto d = decode_unit_done(encode(UnitDone{42, 1.5, 0.25, 0.125, 2.0, 640}));
+  EXPECT_EQ(d.projection_tiles, 640);
   EXPECT_EQ(d.unit, 42);
   EXPECT_EQ(d.compute_seconds, 1.5);
   EXPECT_EQ(d.load_seconds, 0.25);
@@ -43,7 +45,7 @@ TEST(Protocol, MessagesRoundTrip) {
 }
 
 TEST(Protocol, MalformedMessagesAreNamedErrors) {
-  auto bytes = encode(Assign{1, 2});
+  auto bytes = encode(Assign{{1}, 2});
   EXPECT_NE(error_of([&] { decode_unit_done(bytes); }).find("where UnitDone was expected"),
             std::string::npos);
   auto truncated = bytes;
@@ -59,8 +61,20 @@ TEST(Protocol, MalformedMessagesAreNamedErrors) {
   EXPECT_NE(error_of([&] { decode_assign({}); }).find("shorter than its header"),
             std::string::npos);
   EXPECT_NE(error_of([&] {
-              decode_assign(encode(Assign{-5, 0}));
-            }).find("negative unit"),
+              decode_assign(encode(Assign{{3, -5}, 0}));
+            }).find("negative unit -5"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] {
+              decode_assign(encode(Assign{{}, 0}));
+            }).find("a lease of no units"),
+            std::string::npos);
+  // A list whose count claims more ids than the message holds.
+  auto lease = encode(Assign{{1, 2}, 0});
+  lease.resize(lease.size() - 8);  // drop the second id and the prefetch field
+  EXPECT_NE(error_of([&] { decode_assign(lease); }).find("runs past the end"), std::string::npos);
+  EXPECT_NE(error_of([&] {
+              decode_unit_done(encode(UnitDone{1, 0, 0, 0, 0, -3}));
+            }).find("negative projection tile count"),
             std::string::npos);
   auto failed = encode(UnitFailed{1, "abc"});
   failed.resize(failed.size() - 1);  // the string claims 3 bytes, 2 are left

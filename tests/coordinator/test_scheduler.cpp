@@ -119,6 +119,59 @@ TEST(Scheduler, ResumeSkipsDoneUnitsAndFailuresAreRetriedThenGivenUp) {
   EXPECT_THROW(s.completed(7, 3), std::logic_error);
 }
 
+// Leases: a whole checkpoint while every worker can have its own, then cut
+// into workers / checkpoints-left shares; the cap bounds them.
+TEST(Scheduler, LeasesAreWholeCheckpointsUntilTheTail) {
+  const auto grid = sweep::build_grid(checkpoints(3), {16}, 2);  // 8 units per checkpoint
+  Scheduler s(grid, {}, {3, 2});
+  const auto a = s.lease(1, -1), b = s.lease(2, -1);
+  EXPECT_EQ(a, (std::vector<int32_t>{0, 1, 2, 3, 4, 5, 6, 7}));  // checkpoint 0, all of it
+  // Two checkpoints with pending units (1 and 2) for two workers: whole.
+  EXPECT_EQ(b, (std::vector<int32_t>{8, 9, 10, 11, 12, 13, 14, 15}));
+  EXPECT_EQ(s.in_flight(1), a);
+  s.check_invariants();
+  for (auto u : b) s.completed(2, u);
+  // One checkpoint left for two workers: cut in two.
+  EXPECT_EQ(s.lease(2, 1), (std::vector<int32_t>{16, 17, 18, 19}));
+  for (auto u : a) s.completed(1, u);
+  EXPECT_EQ(s.lease(1, 0), (std::vector<int32_t>{20, 21, 22, 23}));
+  EXPECT_THROW(s.lease(1, 2), std::logic_error);  // it holds a lease
+  s.check_invariants();
+
+  Scheduler capped(grid, {}, {3, 1, 3});
+  EXPECT_EQ(capped.lease(1, -1), (std::vector<int32_t>{0, 1, 2}));
+  EXPECT_EQ(capped.next(2, -1)->id, 8);  // next(): a lease of one (of a fresh checkpoint)
+}
+
+TEST(Scheduler, ALeasesFailuresLossAndTimeoutPutItsUnitsBack) {
+  const auto grid = sweep::build_grid(checkpoints(2), {8}, 2);  // 4 units per checkpoint
+  Scheduler s(grid, {}, {2, 2});
+  const auto a = s.lease(1, -1);
+  ASSERT_EQ(a, (std::vector<int32_t>{0, 1, 2, 3}));
+  s.completed(1, 0);
+  s.failed(1, 2, "bad slab");
+  EXPECT_EQ(s.in_flight(1), (std::vector<int32_t>{1, 3}));
+  EXPECT_THROW(s.completed(1, 2), std::logic_error);  // no longer held
+  EXPECT_EQ(s.pending_count(), 5u);                   // unit 2 and checkpoint 1
+  s.check_invariants();
+  // Lost: its two unreported units go back to the front of the queue, in order.
+  s.worker_lost(1);
+  EXPECT_TRUE(s.in_flight(1).empty());
+  EXPECT_EQ(s.pending_count(), 7u);
+  s.check_invariants();
+  // One worker left: it gets every pending unit of checkpoint 0 at once.
+  EXPECT_EQ(s.lease(2, 0), (std::vector<int32_t>{1, 3, 2}));
+  const auto late = s.timed_out(2, "no report");
+  EXPECT_EQ(late, (std::vector<int32_t>{1, 3, 2}));
+  // Unit 2 had failed once already: with max_attempts 2 it is given up now.
+  ASSERT_EQ(s.given_up().size(), 1u);
+  EXPECT_EQ(s.given_up()[0].unit, 2);
+  EXPECT_EQ(s.given_up()[0].errors,
+            (std::vector<std::string>{"worker 1: bad slab", "worker 2: no report"}));
+  EXPECT_EQ(s.pending_count(), 6u);
+  s.check_invariants();
+}
+
 // Worker threads in one process: random failures (retried), one worker that
 // dies mid-unit, one checkpoint whose units always fail. Every other unit is
 // done exactly once.

@@ -157,11 +157,14 @@ TEST(SweepJob, SettingsRoundTripAndDifferences) {
   const auto file =
       f.write("settings.ini",
               "[checkpoints]\nsteps = 10:40\nevery = 2\n[units]\nprompts_per_unit = 5\n"
-              "[attribution]\nlens = exact\n[store]\nper_prompt = attn\n");
+              "[attribution]\nlens = exact\n[store]\nper_prompt = attn\n"
+              "per_prompt_dtype = bfloat16\n");
   const auto job = read_sweep_job(file);
   EXPECT_TRUE(job.per_prompt_attn);
   EXPECT_FALSE(job.per_prompt_ffn);
+  EXPECT_EQ(job.per_prompt_dtype, "bfloat16");
   const auto settings = job_settings(job);
+  EXPECT_EQ(settings.at("store.per_prompt_dtype"), "bfloat16");
   EXPECT_EQ(settings.at("checkpoints.steps"), "10:40");
   EXPECT_EQ(settings.at("store.per_prompt"), "attn");
   EXPECT_TRUE(fs::path(settings.at("model.revisions")).is_absolute());

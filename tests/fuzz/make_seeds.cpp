@@ -259,8 +259,9 @@ void protocol_seeds() {
     return std::string(1, static_cast<char>(selector)) + std::string(bytes.begin(), bytes.end());
   };
   seed("protocol", "work_request", message(0, sw::encode(sw::WorkRequest{3})));
-  seed("protocol", "assign", message(1, sw::encode(sw::Assign{17, 2})));
-  seed("protocol", "unit_done", message(2, sw::encode(sw::UnitDone{17, 1.5, 0.25, 0.125, 0.0})));
+  seed("protocol", "assign", message(1, sw::encode(sw::Assign{{17, 18, 19}, 2})));
+  seed("protocol", "unit_done",
+       message(2, sw::encode(sw::UnitDone{17, 1.5, 0.25, 0.125, 0.0, 96})));
   seed("protocol", "unit_failed",
        message(3, sw::encode(sw::UnitFailed{17, "CUDA out of memory on unit 17"})));
   seed("protocol", "shutdown", message(4, sw::encode(sw::Shutdown{})));

@@ -190,13 +190,15 @@ release() {
 }
 
 # The demo's batch script, pointed at the fixture's trajectory and its
-# reference's job (one prompt per unit, no ablation phase).
+# reference's job (one prompt per unit, no ablation phase), in leases of 4
+# units (a stop lets the leases in flight finish: whole checkpoints would
+# finish the sweep).
 store=$out/store.h5
 export LPI_BUILD_DIR
 LPI_BUILD_DIR=$(cd "$bin/.." && pwd)
 jobid=$(cd "$root" && sbatch --parsable -O --output="$out/%x-%j.log" deploy/slurm/sweep-tiny-olmoe.sbatch \
   "$store" --model.revisions="$work/moe" --relations.folder="$work/moe/relations" \
-  --units.prompts_per_unit=1 --ablation.enabled=false --progress-every 60)
+  --units.prompts_per_unit=1 --ablation.enabled=false --progress-every 60 --lease-units 4)
 log=$out/lpi-sweep-tiny-olmoe-$jobid.log
 say "submitted job $jobid"
 

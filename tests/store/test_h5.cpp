@@ -5,8 +5,11 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <fstream>
+#include <random>
 
+#include "common/h5/half_float.hpp"
 #include "expect_error.hpp"
 #include "temp_dir.hpp"
 
@@ -46,6 +49,88 @@ TEST(H5, RoundTripsEveryDtype) {
   EXPECT_TRUE(f.dataset("text").type().is_variable_string());
   // Reading with a conversion: int32 on file, int64 in memory.
   EXPECT_EQ(f.dataset("i32").read<int64_t>(), (std::vector<int64_t>{1, -2, 3, 0, 5, 7}));
+}
+
+// float32 written into float16 and bfloat16 datasets: HDF5 converts on the
+// write and back on the read, rounding to nearest (half an ulp of the 16-bit
+// type at most; 11 and 8 significant bits), keeping signs, zeros and
+// infinities; h5py reads the float16 one as numpy float16.
+TEST(H5, SixteenBitFloatsRoundToNearest) {
+  TempDir t;
+  const auto path = (t / "half.h5").string();
+  std::vector<float> values;
+  for (int i = -300; i <= 300; ++i) values.push_back(static_cast<float>(i) * 0.0137f);
+  // Values whose rounding carries into the exponent (HDF5's own conversion
+  // got 0.0624962 -> 0.03125 in half precision), ties, and a negative zero.
+  for (float v : {1e-3f, -2.5e-4f, 1.0f + 1.0f / 256, 1.0f + 3.0f / 512, 30000.0f,
+                  0.062496185302734375f, -0.1249f, 1.9999f, -0.0f})
+    values.push_back(v);
+  const std::vector<int64_t> dims = {static_cast<int64_t>(values.size())};
+  struct Kind {
+    const char* name;
+    h5::Type type;
+    double half_ulp;  // relative
+  };
+  std::vector<Kind> kinds;
+  kinds.push_back({"f16", h5::Type::float16(), std::ldexp(1.0, -11)});
+  kinds.push_back({"bf16", h5::Type::bfloat16(), std::ldexp(1.0, -8)});
+  {
+    const auto f = h5::File::create(path);
+    for (const auto& k : kinds) {
+      EXPECT_EQ(k.type.size(), 2u);
+      f.create_dataset(k.name, k.type, h5::DatasetSpec::plain(dims)).write(values);
+    }
+  }
+  const auto f = h5::File::open(path);
+  for (const auto& k : kinds) {
+    const auto back = f.dataset(k.name).read<float>();
+    ASSERT_EQ(back.size(), values.size());
+    for (std::size_t i = 0; i < values.size(); ++i) {
+      const double err = std::abs(static_cast<double>(back[i]) - values[i]);
+      EXPECT_LE(err, std::abs(values[i]) * k.half_ulp * (1 + 1e-9) + 1e-7)
+          << k.name << ": " << values[i] << " read back as " << back[i];
+      EXPECT_EQ(std::signbit(back[i]), std::signbit(values[i])) << k.name << ": " << values[i];
+    }
+  }
+  // A negative zero stays one.
+  EXPECT_EQ(f.dataset("bf16").read<float>().back(), -0.0f);
+}
+
+// The conversion itself: every result is the representable value nearest to
+// the input (ties to the even pattern), over random floats of every scale,
+// and every 16-bit pattern reads back and converts to itself.
+TEST(H5, HalfFloatConversionIsNearestEven) {
+  for (const auto kind : {h5::Half::ieee, h5::Half::bfloat}) {
+    for (uint32_t b = 0; b < 65536; ++b) {
+      const auto bits = static_cast<uint16_t>(b);
+      const float v = h5::from_half(bits, kind);
+      if (std::isnan(v)) continue;
+      ASSERT_EQ(h5::to_half(v, kind), bits) << "pattern " << b;
+    }
+    std::mt19937 rng(7);
+    std::uniform_real_distribution<double> mantissa(-2.0, 2.0);
+    std::uniform_int_distribution<int> exponent(kind == h5::Half::ieee ? -26 : -60, 16);
+    for (int i = 0; i < 200000; ++i) {
+      const float x = static_cast<float>(std::ldexp(mantissa(rng), exponent(rng)));
+      if (kind == h5::Half::ieee && std::abs(x) >= 65520.0f) continue;  // infinity: below
+      const uint16_t h = h5::to_half(x, kind);
+      const double got = h5::from_half(h, kind);
+      const double err = std::abs(got - x);
+      for (int step : {-1, 1}) {  // the neighbouring patterns of the same sign
+        const int n = (h & 0x7fff) + step;
+        if (n < 0 || n > 0x7bff + (kind == h5::Half::bfloat ? 0x380 : 0)) continue;
+        const double other = h5::from_half(static_cast<uint16_t>((h & 0x8000) | n), kind);
+        const double other_err = std::abs(other - x);
+        ASSERT_LE(err, other_err) << x << " -> " << got << ", but " << other << " is nearer";
+        if (err == other_err) {
+          ASSERT_EQ(h & 1, 0) << x << ": a tie goes to the even pattern";
+        }
+      }
+    }
+  }
+  EXPECT_EQ(h5::to_half(65520.0f, h5::Half::ieee), 0x7c00);  // rounds up past 65504: infinity
+  EXPECT_EQ(h5::to_half(65519.0f, h5::Half::ieee), 0x7bff);  // 65504
+  EXPECT_TRUE(std::isnan(h5::from_half(h5::to_half(NAN, h5::Half::bfloat), h5::Half::bfloat)));
 }
 
 TEST(H5, SelectionsReadAndWriteHyperslabs) {

@@ -110,6 +110,17 @@ TEST(Schema, StoreBytesIsTheRawDataAllocated) {
   const int64_t means = 2 * 2 * 6 * 4 + 2 * 2 * 8 * 4 + 2 * 1 * 4 + 2 * 4 + 2;
   const int64_t log = 4096 * 256;
   EXPECT_EQ(schema::store_bytes(d), description + units + per_prompt + sums + means + log);
+  // 16-bit per-prompt tensors: half the bytes of attn and ffn, nothing else changes.
+  const int64_t tensors = 2 * 3 * 2 * 8 * 4 + 2 * 3 * 2 * 6 * 4;
+  for (const char* half : {"float16", "bfloat16"}) {
+    auto h = d;
+    h.per_prompt_dtype = half;
+    EXPECT_EQ(schema::store_bytes(h), schema::store_bytes(d) - tensors / 2) << half;
+    EXPECT_EQ(schema::file_type(schema::Dtype::pp, h).size(), 2u);
+  }
+  d.per_prompt_dtype = "float64";
+  EXPECT_THROW(schema::file_type(schema::Dtype::pp, d), std::invalid_argument);
+  d.per_prompt_dtype = "float32";
   d.per_prompt_attn = false;
   EXPECT_EQ(schema::store_bytes(d),
             description + units + per_prompt - 2 * 3 * 2 * 8 * 4 + sums + means + log);

@@ -6,6 +6,7 @@
 // damaged through the h5 layer; the fuzzer's own inputs are read as they are.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <string>
 #include <type_traits>
@@ -50,9 +51,11 @@ st::SweepDescription tiny(bool moe, bool ablation) {
 struct Store {
   lpi::test::TempDir dir{"lpi_store_reader"};
   std::string path = (dir / "s.h5").string();
-  explicit Store(bool moe = false, bool ablation = false) {
+  explicit Store(bool moe = false, bool ablation = false, const std::string& dtype = "float32") {
     const auto f = h5::File::create(path);
-    st::schema::create_store(f, tiny(moe, ablation), true);
+    auto d = tiny(moe, ablation);
+    d.per_prompt_dtype = dtype;
+    st::schema::create_store(f, d, true);
   }
   // Replaces a 1-d dataset of the description with `values`.
   template <class T>
@@ -87,6 +90,37 @@ TEST(StoreReader, ReadsWhatCreateStoreWrote) {
     EXPECT_EQ(reader.attn_mean(1).size(), 2u * 4u);
     EXPECT_EQ(reader.prompts(0, 1, 2).ffn.size(), moe ? 2u * 2 * 2 * 3 : 2u * 2 * 3);
   }
+}
+
+// Per-prompt tensors kept in 16 bits: the description says which, the
+// datasets are 2 bytes an element, and the reader returns float32 values
+// within half an ulp of what was written; an unknown type is refused.
+TEST(StoreReader, SixteenBitPerPromptTensors) {
+  for (const std::string dtype : {"float16", "bfloat16"}) {
+    const Store s(/*moe=*/false, false, dtype);
+    std::vector<float> attn(2 * 3 * 2 * 4);
+    for (std::size_t i = 0; i < attn.size(); ++i) attn[i] = 0.01f * static_cast<float>(i) - 0.2f;
+    {
+      const auto f = h5::File::open(s.path, h5::Mode::read_write);
+      const auto ds = f.dataset(st::schema::kAttn);
+      EXPECT_EQ(ds.type().size(), 2u);
+      ds.write(attn);
+    }
+    const auto info = st::read_store_info(s.path);
+    EXPECT_EQ(info.description.per_prompt_dtype, dtype);
+    const auto slab = st::Reader(s.path).prompts(1, 0, 3);  // checkpoint 1, all 3 prompts
+    ASSERT_EQ(slab.attn.size(), 3u * 2 * 4);
+    const double half_ulp = dtype == "float16" ? std::ldexp(1.0, -11) : std::ldexp(1.0, -8);
+    for (std::size_t i = 0; i < slab.attn.size(); ++i) {
+      const float want = attn[3 * 2 * 4 + i];
+      EXPECT_LE(std::abs(slab.attn[i] - want), std::abs(want) * half_ulp + 1e-9)
+          << dtype << " " << i;
+    }
+  }
+  const Store s;
+  h5::File::open(s.path, h5::Mode::read_write)
+      .set_attribute("per_prompt_dtype", std::string("float8"), h5::Str::fixed);
+  s.expect_refused({"attribute per_prompt_dtype", "'float8'", "float32, float16 or bfloat16"});
 }
 
 // fuzz_store's first finding (tests/fuzz/corpus/store/crash-token-offsets):

@@ -9,6 +9,9 @@
   check_store.py snapshot STORE OUT.npz         remember which units are done, by whom, how long
   check_store.py unchanged OUT.npz STORE        those units are still done and were not redone
   check_store.py lean REF STORE                 STORE keeps no per-prompt tensors, the rest equals REF
+  check_store.py half REF STORE DTYPE           STORE's per-prompt tensors are 16-bit DTYPE (float16,
+                                                bfloat16) within half an ulp of REF's float32; the
+                                                rest equals REF bit for bit
   check_store.py wait_units STORE N SECONDS     wait until N units are done (exit 1 on timeout)
   check_store.py wait_ablation STORE N SECONDS  the same for the ablation phase's units
   check_store.py digest STORE                   a hash of every dataset and attribute outside /analysis
@@ -206,6 +209,36 @@ def lean(ref, path):
         print(f"{path}: no per-prompt tensors; {compared} other values equal {ref}")
 
 
+def half(ref, path, dtype):
+    half_ulp = {"float16": 2.0 ** -11, "bfloat16": 2.0 ** -8}[dtype]
+    with h5py.File(ref, "r") as fr, h5py.File(path, "r") as f:
+        if f.attrs["per_prompt_dtype"].decode() != dtype:
+            fail(f"{path}: per_prompt_dtype is {f.attrs['per_prompt_dtype']}, not {dtype}")
+        compared = 0
+        for name in RESULTS:
+            if name not in f:
+                continue
+            if name in ("importance/attn", "importance/ffn"):
+                ds = f[name]
+                size = ds.id.get_type().get_size()  # h5py shows bfloat16 as float32
+                if size != 2:
+                    fail(f"{name} of {path} has {size}-byte elements, expected 2")
+                x = ds.astype("float32")[...].astype(np.float64)  # HDF5 widens it, exactly
+                y = fr[name][...].astype(np.float64)
+                err = np.abs(x - y)
+                bound = np.abs(y) * half_ulp * (1 + 1e-9) + 1e-30
+                if (err > bound).any():
+                    at = np.unravel_index(np.argmax(err - bound), err.shape)
+                    fail(f"{name} at {at}: {x[at]} in {dtype}, {y[at]} in float32 (beyond half an ulp)")
+                print(f"{name}: max relative error {np.max(err / np.maximum(np.abs(y), 1e-30)):.2e} "
+                      f"(half an ulp of {dtype}: {half_ulp:.2e}), {ds.id.get_storage_size()} bytes "
+                      f"against {fr[name].id.get_storage_size()}")
+            elif fr[name][...].tobytes() != f[name][...].tobytes():
+                fail(f"{name} differs from {ref}")
+            compared += f[name].size
+        print(f"{path}: {compared} values checked against {ref}")
+
+
 def snapshot(path, out):
     with h5py.File(path, "r") as f:
         np.savez(out, done=f["units/done"][...], rank=f["units/rank"][...],
@@ -295,7 +328,7 @@ if __name__ == "__main__":
     commands = {"complete": complete, "equal": equal, "attribute": attribute, "aggregates": aggregates,
                 "equal_done": equal_done, "snapshot": snapshot, "unchanged": unchanged,
                 "wait_units": wait_units, "wait_ablation": wait_ablation, "lean": lean,
-                "ablation": ablation, "digest": digest, "identical": identical}
+                "ablation": ablation, "digest": digest, "identical": identical, "half": half}
     if len(sys.argv) < 2 or sys.argv[1] not in commands:
         print(__doc__)
         sys.exit(2)

@@ -24,13 +24,19 @@
 #                    is written, with the store, its size and the free space named; a file
 #                    system that fills up mid-run: units fail unflagged, a resume completes
 #   lock             a second run on a store in use: refused by its lock, the holder named
-#   hang             a worker stopped mid-unit (SIGSTOP): its unit goes to the other after
-#                    --unit-timeout; it stays silent (exit 4) or comes back (told to stop)
+#   hang             a worker stopped mid-lease (SIGSTOP): its units go to the other after
+#                    --unit-timeout each; it stays silent (exit 4) or comes back (told to stop)
 #   changed          a checkpoint's files replaced mid-run: its units fail by name
 #   nonfinite        NaN weights, overflowing importances: refused by checkpoint, not written
 #   stop             SIGTERM/SIGINT to a rank: units in flight finish, exit 75, resume; twice: at once
 #   damaged          truncated and overwritten stores: every tool exits 1..127 naming the file
 #   inputs           relations and tokenizer gone between a kill and the resume: not needed
+#   leases           the projection tiles once per checkpoint and worker: a one-worker
+#                    sweep's count per checkpoint equals lpi-attribute's over all its
+#                    prompts; one-unit leases cost more and write the same store bit for bit
+#   half             [store] per_prompt_dtype = bfloat16 (MoE) and float16 (dense): the
+#                    per-prompt tensors in 2 bytes within half an ulp of the float32 store,
+#                    the rest bit for bit; the dry run's size smaller; lpi-analyze reads them
 #   ablation         the masking phase: one process == mpirun -np 3, masks and
 #                    HIT@10 recomputed, the coordinator killed mid-phase and resumed
 # Environment: LPI_TOOLS_DIR (bin/), SWEEP_WORK (scratch), MPIEXEC, PYTHON.
@@ -243,6 +249,57 @@ crash)
   fi
   echo "$landed of $kills kills interrupted a sweep mid-way; $completed sweeps completed in between"
   [ "$landed" -ge $((kills / 2)) ] || fail "too few kills landed mid-sweep"
+  ;;
+half)
+  for m in moe dense; do
+    dtype=bfloat16
+    [ "$m" = dense ] && dtype=float16
+    store=$work/half-$m.h5
+    rm -f "$store" "$work/half-$m.analysis.h5"
+    sweep --job "$(job $m)" --store "$store" --store.per_prompt_dtype=$dtype
+    check complete "$store"
+    check half "$work/ref-$m.h5" "$store" "$dtype"
+    full=$(sweep --dry-run --job "$(job $m)" --store "$work/none.h5" | sed -n 's/^store size: about //p')
+    small=$(sweep --dry-run --job "$(job $m)" --store "$work/none.h5" --store.per_prompt_dtype=$dtype |
+      sed -n 's/^store size: about //p')
+    [ -n "$full" ] && [ -n "$small" ] && [ "$full" != "$small" ] ||
+      fail "$m: the dry run's size does not change with $dtype ('$full', '$small')"
+    echo "ok: $m dry run: store size about $full in float32, about $small in $dtype"
+    "$bin/lpi-analyze" -q --range 4:16 --range 16:40 --store "$store" >"$work/half-$m.txt" ||
+      fail "lpi-analyze on the $dtype store failed: $(tail -3 "$work/half-$m.txt")"
+    grep -q "^Table" "$work/half-$m.txt" || fail "lpi-analyze printed no table for the $dtype store"
+  done
+  expect_error 2 "store.per_prompt_dtype" sweep --dry-run --job "$(job moe)" --store "$work/none.h5" \
+    --store.per_prompt_dtype=float8
+  ;;
+leases)
+  # tiles LOG CHECKPOINT: rank 1's projection tiles of CHECKPOINT in a sweep's log.
+  tiles() {
+    sed -n "s/.*checkpoint $2: projection tiles computed: rank 1 \([0-9]*\)$/\1/p" "$1"
+  }
+  for m in moe dense; do
+    store=$work/leases-$m.h5 one=$work/leases1-$m.h5
+    rm -f "$store" "$one"
+    sweep --job "$(job $m)" --store "$store" >"$work/leases-$m.log" 2>&1 ||
+      fail "the sweep failed: $(tail -5 "$work/leases-$m.log")"
+    sweep --job "$(job $m)" --store "$one" --lease-units 1 >"$work/leases1-$m.log" 2>&1 ||
+      fail "the one-unit-lease sweep failed: $(tail -5 "$work/leases1-$m.log")"
+    check identical "$work/ref-$m.h5" "$store"
+    check identical "$store" "$one"
+    for c in step0-tokens0 step40-tokens10240; do
+      want=$("$bin/lpi-attribute" --model "$work/$m/$c" --relations "$work/$m/relations" |
+        sed -n 's/.*, \([0-9]*\) projection tiles$/\1/p')
+      got=$(tiles "$work/leases-$m.log" "$c")
+      per_unit=$(tiles "$work/leases1-$m.log" "$c")
+      [ -n "$want" ] && [ -n "$got" ] && [ -n "$per_unit" ] ||
+        fail "$m $c: no tile counts (lpi-attribute '$want', sweep '$got', one-unit leases '$per_unit')"
+      [ "$got" = "$want" ] ||
+        fail "$m $c: the sweep computed $got projection tiles, one pass over all prompts needs $want"
+      [ "$per_unit" -gt "$got" ] ||
+        fail "$m $c: one-unit leases computed $per_unit tiles, not more than one lease's $got"
+      echo "ok: $m $c: $got projection tiles in one lease (lpi-attribute: $want; one-unit leases: $per_unit)"
+    done
+  done
   ;;
 ablation)
   for m in moe dense; do
@@ -528,13 +585,14 @@ lock)
   check equal "$work/ref-moe.h5" "$store"
   ;;
 hang)
-  # A worker that hangs mid-unit (SIGSTOP: alive, silent). Its unit goes to
-  # the other worker after --unit-timeout; at the end rank 0 waits as long
-  # again, then ends the job (exit 4): every flagged unit is complete.
+  # A worker that hangs mid-lease (SIGSTOP: alive, silent). Its lease's units
+  # go to the other worker after --unit-timeout per unit of the lease (leases
+  # of 4 here: 12 s); at the end rank 0 waits 3 s, then ends the job (exit
+  # 4): every flagged unit is complete.
   store=$work/hang.h5
   rm -f "$store"
-  "$mpiexec" -np 3 --oversubscribe "$bin/lpi-sweep" --progress-every 60 --unit-timeout 5 \
-    --job "$(job moe)" --store "$store" >"$work/hang-1.log" 2>&1 &
+  "$mpiexec" -np 3 --oversubscribe "$bin/lpi-sweep" --progress-every 60 --unit-timeout 3 \
+    --lease-units 4 --job "$(job moe)" --store "$store" >"$work/hang-1.log" 2>&1 &
   launcher=$!
   check wait_units "$store" 30 60 || fail "the sweep did not start: $(tail -3 "$work/hang-1.log")"
   victim=$(rank_pid "$store" 2)
@@ -547,19 +605,19 @@ hang)
   kill -9 "$victim" 2>/dev/null || true
   out=$(cat "$work/hang-1.log")
   [ "$rc" = 4 ] || fail "a sweep with a hung rank exited $rc: $(tail -5 <<<"$out")"
-  grep -q "rank 2 has not reported unit .* within the unit timeout of 5 s" <<<"$out" ||
+  grep -q "rank 2 has not reported unit(s) .* within the unit timeout of 3 s each" <<<"$out" ||
     fail "the hung rank is not reported: $(tail -5 <<<"$out")"
   grep -q "rank(s) 2 hung and never answered again" <<<"$out" || fail "no end message: $(tail -3 <<<"$out")"
   check complete "$store"
   check equal "$work/ref-moe.h5" "$store"
   "$py" -c 'import h5py,sys; r=[x.decode() for x in h5py.File(sys.argv[1],"r")["runs/log"][...] if x]; assert "ended by MPI_Abort" in r[-1], r' "$store" ||
     fail "the run history does not record the end"
-  echo "rank 2 stopped: its unit redone by rank 1, exit 4, store complete and equal to the reference"
+  echo "rank 2 stopped: its lease redone by rank 1, exit 4, store complete and equal to the reference"
   # The hung worker comes back after the timeout: it is told to stop and the
   # job ends normally with the other worker's results.
   rm -f "$store"
-  "$mpiexec" -np 3 --oversubscribe "$bin/lpi-sweep" --progress-every 60 --unit-timeout 5 \
-    --job "$(job moe)" --store "$store" >"$work/hang-2.log" 2>&1 &
+  "$mpiexec" -np 3 --oversubscribe "$bin/lpi-sweep" --progress-every 60 --unit-timeout 3 \
+    --lease-units 4 --job "$(job moe)" --store "$store" >"$work/hang-2.log" 2>&1 &
   launcher=$!
   check wait_units "$store" 30 60 || fail "the sweep did not start"
   victim=$(rank_pid "$store" 2)

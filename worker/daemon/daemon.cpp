@@ -41,6 +41,7 @@ struct WorkerDaemon::State {
   int32_t next_checkpoint = -1;
   std::future<en::Transformer> next;
   std::map<int32_t, std::string> load_errors;  // a checkpoint that failed once is not reread
+  std::map<int32_t, int64_t> tiles;            // checkpoint -> projection tiles computed
   int32_t masks_for = -1;
   std::vector<en::Ablation> conditions;  // the ablation phase: one per condition after "none"
 
@@ -170,31 +171,103 @@ int32_t WorkerDaemon::loaded() const {
 
 sweep::UnitReport WorkerDaemon::run(sweep::Phase phase, const sweep::WorkUnit& u,
                                     int32_t prefetch) {
-  log::UnitScope scope(u.id);
-  auto r = phase == sweep::Phase::Attribution ? attribute(u, prefetch) : ablate(u, prefetch);
-  if (r.error) LPI_LOG(warning) << sweep::phase_name(phase) << " of the unit failed: " << *r.error;
-  return r;
+  sweep::UnitReport out;
+  run_lease(phase, {&u}, prefetch, [&](int32_t, const sweep::UnitReport& r) { out = r; });
+  return out;
 }
 
-sweep::UnitReport WorkerDaemon::attribute(const sweep::WorkUnit& u, int32_t prefetch) {
-  auto& s = *s_;
-  return s.unit(u, prefetch, [&](const Prompts& prompts, const std::vector<int32_t>& gold) {
-    const auto imp = en::gated_lpi(s.model, prompts, gold, s.lpi);
-    store::UnitResult r;
-    r.target = to_vector<int32_t>(imp.targets, torch::kInt32);
-    r.base_logprob = to_vector<float>(imp.base_logprob, torch::kFloat32);
-    r.gold_rank = to_vector<int32_t>(imp.gold_rank, torch::kInt32);
-    std::vector<torch::Tensor> attn, ffn, ids;
-    for (const auto& layer : imp.layers) {
-      attn.push_back(layer.attn);
-      ffn.push_back(layer.ffn);
-      if (layer.expert_ids.defined()) ids.push_back(layer.expert_ids);
+void WorkerDaemon::run_lease(sweep::Phase phase, const std::vector<const sweep::WorkUnit*>& units,
+                             int32_t prefetch, const sweep::ReportUnit& report) {
+  if (units.empty()) return;
+  log::UnitScope scope(units.front()->id);
+  const auto logged = [&](int32_t unit, const sweep::UnitReport& r) {
+    if (r.error) {
+      LPI_LOG(warning) << sweep::phase_name(phase) << " of unit " << unit
+                       << " failed: " << *r.error;
     }
-    r.attn = to_vector<float>(torch::stack(attn, 1), torch::kFloat32);  // [n, L, H*dh]
-    r.ffn = to_vector<float>(torch::stack(ffn, 1), torch::kFloat32);    // [n, L, (k,) I]
-    if (!ids.empty()) r.expert_ids = to_vector<int32_t>(torch::stack(ids, 1), torch::kInt32);
-    return [&s, &u, r = std::move(r)] { s.store.write_unit(u, r); };
-  });
+    report(unit, r);
+  };
+  if (phase == sweep::Phase::Attribution) return attribute(units, prefetch, logged);
+  for (const auto* u : units) logged(u->id, ablate(*u, prefetch));
+}
+
+int64_t WorkerDaemon::projection_tiles(int32_t checkpoint) const {
+  const auto it = s_->tiles.find(checkpoint);
+  return it == s_->tiles.end() ? 0 : it->second;
+}
+
+void WorkerDaemon::attribute(const std::vector<const sweep::WorkUnit*>& units, int32_t prefetch,
+                             const sweep::ReportUnit& report) {
+  auto& s = *s_;
+  const auto& d = s.store.description();
+  const int32_t c = units.front()->checkpoint;
+  en::Importance imp;
+  std::vector<int64_t> offset;  // each unit's first row in the lease's prompts
+  double load = 0, compute = 0;
+  try {
+    auto t = clock_type::now();
+    s.ensure(c);
+    load = since(t);
+    s.prefetch(prefetch);
+    Prompts prompts;
+    std::vector<int32_t> gold;
+    for (const auto* u : units) {
+      if (u->checkpoint != c)
+        throw std::logic_error("a lease of units of more than one checkpoint");
+      offset.push_back(static_cast<int64_t>(prompts.size()));
+      const auto first = d.prompt_ids.begin() + u->first_prompt;
+      prompts.insert(prompts.end(), first, first + u->prompt_count);
+      const auto g = d.prompt_gold.begin() + u->first_prompt;
+      gold.insert(gold.end(), g, g + u->prompt_count);
+    }
+    t = clock_type::now();
+    imp = en::gated_lpi(s.model, prompts, gold, s.lpi);
+    compute = since(t);
+    s.tiles[c] += imp.projection_tiles;
+    LPI_LOG(debug) << "lease of " << units.size() << " unit(s), " << prompts.size()
+                   << " prompts of checkpoint " << c << ": load " << load << " s, Gated-LPI "
+                   << compute << " s, " << imp.projection_tiles << " projection tiles";
+  } catch (const std::exception& e) {
+    sweep::UnitReport failed;
+    failed.error = e.what();
+    for (const auto* u : units) report(u->id, failed);
+    return;
+  }
+  // Each unit's rows written on their own, then reported: a unit is flagged
+  // done only once its data is in the store.
+  int64_t total = 0;
+  for (const auto* u : units) total += u->prompt_count;
+  for (std::size_t k = 0; k < units.size(); ++k) {
+    const auto& u = *units[k];
+    sweep::UnitReport r;
+    r.load_seconds = k == 0 ? load : 0;
+    r.projection_tiles = k == 0 ? imp.projection_tiles : 0;
+    r.compute_seconds = compute * static_cast<double>(u.prompt_count) / static_cast<double>(total);
+    try {
+      const auto rows = [&](const torch::Tensor& x) {
+        return x.narrow(0, offset[k], u.prompt_count);
+      };
+      store::UnitResult res;
+      res.target = to_vector<int32_t>(rows(imp.targets), torch::kInt32);
+      res.base_logprob = to_vector<float>(rows(imp.base_logprob), torch::kFloat32);
+      res.gold_rank = to_vector<int32_t>(rows(imp.gold_rank), torch::kInt32);
+      std::vector<torch::Tensor> attn, ffn, ids;
+      for (const auto& layer : imp.layers) {
+        attn.push_back(rows(layer.attn));
+        ffn.push_back(rows(layer.ffn));
+        if (layer.expert_ids.defined()) ids.push_back(rows(layer.expert_ids));
+      }
+      res.attn = to_vector<float>(torch::stack(attn, 1), torch::kFloat32);  // [n, L, H*dh]
+      res.ffn = to_vector<float>(torch::stack(ffn, 1), torch::kFloat32);    // [n, L, (k,) I]
+      if (!ids.empty()) res.expert_ids = to_vector<int32_t>(torch::stack(ids, 1), torch::kInt32);
+      const auto t = clock_type::now();
+      s.store.write_unit(u, res);
+      r.store_seconds = since(t);
+    } catch (const std::exception& e) {
+      r.error = e.what();
+    }
+    report(u.id, r);
+  }
 }
 
 namespace {

@@ -41,10 +41,19 @@ class WorkerDaemon : public sweep::Executor {
   // Ablation: the prompts evaluated under every masking condition of the
   // job, with the checkpoint's masks read from the store.
   sweep::UnitReport run(sweep::Phase phase, const sweep::WorkUnit& unit, int32_t prefetch) override;
+  // Attribution: one Gated-LPI call over the prompts of every unit of the
+  // lease (the checkpoint's projection tiles once for all of them; a
+  // prompt's scores are the same bits in any lease), then each unit written
+  // and reported. Ablation: unit by unit.
+  void run_lease(sweep::Phase phase, const std::vector<const sweep::WorkUnit*>& units,
+                 int32_t prefetch, const sweep::ReportUnit& report) override;
   int32_t loaded() const override;
+  // Projection tiles computed so far for checkpoint c, over all its leases.
+  int64_t projection_tiles(int32_t checkpoint) const;
 
  private:
-  sweep::UnitReport attribute(const sweep::WorkUnit& unit, int32_t prefetch);
+  void attribute(const std::vector<const sweep::WorkUnit*>& units, int32_t prefetch,
+                 const sweep::ReportUnit& report);
   sweep::UnitReport ablate(const sweep::WorkUnit& unit, int32_t prefetch);
   struct State;
   std::unique_ptr<State> s_;

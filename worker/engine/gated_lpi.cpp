@@ -163,7 +163,7 @@ torch::Tensor gold_rank(const Forward& f, const std::vector<int32_t>& gold) {
 torch::Tensor block_fast(const LensParams& L, Lens lens, const torch::Tensor& x,
                          const torch::Tensor& c, const torch::Tensor& u, const torch::Tensor& w,
                          const torch::Tensor& sf, int64_t budget_bytes, bool fused, bool invariant,
-                         const torch::Tensor& a_given = {}) {
+                         int64_t& tiles, const torch::Tensor& a_given = {}) {
   const int64_t m = x.size(0), n = u.size(1), V = L.unembed.size(0);
   const auto xt = L.center_rows(x);
   const auto ut = L.center_columns(u.to(torch::kFloat32));
@@ -199,8 +199,9 @@ torch::Tensor block_fast(const LensParams& L, Lens lens, const torch::Tensor& x,
     const int64_t nt = std::min(n_tile, n - n0);
     // The projection of these columns through the lens: prompt-independent.
     const auto p = torch::matmul(L.unembed, ut.narrow(1, n0, nt) * L.gain.unsqueeze(1));  // [V, nt]
-    const auto pt = p.t().contiguous();                                                   // [nt, V]
-    const auto p_target = p.index_select(0, w);                                           // [m, nt]
+    ++tiles;
+    const auto pt = p.t().contiguous();          // [nt, V]
+    const auto p_target = p.index_select(0, w);  // [m, nt]
     if (fused && x.device().is_cpu()) {
       // Fused CPU kernel: one pass of max and one of exp-sum per (prompt, neuron).
       const auto a_c = a.contiguous();
@@ -292,11 +293,12 @@ Importance gated_lpi(Transformer& model, const std::vector<std::vector<int32_t>>
     LayerImportance li;
     li.attn = block_fast(L, options.lens, cap.get("attn_in", l), cap.get("head_out", l),
                          model->o_proj(l).detach(), f.targets, sf, budget, options.fused_cpu_kernel,
-                         options.batch_invariant)
+                         options.batch_invariant, out.projection_tiles)
                   .cpu();
     if (!cfg.is_moe()) {
       li.ffn = block_fast(L, options.lens, ffn_in, ffn_coef, model->down_proj(l).detach(),
-                          f.targets, sf, budget, options.fused_cpu_kernel, options.batch_invariant)
+                          f.targets, sf, budget, options.fused_cpu_kernel, options.batch_invariant,
+                          out.projection_tiles)
                    .cpu();
     } else {
       // Group the (prompt, slot) pairs by expert: one projection per expert.
@@ -314,7 +316,7 @@ Importance gated_lpi(Transformer& model, const std::vector<std::vector<int32_t>>
         const auto imp = block_fast(L, options.lens, ffn_in.index_select(0, rows), coef, down[e],
                                     f.targets.index_select(0, rows), sf.index_select(0, rows),
                                     budget, options.fused_cpu_kernel, options.batch_invariant,
-                                    a_all.index_select(0, rows));
+                                    out.projection_tiles, a_all.index_select(0, rows));
         ffn.index_put_({rows, slots}, imp);
       }
       li.ffn = ffn.cpu();

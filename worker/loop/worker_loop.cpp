@@ -1,8 +1,10 @@
 #include "worker/loop/worker_loop.hpp"
 
-#include "common/sweep/stop.hpp"
-
 #include <chrono>
+#include <set>
+#include <string>
+
+#include "common/sweep/stop.hpp"
 
 namespace lpi::worker {
 using sweep::MessageKind;
@@ -23,22 +25,40 @@ Served serve_phase(transport::Transport& t, sweep::Executor& executor, sweep::Ph
       throw sweep::ProtocolError(std::string("worker: unexpected ") + sweep::kind_name(m.kind) +
                                  " from rank 0");
     const auto a = sweep::decode_assign(m.bytes);
-    if (a.unit < 0 || a.unit >= static_cast<int32_t>(grid.units.size())) {
-      throw sweep::ProtocolError("worker: unit " + std::to_string(a.unit) + " is not in the grid");
+    std::vector<const sweep::WorkUnit*> lease;
+    for (const auto id : a.units) {
+      if (id < 0 || id >= static_cast<int32_t>(grid.units.size()))
+        throw sweep::ProtocolError("worker: unit " + std::to_string(id) + " is not in the grid");
+      lease.push_back(&grid.units[id]);
+      if (lease.back()->checkpoint != lease.front()->checkpoint)
+        throw sweep::ProtocolError("worker: a lease of units of more than one checkpoint");
     }
-    sweep::UnitReport r;
+    // Every unit of the lease is reported exactly once; those the executor
+    // left unreported when it threw are reported failed with its message.
+    std::set<int32_t> unreported(a.units.begin(), a.units.end());
+    bool first = true;
+    const auto report = [&](int32_t unit, const sweep::UnitReport& r) {
+      if (!unreported.erase(unit)) return;  // not in the lease, or reported already
+      if (r.error) {
+        transport::send(t, 0, sweep::UnitFailed{unit, *r.error});
+      } else {
+        ++completed;
+        transport::send(t, 0,
+                        sweep::UnitDone{unit, r.compute_seconds, r.load_seconds, r.store_seconds,
+                                        first ? waited : 0, r.projection_tiles});
+      }
+      first = false;
+    };
+    std::string thrown;
     try {
-      r = executor.run(phase, grid.units[a.unit], a.prefetch_checkpoint);
+      executor.run_lease(phase, lease, a.prefetch_checkpoint, report);
     } catch (const std::exception& e) {
-      r.error = e.what();
+      thrown = e.what();
     }
-    if (r.error) {
-      transport::send(t, 0, sweep::UnitFailed{a.unit, *r.error});
-    } else {
-      ++completed;
-      transport::send(
-          t, 0,
-          sweep::UnitDone{a.unit, r.compute_seconds, r.load_seconds, r.store_seconds, waited});
+    sweep::UnitReport failed;
+    failed.error = thrown.empty() ? "the worker did not report the unit" : thrown;
+    for (const auto id : a.units) {
+      if (unreported.count(id)) report(id, failed);
     }
   }
 }

@@ -1,6 +1,6 @@
 // The worker side of the sweep's conversation (ranks 1..N-1): ask rank 0
-// for a unit, run it on the Executor (the worker daemon), report the
-// outcome, until rank 0 shuts the phase down; then take rank 0's decision on
+// for work, run the lease it gives on the Executor (the worker daemon),
+// report each unit's outcome, until rank 0 shuts the phase down; then take rank 0's decision on
 // the next phase. No libtorch here: the daemon is behind sweep::Executor.
 #pragma once
 

@@ -171,10 +171,12 @@ int run(int argc, char** argv) {
   const auto t2 = std::chrono::steady_clock::now();
   const auto& c = model->config();
   const auto P = static_cast<int64_t>(prompts.size());
-  std::printf("%s: %lld prompts, %s lens, %s target, Gated-LPI in %.2f s (load %.2f s)\n\n",
-              model_dir.c_str(), static_cast<long long>(P), lens.c_str(), target.c_str(),
-              std::chrono::duration<double>(t2 - t1).count(),
-              std::chrono::duration<double>(t1 - t0).count());
+  std::printf(
+      "%s: %lld prompts, %s lens, %s target, Gated-LPI in %.2f s (load %.2f s), %lld projection "
+      "tiles\n\n",
+      model_dir.c_str(), static_cast<long long>(P), lens.c_str(), target.c_str(),
+      std::chrono::duration<double>(t2 - t1).count(),
+      std::chrono::duration<double>(t1 - t0).count(), static_cast<long long>(imp.projection_tiles));
   print_top(imp, c, torch::arange(P), top, "overall");
   for (std::size_t r = 0; r < set.relations.size(); ++r) {
     std::vector<int64_t> rows;
