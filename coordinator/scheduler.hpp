@@ -10,8 +10,20 @@
 // all the prompts it holds (docs/METHOD.md), so the fewer pieces a checkpoint
 // is cut into, the less it costs. A worker gets every pending unit of its
 // checkpoint while there are at least as many checkpoints with pending units
-// as workers; below that (the tail) each checkpoint is cut into about
-// workers / checkpoints-left equal leases, so that no worker idles.
+// as workers. Below that (the tail) a checkpoint is cut by its share of the
+// workers that will want work (its pending prompts over all pending prompts,
+// times those workers, rounded down), in leases of about equal prompts.
+//
+// Prefetch hints are promises: the checkpoint the worker gets next. Idle
+// workers take the checkpoints nobody works on or was promised; a busy
+// worker is promised one beyond those. Before the phase's first report (all
+// workers on their first lease, so a second load overlaps it), a worker for
+// which none is left is promised a share of a promised checkpoint nobody
+// works on yet: with about as many workers as checkpoints, the checkpoints
+// beyond one each are shared out, prefetched, instead of going whole to a
+// few workers at the end. A promised checkpoint is split equally among its
+// promised workers and not taken by others (lease() is then empty for them).
+// (docs/PERFORMANCE.md, "The coordinator at scale", has the figures.)
 #pragma once
 
 #include <cstdint>
@@ -44,14 +56,15 @@ class Scheduler {
 
   // The next lease for `worker`, which has checkpoint `loaded` in memory (-1:
   // none): unit ids of one checkpoint in grid order; empty when nothing is
-  // pending right now. `cap` > 0 bounds its size (below the options' cap).
+  // pending right now, or all that is pending is promised to other workers.
+  // `cap` > 0 bounds its size (below the options' cap).
   std::vector<int32_t> lease(int worker, int32_t loaded, int cap = 0);
   // A lease of one unit.
   std::optional<sweep::WorkUnit> next(int worker, int32_t loaded);
   void completed(int worker, int32_t unit);
-  // The checkpoint `worker` should load in the background (-1: none): the
-  // first checkpoint in step order that nobody works on and that is not
-  // promised to another worker; next() then gives it to this worker.
+  // The checkpoint `worker` should load in the background (-1: none), called
+  // after its lease: a promise that its next lease() honours (see above);
+  // none while its own checkpoint has units left (it stays on it).
   int32_t prefetch_hint(int worker);
   // Every unit of checkpoint c is done.
   bool checkpoint_done(int32_t c) const { return remaining_[c] == 0; }
@@ -82,6 +95,7 @@ class Scheduler {
  private:
   enum class State : uint8_t { Pending, InFlight, Done, GivenUp };
   void release(int worker);
+  void unpromise(int worker);                // the worker's promise (prefetch hint) is over
   void take_back(int worker, int32_t unit);  // the unit leaves the worker's lease
   bool fresh(int32_t c) const { return !pending_by_checkpoint_[c].empty() && workers_on_[c] == 0; }
   const sweep::Grid& grid_;
@@ -94,11 +108,16 @@ class Scheduler {
   std::map<int, std::vector<int32_t>> in_flight_;  // worker -> its lease's unreported units
   int workers_ = 1;                                // workers neither lost nor hung
   std::map<int, int32_t> worker_checkpoint_;       // worker -> checkpoint it works on
-  std::map<int32_t, int> hinted_;                  // checkpoint -> worker it is promised to
+  std::vector<int> promised_to_;                   // per checkpoint: workers promised it
+  std::map<int, int32_t> promised_;                // worker -> checkpoint it was told to prefetch
+  std::map<int, int64_t> issued_;                  // worker -> reports_ when its lease began
+  int64_t reports_ = 0;                            // units reported (done or failed)
   std::vector<int32_t> remaining_;                 // per checkpoint: units not done
   std::vector<int32_t> units_of_;                  // per checkpoint: units in the grid
+  std::vector<int64_t> prompts_of_;                // per checkpoint: prompts in the grid
   std::vector<GivenUp> given_up_;
   std::size_t pending_ = 0, done_ = 0;
+  int64_t pending_prompts_ = 0;
 };
 
 }  // namespace lpi::coordinator

@@ -143,6 +143,73 @@ TEST(Scheduler, LeasesAreWholeCheckpointsUntilTheTail) {
   EXPECT_EQ(capped.next(2, -1)->id, 8);  // next(): a lease of one (of a fresh checkpoint)
 }
 
+// More workers than checkpoints at the start (every lease just began): each
+// checkpoint is cut by its share of the idle workers, rounded down (4 / 2
+// checkpoints: 2 ways; with 5 workers 2.5 is 2, and the fifth gets nothing
+// rather than a third piece), in leases of equal prompts, not equal units.
+TEST(Scheduler, ManyWorkersCutEachCheckpointOnceInEqualPrompts) {
+  // Units of 3, 3, 3, 3, 6 and 6 prompts per checkpoint (24 prompts).
+  const auto grid = sweep::build_grid(checkpoints(2), {3, 3, 3, 3, 6, 6}, 6);
+  for (int workers : {4, 5}) {
+    Scheduler s(grid, {}, {3, workers});
+    std::vector<std::vector<int32_t>> leases;
+    for (int w = 1; w <= workers; ++w) {
+      leases.push_back(s.lease(w, -1));
+      EXPECT_EQ(s.prefetch_hint(w), -1) << "no checkpoint to spare";
+    }
+    EXPECT_EQ(leases[0], (std::vector<int32_t>{0, 1, 2, 3}));  // 12 prompts, not 3 units' 9
+    EXPECT_EQ(leases[1], (std::vector<int32_t>{6, 7, 8, 9}));  // a fresh checkpoint first
+    EXPECT_EQ(leases[2], (std::vector<int32_t>{4, 5}));        // the other 12
+    EXPECT_EQ(leases[3], (std::vector<int32_t>{10, 11}));
+    if (workers == 5) {
+      EXPECT_TRUE(leases[4].empty());
+    }
+    EXPECT_EQ(s.pending_count(), 0u);
+    s.check_invariants();
+  }
+}
+
+// A checkpoint more than the workers at the start: the busy workers beyond
+// the idle ones are promised it (the prefetch hint), shared out, and each
+// promised worker's next lease is an equal part of it, which no other
+// worker takes. A lost worker's promise ends with it.
+TEST(Scheduler, ASpareCheckpointIsPromisedToEveryWorkerAndSharedEqually) {
+  const auto grid = sweep::build_grid(checkpoints(5), {8}, 2);  // 4 units of 2 per checkpoint
+  Scheduler s(grid, {}, {3, 4});
+  for (int w = 1; w <= 4; ++w) {
+    const auto first = s.lease(w, -1);
+    ASSERT_EQ(first.size(), 4u) << "worker " << w << ": a whole checkpoint";
+    EXPECT_EQ(s.prefetch_hint(w), 1) << "worker " << w;
+  }
+  // Checkpoints 0, 2, 3, 4 are leased; 1 is promised to all four.
+  EXPECT_EQ(s.pending_count(), 4u);
+  EXPECT_TRUE(s.lease(9, -1).empty()) << "a worker without the promise takes none of it";
+  s.check_invariants();
+  Scheduler lost = s;
+  for (int w = 1; w <= 4; ++w) {
+    const auto held = s.in_flight(w);
+    for (auto u : held) s.completed(w, u);
+    const auto second = s.lease(w, grid.units[held.front()].checkpoint);
+    ASSERT_EQ(second.size(), 1u) << "worker " << w << ": a quarter of checkpoint 1";
+    EXPECT_EQ(grid.units[second.front()].checkpoint, 1);
+  }
+  EXPECT_EQ(s.pending_count(), 0u);
+  // The same start with worker 2 lost: the other three share checkpoint 1
+  // (its own lease, checkpoint 2, is pending again).
+  lost.worker_lost(2);
+  std::size_t units = 0;
+  for (int w : {1, 3, 4}) {
+    const auto held = lost.in_flight(w);
+    for (auto u : held) lost.completed(w, u);
+    const auto second = lost.lease(w, grid.units[held.front()].checkpoint);
+    for (auto u : second) EXPECT_EQ(grid.units[u].checkpoint, 1) << "worker " << w;
+    units += second.size();
+  }
+  EXPECT_EQ(units, 4u);
+  EXPECT_EQ(lost.pending_count(), 4u);
+  lost.check_invariants();
+}
+
 TEST(Scheduler, ALeasesFailuresLossAndTimeoutPutItsUnitsBack) {
   const auto grid = sweep::build_grid(checkpoints(2), {8}, 2);  // 4 units per checkpoint
   Scheduler s(grid, {}, {2, 2});
