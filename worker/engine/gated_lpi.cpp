@@ -160,6 +160,12 @@ torch::Tensor gold_rank(const Forward& f, const std::vector<int32_t>& gold) {
 
 // Fast path for one block: residuals x [m, d], coefficients c [m, n], output
 // columns u [d, n], targets w [m], frozen scales sf [m]. Returns [m, n].
+//
+// Relative to the base distribution (docs/METHOD.md, section 2): with base
+// logits s = alpha0 a and the lens logits of x + c u equal to s + delta,
+// delta = eps s + beta p (p the projection of u; eps = 0 for the frozen lens),
+//   I = delta[w] - log sum_v q_v exp(delta_v),   q = softmax(s),
+// so no two log-sum-exps of logit size are subtracted.
 torch::Tensor block_fast(const LensParams& L, Lens lens, const torch::Tensor& x,
                          const torch::Tensor& c, const torch::Tensor& u, const torch::Tensor& w,
                          const torch::Tensor& sf, int64_t budget_bytes, bool fused, bool invariant,
@@ -169,76 +175,117 @@ torch::Tensor block_fast(const LensParams& L, Lens lens, const torch::Tensor& x,
   const auto ut = L.center_columns(u.to(torch::kFloat32));
   // [m, V] logits of x before scaling (given when the caller shares them across blocks)
   const auto a = a_given.defined() ? a_given : lens_logits(L, xt, invariant);
-  torch::Tensor alpha, beta, alpha0;
+  torch::Tensor beta, eps, alpha0;
   if (lens == Lens::Frozen) {
     alpha0 = 1.0 / sf;
-    alpha = alpha0.unsqueeze(1).expand({m, n});
     beta = c * alpha0.unsqueeze(1);
   } else {
-    // |C(x + c u)|^2 = |Cx|^2 + 2c Cx.Cu + c^2 |Cu|^2.
+    // |C(x + c u)|^2 = |Cx|^2 + 2c Cx.Cu + c^2 |Cu|^2, so with s0 and s the
+    // norm's scales of x and x + c u, eps = s0 / s - 1 = (s0^2 - s^2) / (s (s0 + s))
+    // without cancellation.
     const auto xx = xt.pow(2).sum(-1);
     const auto xu =
         by_rows(xt, invariant, [&](const torch::Tensor& r) { return torch::matmul(r, ut); });
     const auto uu = ut.pow(2).sum(0);
-    const auto s =
-        torch::sqrt((xx.unsqueeze(1) + 2 * c * xu + c * c * uu.unsqueeze(0)) / L.d + L.eps);
-    alpha = 1.0 / s;
+    const auto change = (2 * c * xu + c * c * uu.unsqueeze(0)) / L.d;  // s^2 - s0^2
+    const auto s0_sq = (xx / L.d + L.eps).unsqueeze(1);
+    const auto s0 = torch::sqrt(s0_sq);
+    const auto s = torch::sqrt(s0_sq + change);
+    alpha0 = 1.0 / s0.squeeze(1);
     beta = c / s;
-    alpha0 = 1.0 / torch::sqrt(xx / L.d + L.eps);
+    eps = -change / (s * (s0 + s));
   }
-  const auto a_target = a.gather(1, w.unsqueeze(1)).squeeze(1);  // [m]
-  const auto scaled = alpha0.unsqueeze(1) * a;
-  const auto base = alpha0 * a_target - by_rows(scaled, invariant, [](const torch::Tensor& r) {
-                      return torch::logsumexp(r, -1);
-                    });
+  const auto base = (alpha0.unsqueeze(1) * a).contiguous();         // [m, V] base logits s
+  const auto s_target = base.gather(1, w.unsqueeze(1)).squeeze(1);  // [m]
+  auto delta_target = [&](const torch::Tensor& p_target, int64_t n0, int64_t nt) {
+    auto d = beta.narrow(1, n0, nt) * p_target;
+    if (eps.defined()) d = d + eps.narrow(1, n0, nt) * s_target.unsqueeze(1);
+    return d;
+  };
 
   auto out = torch::empty({m, n}, x.options());
   const int64_t floats = std::max<int64_t>(budget_bytes / 4, V);
   const int64_t n_tile = std::clamp<int64_t>(floats / 2 / V, 1, n);
+  const bool cpu_kernel = fused && x.device().is_cpu();
+  // The base distribution of every prompt: q (CPU kernel) or log q (tensor ops).
+  torch::Tensor q, q_total, base_abs_max, base_max, base_min, log_q, log_q_lse;
+  if (cpu_kernel) {
+    q = torch::empty({m, V}, base.options());
+    q_total = torch::empty({m}, base.options().dtype(torch::kFloat64));
+    const float* ps = base.data_ptr<float>();
+    float* pq = q.data_ptr<float>();
+    double* pt = q_total.data_ptr<double>();
+    at::parallel_for(0, m, 1, [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b) {
+        pt[b] = kernels::base_distribution(ps + b * V, V, pq + b * V).total;
+      }
+    });
+    if (eps.defined()) {
+      base_max = base.amax(1).contiguous();
+      base_min = base.amin(1).contiguous();
+    }
+  } else {
+    log_q =
+        by_rows(base, invariant, [](const torch::Tensor& r) { return torch::log_softmax(r, -1); });
+    // log sum q, 0 but for rounding: subtracted so that the scores see q's own normalisation
+    log_q_lse =
+        by_rows(log_q, invariant, [](const torch::Tensor& r) { return torch::logsumexp(r, -1); });
+  }
   for (int64_t n0 = 0; n0 < n; n0 += n_tile) {
     const int64_t nt = std::min(n_tile, n - n0);
     // The projection of these columns through the lens: prompt-independent.
     const auto p = torch::matmul(L.unembed, ut.narrow(1, n0, nt) * L.gain.unsqueeze(1));  // [V, nt]
     const auto pt = p.t().contiguous();                                                   // [nt, V]
     const auto p_target = p.index_select(0, w);                                           // [m, nt]
-    if (fused && x.device().is_cpu()) {
-      // Fused CPU kernel: one pass of max and one of exp-sum per (prompt, neuron).
-      const auto a_c = a.contiguous();
-      const auto al = alpha.narrow(1, n0, nt).contiguous(),
-                 be = beta.narrow(1, n0, nt).contiguous();
+    const auto target = delta_target(p_target, n0, nt);
+    if (cpu_kernel) {
+      // Fused CPU kernel: one pass of multiply-add, exp and sum per (prompt, neuron).
+      const auto be = beta.narrow(1, n0, nt).contiguous();
+      const auto ep = eps.defined() ? eps.narrow(1, n0, nt).contiguous() : torch::zeros_like(be);
       auto lse = torch::empty({m, nt}, x.options());
-      const float* pa = a_c.data_ptr<float>();
+      const float* pq = q.data_ptr<float>();
+      const float* ps = base.data_ptr<float>();
       const float* pp = pt.data_ptr<float>();
-      const float* pal = al.data_ptr<float>();
       const float* pbe = be.data_ptr<float>();
+      const float* pep = ep.data_ptr<float>();
+      const double* ptot = q_total.data_ptr<double>();
       float* pl = lse.data_ptr<float>();
-      // Upper bounds of alpha a + beta p from the maxima and minima of a and p.
-      const auto a_max = a_c.amax(1).contiguous(), p_max = pt.amax(1).contiguous(),
-                 p_min = pt.amin(1).contiguous();
-      const float* pam = a_max.data_ptr<float>();
+      const auto p_max = pt.amax(1).contiguous(), p_min = pt.amin(1).contiguous();
       const float* ppx = p_max.data_ptr<float>();
       const float* ppn = p_min.data_ptr<float>();
+      const float* psx = eps.defined() ? base_max.data_ptr<float>() : nullptr;
+      const float* psn = eps.defined() ? base_min.data_ptr<float>() : nullptr;
       at::parallel_for(0, m * nt, 1, [&](int64_t begin, int64_t end) {
         for (int64_t k = begin; k < end; ++k) {
           const int64_t b = k / nt, i = k % nt;
-          const float bound = pal[k] * pam[b] + std::max(pbe[k] * ppx[i], pbe[k] * ppn[i]);
-          pl[k] = kernels::affine_logsumexp(pa + b * V, pp + i * V, V, pal[k], pbe[k], bound);
+          const float bt = pbe[k], ek = pep[k];
+          // Bounds of delta = eps s + beta p from the extremes of s and p.
+          float upper = std::max(bt * ppx[i], bt * ppn[i]);
+          float radius = std::abs(bt) * std::max(std::abs(ppx[i]), std::abs(ppn[i]));
+          if (psx) {
+            upper += std::max(ek * psx[b], ek * psn[b]);
+            radius += std::abs(ek) * std::max(std::abs(psx[b]), std::abs(psn[b]));
+          }
+          pl[k] = static_cast<float>(kernels::relative_lse(pq + b * V, psx ? ps + b * V : nullptr,
+                                                           pp + i * V, V, ek, bt, radius, upper,
+                                                           ptot[b]));
         }
       });
-      const auto target = al * a_target.unsqueeze(1) + be * p_target;
-      out.narrow(1, n0, nt).copy_(target - lse - base.unsqueeze(1));
+      out.narrow(1, n0, nt).copy_(target - lse);
       continue;
     }
     const int64_t m_tile = std::clamp<int64_t>(floats / 2 / (V * nt), 1, m);
     for (int64_t m0 = 0; m0 < m; m0 += m_tile) {
       const int64_t mt = std::min(m_tile, m - m0);
-      const auto al = alpha.narrow(0, m0, mt).narrow(1, n0, nt).unsqueeze(2);
       const auto be = beta.narrow(0, m0, mt).narrow(1, n0, nt).unsqueeze(2);
-      const auto z = al * a.narrow(0, m0, mt).unsqueeze(1) + be * pt.unsqueeze(0);  // [mt, nt, V]
-      const auto target = al.squeeze(2) * a_target.narrow(0, m0, mt).unsqueeze(1) +
-                          be.squeeze(2) * p_target.narrow(0, m0, mt);
-      out.narrow(0, m0, mt).narrow(1, n0, nt).copy_(target - torch::logsumexp(z, -1) -
-                                                    base.narrow(0, m0, mt).unsqueeze(1));
+      auto z = log_q.narrow(0, m0, mt).unsqueeze(1) + be * pt.unsqueeze(0);  // [mt, nt, V]
+      if (eps.defined()) {
+        z = z + eps.narrow(0, m0, mt).narrow(1, n0, nt).unsqueeze(2) *
+                    base.narrow(0, m0, mt).unsqueeze(1);
+      }
+      out.narrow(0, m0, mt).narrow(1, n0, nt).copy_(
+          target.narrow(0, m0, mt) -
+          (torch::logsumexp(z, -1) - log_q_lse.narrow(0, m0, mt).unsqueeze(1)));
     }
   }
   // x + 0 u is x: exactly no change.

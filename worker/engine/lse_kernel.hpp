@@ -1,7 +1,10 @@
-// The inner loop of the Gated-LPI fast path on the CPU: for one prompt and one
-// neuron, log sum_v exp(alpha * a[v] + beta * p[v]) over the vocabulary, in
-// one or two fused passes that the compiler vectorises; no temporary of
-// vocabulary size. (On a GPU the same reduction runs as tensor ops.)
+// The inner loops of the Gated-LPI fast path on the CPU (docs/METHOD.md,
+// section 2), vectorised with the compiler's vector extensions and built for
+// several instruction sets (chosen at run time): the base distribution of a
+// prompt's lens logits, and for one (prompt, neuron) the log of the mean of
+// exp(delta) under it, in one fused pass over the vocabulary with no
+// temporary of vocabulary size. (On a GPU the same reduction runs as tensor
+// ops.) Every result depends on its own inputs only, to the last bit.
 #pragma once
 
 #include <cmath>
@@ -9,11 +12,22 @@
 
 namespace lpi::engine::kernels {
 
-// `bound`, when finite, is an upper bound of alpha * a[v] + beta * p[v] (from
-// the maxima of a and p): one pass then suffices unless the bound overshoots
-// so far that the shifted sum nears underflow, where the two-pass method runs.
-float affine_logsumexp(const float* a, const float* p, int64_t n, float alpha, float beta,
-                       float bound = INFINITY);
+struct BaseDistribution {
+  double lse = 0;    // log sum_v exp(s[v])
+  double total = 0;  // sum_v q[v] of the float q written, in the kernel's order (about 1)
+};
+
+// q[v] = exp(s[v] - lse) for the base logits s [n] of one prompt.
+BaseDistribution base_distribution(const float* s, int64_t n, float* q);
+
+// log(sum_v q[v] exp(delta[v]) / total), delta[v] = eps * s[v] + beta * p[v]
+// (s may be null when eps is 0), for a distribution q [n] of sum `total`.
+// `radius` bounds |delta[v]| and `upper` bounds delta[v] from above (from the
+// extremes of s and p): with radius <= 1/2 the sum is 1 + sum q (e^delta - 1)
+// by a polynomial, else exp(delta - upper), and where that nears underflow
+// an exact two-pass sum in double.
+double relative_lse(const float* q, const float* s, const float* p, int64_t n, float eps,
+                    float beta, float radius, float upper, double total);
 
 // out[r * n + v] = dot(x[r], w[v]) for rows x [rows, d] and w [n, d], v in
 // [v0, v1): each dot in a fixed order, so a row's bits do not depend on the
