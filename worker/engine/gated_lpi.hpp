@@ -59,6 +59,9 @@ struct Importance {
                                // for Frozen)
   torch::Tensor gold_rank;     // [B] int64: tokens whose logit beats the gold target's (0 = top-1;
                                // HIT@10 is rank < 10); undefined when no gold ids were given
+  // Projection tiles P (products of W_U with a tile of output columns) the
+  // call computed: one per (layer, block, expert, column tile).
+  int64_t projection_tiles = 0;
 };
 
 // Fast path. `gold` holds one target id per prompt (ignored for Top1).
