@@ -233,23 +233,38 @@ TEST(GatedLpiFacts, RefusesBadTargets) {
 namespace lpi::engine::kernels {
 namespace {
 
-// The fused kernel against log(sum(exp)) in double, with a tight bound, no
-// bound, and a bound so loose that the one-pass sum underflows (fallback).
+// The fused kernel against log(sum_v q_v exp(delta_v)) in double: small
+// deltas (the polynomial), large ones (shifted by the bound), a bound so
+// loose that the shifted sum underflows (the exact fallback), and the base
+// distribution of logits of a real model's size.
 TEST(LseKernel, MatchesDoublePrecisionInEveryMode) {
   torch::manual_seed(3);
-  for (int64_t n : {1, 7, 8, 9, 1000, 12289}) {
-    const auto a = torch::randn({n}) * 4, p = torch::randn({n});
-    for (float alpha : {0.3f, 1.0f, 2.5f}) {
-      for (float beta : {-3.0f, 0.0f, 0.7f}) {
-        const auto z = (a.to(torch::kFloat64) * alpha + p.to(torch::kFloat64) * beta);
-        const double expected = torch::logsumexp(z, 0).item<double>();
-        const float tight = alpha * a.max().item<float>() +
-                            std::max(beta * p.max().item<float>(), beta * p.min().item<float>());
-        for (float bound : {tight, INFINITY, tight + 200.0f}) {
-          const float got =
-              affine_logsumexp(a.data_ptr<float>(), p.data_ptr<float>(), n, alpha, beta, bound);
-          EXPECT_NEAR(got, expected, 2e-5 * std::max(1.0, std::abs(expected)))
-              << "n " << n << " bound " << bound;
+  for (int64_t n : {1, 7, 16, 17, 1000, 12289}) {
+    const auto s = torch::randn({n}) * 8, p = torch::randn({n});
+    auto q = torch::empty({n});
+    const auto dist = base_distribution(s.data_ptr<float>(), n, q.data_ptr<float>());
+    const auto s64 = s.to(torch::kFloat64);
+    EXPECT_NEAR(dist.lse, torch::logsumexp(s64, 0).item<double>(), 1e-5);
+    EXPECT_NEAR(dist.total, 1.0, 1e-6);
+    EXPECT_LE(lpi::engine::testing::max_abs_diff(q, torch::softmax(s64, 0)), 1e-6);
+    const auto log_q = torch::log(q.to(torch::kFloat64));
+    const double log_total = std::log(dist.total);
+    for (float eps : {0.0f, -0.004f, 0.03f}) {
+      for (float beta : {-3.0f, -0.1f, 0.0f, 0.02f, 0.4f}) {
+        const auto delta = s64 * eps + p.to(torch::kFloat64) * beta;
+        const double expected = torch::logsumexp(log_q + delta, 0).item<double>() - log_total;
+        const float s_max = s.max().item<float>(), s_min = s.min().item<float>();
+        const float p_max = p.max().item<float>(), p_min = p.min().item<float>();
+        const float upper =
+            std::max(eps * s_max, eps * s_min) + std::max(beta * p_max, beta * p_min);
+        const float radius = std::abs(eps) * std::max(std::abs(s_max), std::abs(s_min)) +
+                             std::abs(beta) * std::max(std::abs(p_max), std::abs(p_min));
+        for (float loose : {0.0f, 200.0f}) {
+          const double got = relative_lse(
+              q.data_ptr<float>(), eps == 0 ? nullptr : s.data_ptr<float>(), p.data_ptr<float>(), n,
+              eps, beta, radius + loose, upper + loose, dist.total);
+          EXPECT_NEAR(got, expected, 1e-6 * std::max(1.0, std::abs(expected)))
+              << "n " << n << " eps " << eps << " beta " << beta << " loose " << loose;
         }
       }
     }

@@ -7,7 +7,8 @@
 #include <ATen/Parallel.h>
 
 #include "common/core/layout.hpp"
-#include "worker/engine/lse_kernel.hpp"
+#include "worker/engine/lse_kernel_block.hpp"
+#include "worker/engine/threads.hpp"
 
 namespace lpi::engine {
 namespace ck = lpi::checkpoint;
@@ -81,12 +82,29 @@ Forward run_forward(Transformer& model, const std::vector<std::vector<int32_t>>&
   std::vector<torch::Tensor> logits;
   ForwardOptions fo;
   fo.capture = lpi_captures();
-  const auto batch_size = static_cast<std::size_t>(
-      options.batch_invariant ? 1 : std::max<int64_t>(1, options.batch_size));
-  for (std::size_t start = 0; start < prompts.size(); start += batch_size) {
-    const std::size_t end = std::min(prompts.size(), start + batch_size);
-    const std::vector<std::vector<int32_t>> part(prompts.begin() + start, prompts.begin() + end);
-    auto result = model->forward(make_batch(part, pad, device), fo);
+  const auto batch_size =
+      static_cast<int64_t>(options.batch_invariant ? 1 : std::max<int64_t>(1, options.batch_size));
+  const auto n = static_cast<int64_t>(prompts.size());
+  const int64_t batches = (n + batch_size - 1) / batch_size;
+  std::vector<ForwardOutput> results(static_cast<std::size_t>(batches));
+  auto run = [&](int64_t i) {
+    const auto start = prompts.begin() + i * batch_size;
+    const std::vector<std::vector<int32_t>> part(start,
+                                                 start + std::min(batch_size, n - i * batch_size));
+    results[static_cast<std::size_t>(i)] = model->forward(make_batch(part, pad, device), fo);
+  };
+  if (device.is_cpu()) {
+    // One batch per thread at a time, each run serially (ATen does not split
+    // work inside a parallel region, and OpenBLAS is on one thread): the same
+    // bits whatever the thread count.
+    at::parallel_for(0, batches, 1, [&](int64_t i0, int64_t i1) {
+      torch::NoGradGuard no_grad_here;
+      for (int64_t i = i0; i < i1; ++i) run(i);
+    });
+  } else {
+    for (int64_t i = 0; i < batches; ++i) run(i);
+  }
+  for (auto& result : results) {
     out.captures.append(result.captures);
     logits.push_back(result.logits);
   }
@@ -121,25 +139,24 @@ torch::Tensor by_rows(const torch::Tensor& x, bool invariant,
   return torch::cat(rows, 0);
 }
 
-// W_U (g . y) for centred rows y [m, d]: [m, V]. Batch-invariant on the CPU
-// through the fixed-order dot kernel (one pass over W_U for all rows), else a
-// matrix product per row.
-torch::Tensor lens_logits(const LensParams& L, const torch::Tensor& y, bool invariant) {
-  const auto scaled = (y * L.gain).contiguous();
-  if (!invariant) return torch::matmul(scaled, L.unembed.t());
-  if (!y.device().is_cpu() || y.scalar_type() != torch::kFloat32) {
-    return by_rows(scaled, true,
-                   [&](const torch::Tensor& r) { return torch::matmul(r, L.unembed.t()); });
+bool cpu_float(const torch::Tensor& t) {
+  return t.device().is_cpu() && t.scalar_type() == torch::kFloat32;
+}
+
+// W_U (g . y) for centred rows y [m, d]: [m, V], or [m, padded(V)] with zeros
+// after V for the CPU kernel. On the CPU the fixed-order product kernel
+// (batch-invariant and the same bits for any thread count), else a matrix
+// product, per row when batch-invariant.
+torch::Tensor lens_logits(const LensParams& L, const torch::Tensor& y, bool invariant,
+                          bool padded = false) {
+  const auto scaled = y * L.gain;
+  if (cpu_float(y)) {
+    const int64_t V = L.unembed.size(0);
+    return kernels::unembed_rows(scaled, L.unembed, padded ? kernels::padded(V) : V);
   }
-  const auto w = L.unembed.contiguous();
-  const int64_t m = y.size(0), V = w.size(0), d = w.size(1);
-  auto out = torch::empty({m, V}, y.options());
-  const float* px = scaled.data_ptr<float>();
-  const float* pw = w.data_ptr<float>();
-  float* po = out.data_ptr<float>();
-  at::parallel_for(0, V, 256,
-                   [&](int64_t v0, int64_t v1) { kernels::row_dots(px, m, pw, V, d, v0, v1, po); });
-  return out;
+  if (!invariant) return torch::matmul(scaled, L.unembed.t());
+  return by_rows(scaled, true,
+                 [&](const torch::Tensor& r) { return torch::matmul(r, L.unembed.t()); });
 }
 
 torch::Tensor base_logprob(const Forward& f, bool invariant) {
@@ -160,6 +177,12 @@ torch::Tensor gold_rank(const Forward& f, const std::vector<int32_t>& gold) {
 
 // Fast path for one block: residuals x [m, d], coefficients c [m, n], output
 // columns u [d, n], targets w [m], frozen scales sf [m]. Returns [m, n].
+//
+// Relative to the base distribution (docs/METHOD.md, section 2): with base
+// logits s = alpha0 a and the lens logits of x + c u equal to s + delta,
+// delta = eps s + beta p (p the projection of u; eps = 0 for the frozen lens),
+//   I = delta[w] - log sum_v q_v exp(delta_v),   q = softmax(s),
+// so no two log-sum-exps of logit size are subtracted.
 torch::Tensor block_fast(const LensParams& L, Lens lens, const torch::Tensor& x,
                          const torch::Tensor& c, const torch::Tensor& u, const torch::Tensor& w,
                          const torch::Tensor& sf, int64_t budget_bytes, bool fused, bool invariant,
@@ -167,79 +190,85 @@ torch::Tensor block_fast(const LensParams& L, Lens lens, const torch::Tensor& x,
   const int64_t m = x.size(0), n = u.size(1), V = L.unembed.size(0);
   const auto xt = L.center_rows(x);
   const auto ut = L.center_columns(u.to(torch::kFloat32));
-  // [m, V] logits of x before scaling (given when the caller shares them across blocks)
-  const auto a = a_given.defined() ? a_given : lens_logits(L, xt, invariant);
-  torch::Tensor alpha, beta, alpha0;
+  const bool cpu_kernel = fused && cpu_float(x);
+  // [m, V] logits of x before scaling, padded for the CPU kernel (given when
+  // the caller shares them across blocks)
+  auto a = a_given.defined() ? a_given : lens_logits(L, xt, invariant, cpu_kernel);
+  if (!cpu_kernel) a = a.narrow(1, 0, V);
+  torch::Tensor beta, eps, alpha0;
   if (lens == Lens::Frozen) {
     alpha0 = 1.0 / sf;
-    alpha = alpha0.unsqueeze(1).expand({m, n});
     beta = c * alpha0.unsqueeze(1);
   } else {
-    // |C(x + c u)|^2 = |Cx|^2 + 2c Cx.Cu + c^2 |Cu|^2.
+    // |C(x + c u)|^2 = |Cx|^2 + 2c Cx.Cu + c^2 |Cu|^2, so with s0 and s the
+    // norm's scales of x and x + c u, eps = s0 / s - 1 = (s0^2 - s^2) / (s (s0 + s))
+    // without cancellation.
     const auto xx = xt.pow(2).sum(-1);
     const auto xu =
-        by_rows(xt, invariant, [&](const torch::Tensor& r) { return torch::matmul(r, ut); });
+        cpu_float(xt)
+            ? kernels::unembed_rows(xt, ut.t(), n)
+            : by_rows(xt, invariant, [&](const torch::Tensor& r) { return torch::matmul(r, ut); });
     const auto uu = ut.pow(2).sum(0);
-    const auto s =
-        torch::sqrt((xx.unsqueeze(1) + 2 * c * xu + c * c * uu.unsqueeze(0)) / L.d + L.eps);
-    alpha = 1.0 / s;
+    const auto change = (2 * c * xu + c * c * uu.unsqueeze(0)) / L.d;  // s^2 - s0^2
+    const auto s0_sq = (xx / L.d + L.eps).unsqueeze(1);
+    const auto s0 = torch::sqrt(s0_sq);
+    const auto s = torch::sqrt(s0_sq + change);
+    alpha0 = 1.0 / s0.squeeze(1);
     beta = c / s;
-    alpha0 = 1.0 / torch::sqrt(xx / L.d + L.eps);
+    eps = -change / (s * (s0 + s));
   }
-  const auto a_target = a.gather(1, w.unsqueeze(1)).squeeze(1);  // [m]
-  const auto scaled = alpha0.unsqueeze(1) * a;
-  const auto base = alpha0 * a_target - by_rows(scaled, invariant, [](const torch::Tensor& r) {
-                      return torch::logsumexp(r, -1);
-                    });
+  const auto base = (alpha0.unsqueeze(1) * a).contiguous();         // [m, V] base logits s
+  const auto s_target = base.gather(1, w.unsqueeze(1)).squeeze(1);  // [m]
+  auto delta_target = [&](const torch::Tensor& p_target, int64_t n0, int64_t nt) {
+    auto d = beta.narrow(1, n0, nt) * p_target;
+    if (eps.defined()) d = d + eps.narrow(1, n0, nt) * s_target.unsqueeze(1);
+    return d;
+  };
 
   auto out = torch::empty({m, n}, x.options());
   const int64_t floats = std::max<int64_t>(budget_bytes / 4, V);
   const int64_t n_tile = std::clamp<int64_t>(floats / 2 / V, 1, n);
+  // The base distribution of every prompt: q (CPU kernel) or log q (tensor ops).
+  torch::Tensor q, q_total, log_q, log_q_lse;
+  if (cpu_kernel) {
+    std::tie(q, q_total) = kernels::base_distributions(base, V);
+  } else {
+    log_q =
+        by_rows(base, invariant, [](const torch::Tensor& r) { return torch::log_softmax(r, -1); });
+    // log sum q, 0 but for rounding: subtracted so that the scores see q's own normalisation
+    log_q_lse =
+        by_rows(log_q, invariant, [](const torch::Tensor& r) { return torch::logsumexp(r, -1); });
+  }
   for (int64_t n0 = 0; n0 < n; n0 += n_tile) {
     const int64_t nt = std::min(n_tile, n - n0);
     // The projection of these columns through the lens: prompt-independent.
-    const auto p = torch::matmul(L.unembed, ut.narrow(1, n0, nt) * L.gain.unsqueeze(1));  // [V, nt]
+    const auto g = ut.narrow(1, n0, nt) * L.gain.unsqueeze(1);  // [d, nt]
     ++tiles;
-    const auto pt = p.t().contiguous();          // [nt, V]
-    const auto p_target = p.index_select(0, w);  // [m, nt]
-    if (fused && x.device().is_cpu()) {
-      // Fused CPU kernel: one pass of max and one of exp-sum per (prompt, neuron).
-      const auto a_c = a.contiguous();
-      const auto al = alpha.narrow(1, n0, nt).contiguous(),
-                 be = beta.narrow(1, n0, nt).contiguous();
-      auto lse = torch::empty({m, nt}, x.options());
-      const float* pa = a_c.data_ptr<float>();
-      const float* pp = pt.data_ptr<float>();
-      const float* pal = al.data_ptr<float>();
-      const float* pbe = be.data_ptr<float>();
-      float* pl = lse.data_ptr<float>();
-      // Upper bounds of alpha a + beta p from the maxima and minima of a and p.
-      const auto a_max = a_c.amax(1).contiguous(), p_max = pt.amax(1).contiguous(),
-                 p_min = pt.amin(1).contiguous();
-      const float* pam = a_max.data_ptr<float>();
-      const float* ppx = p_max.data_ptr<float>();
-      const float* ppn = p_min.data_ptr<float>();
-      at::parallel_for(0, m * nt, 1, [&](int64_t begin, int64_t end) {
-        for (int64_t k = begin; k < end; ++k) {
-          const int64_t b = k / nt, i = k % nt;
-          const float bound = pal[k] * pam[b] + std::max(pbe[k] * ppx[i], pbe[k] * ppn[i]);
-          pl[k] = kernels::affine_logsumexp(pa + b * V, pp + i * V, V, pal[k], pbe[k], bound);
-        }
-      });
-      const auto target = al * a_target.unsqueeze(1) + be * p_target;
-      out.narrow(1, n0, nt).copy_(target - lse - base.unsqueeze(1));
+    if (cpu_kernel) {
+      // P^T [nt, padded V] by the fixed-order product, then the blocked kernel.
+      const auto pt = kernels::unembed_columns(g, L.unembed, a.size(1));
+      const auto p_target = pt.index_select(1, w).t();  // [m, nt]
+      const auto lse = kernels::relative_lse_block(
+          q, q_total, eps.defined() ? base : torch::Tensor(), pt, V, beta.narrow(1, n0, nt),
+          eps.defined() ? eps.narrow(1, n0, nt) : torch::Tensor());
+      out.narrow(1, n0, nt).copy_(delta_target(p_target, n0, nt) - lse);
       continue;
     }
+    const auto p = torch::matmul(L.unembed, g);                      // [V, nt]
+    const auto pt = p.t().contiguous();                              // [nt, V]
+    const auto target = delta_target(p.index_select(0, w), n0, nt);  // [m, nt]
     const int64_t m_tile = std::clamp<int64_t>(floats / 2 / (V * nt), 1, m);
     for (int64_t m0 = 0; m0 < m; m0 += m_tile) {
       const int64_t mt = std::min(m_tile, m - m0);
-      const auto al = alpha.narrow(0, m0, mt).narrow(1, n0, nt).unsqueeze(2);
       const auto be = beta.narrow(0, m0, mt).narrow(1, n0, nt).unsqueeze(2);
-      const auto z = al * a.narrow(0, m0, mt).unsqueeze(1) + be * pt.unsqueeze(0);  // [mt, nt, V]
-      const auto target = al.squeeze(2) * a_target.narrow(0, m0, mt).unsqueeze(1) +
-                          be.squeeze(2) * p_target.narrow(0, m0, mt);
-      out.narrow(0, m0, mt).narrow(1, n0, nt).copy_(target - torch::logsumexp(z, -1) -
-                                                    base.narrow(0, m0, mt).unsqueeze(1));
+      auto z = log_q.narrow(0, m0, mt).unsqueeze(1) + be * pt.unsqueeze(0);  // [mt, nt, V]
+      if (eps.defined()) {
+        z = z + eps.narrow(0, m0, mt).narrow(1, n0, nt).unsqueeze(2) *
+                    base.narrow(0, m0, mt).unsqueeze(1);
+      }
+      out.narrow(0, m0, mt).narrow(1, n0, nt).copy_(
+          target.narrow(0, m0, mt) -
+          (torch::logsumexp(z, -1) - log_q_lse.narrow(0, m0, mt).unsqueeze(1)));
     }
   }
   // x + 0 u is x: exactly no change.
@@ -277,11 +306,13 @@ torch::Tensor block_reference(const LensParams& L, Lens lens, const torch::Tenso
 Importance gated_lpi(Transformer& model, const std::vector<std::vector<int32_t>>& prompts,
                      const std::vector<int32_t>& gold, const LpiOptions& options) {
   torch::NoGradGuard no_grad;
+  const SingleThreadedBlas one_blas_thread;  // the work is spread over libtorch's threads
   const auto f = run_forward(model, prompts, gold, options);
   const LensParams L(model);
   const auto& cfg = model->config();
   const auto& cap = f.captures;
   const int64_t budget = options.memory_budget_mb * (int64_t{1} << 20);
+  const bool cpu_kernel = options.fused_cpu_kernel && cpu_float(cap.get("ffn_in", 0));
   const auto& sf = cap.get("final_scale");
   Importance out;
   out.targets = f.targets.cpu();
@@ -307,7 +338,7 @@ Importance gated_lpi(Transformer& model, const std::vector<std::vector<int32_t>>
       auto ffn = torch::zeros({B, k, I}, ffn_in.options());
       const auto down = model->down_proj(l).detach();  // [E, d, I]
       // The lens logits of every prompt's FFN input, once for all experts.
-      const auto a_all = lens_logits(L, L.center_rows(ffn_in), options.batch_invariant);
+      const auto a_all = lens_logits(L, L.center_rows(ffn_in), options.batch_invariant, cpu_kernel);
       for (int64_t e = 0; e < cfg.num_experts; ++e) {
         const auto hits = (ids == e).nonzero();  // [r, 2]: prompt, slot
         if (hits.size(0) == 0) continue;
@@ -330,6 +361,8 @@ Importance gated_lpi(Transformer& model, const std::vector<std::vector<int32_t>>
 Importance gated_lpi_reference(Transformer& model, const std::vector<std::vector<int32_t>>& prompts,
                                const std::vector<int32_t>& gold, const LpiOptions& options) {
   torch::NoGradGuard no_grad;
+  const SingleThreadedBlas
+      one_blas_thread;  // the forward passes are spread over libtorch's threads
   LpiOptions one = options;
   one.batch_size = 1;  // one prompt at a time, no padding
   const auto f = run_forward(model, prompts, gold, one);

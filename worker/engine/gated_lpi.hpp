@@ -59,8 +59,8 @@ struct Importance {
                                // for Frozen)
   torch::Tensor gold_rank;     // [B] int64: tokens whose logit beats the gold target's (0 = top-1;
                                // HIT@10 is rank < 10); undefined when no gold ids were given
-  // Projection tiles computed (W_U times a tile of one block's output
-  // columns; for MoE one block per chosen expert): each once per call.
+  // Projection tiles P (products of W_U with a tile of output columns) the
+  // call computed: one per (layer, block, expert, column tile).
   int64_t projection_tiles = 0;
 };
 

@@ -3,46 +3,108 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <string>
+#include <vector>
 
 namespace lpi::engine::kernels {
 
 namespace generic {
-#define LPI_KERNEL_NAME affine_logsumexp_generic
-#define LPI_DOTS_NAME row_dots_generic
 #include "worker/engine/lse_kernel_impl.inc"
-#undef LPI_KERNEL_NAME
-#undef LPI_DOTS_NAME
 }  // namespace generic
 
 #if defined(__x86_64__) && defined(__GNUC__)
-namespace avx2 {
-float affine_logsumexp_avx2(const float* a, const float* p, int64_t n, float alpha, float beta,
-                            float bound);  // lse_kernel_avx2.cpp
-void row_dots_avx2(const float* x, int64_t rows, const float* w, int64_t n, int64_t d, int64_t v0,
-                   int64_t v1, float* out);
-}  // namespace avx2
+#define LPI_KERNEL_PROTOTYPES                                                               \
+  void lens_product(const float* a, int64_t lda, int64_t rows, const float* w, int64_t d,   \
+                    int64_t v0, int64_t v1, float* out, int64_t ldo);                       \
+  BaseDistribution base_distribution(const float* s, int64_t n, float* q);                  \
+  double relative_lse(const float* q, const float* s, const float* p, int64_t n, float eps, \
+                      float beta, float radius, float upper, double total);                 \
+  void small_sums(const SmallSums& args, int64_t b0, int64_t b1, int64_t i0, int64_t i1);   \
+  double probe_terms(int64_t reps, bool small);
+namespace avx2 {  // lse_kernel_avx2.cpp
+LPI_KERNEL_PROTOTYPES
+}
+namespace avx512 {  // lse_kernel_avx512.cpp
+LPI_KERNEL_PROTOTYPES
+}
 #endif
+
+namespace {
+enum class Isa { Generic, Avx2, Avx512 };
+Isa cpu_isa() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (__builtin_cpu_supports("avx512f")) return Isa::Avx512;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return Isa::Avx2;
+#endif
+  return Isa::Generic;
+}
+Isa& chosen_isa() {
+  static Isa isa = cpu_isa();
+  return isa;
+}
+Isa best_isa() {
+  return chosen_isa();
+}
+}  // namespace
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define LPI_DISPATCH(call)  \
+  switch (best_isa()) {     \
+    case Isa::Avx512:       \
+      return avx512::call;  \
+    case Isa::Avx2:         \
+      return avx2::call;    \
+    default:                \
+      return generic::call; \
+  }
+#else
+#define LPI_DISPATCH(call) return generic::call
+#endif
+
+const char* isa() {
+  switch (best_isa()) {
+    case Isa::Avx512:
+      return "avx512";
+    case Isa::Avx2:
+      return "avx2";
+    default:
+      return "generic";
+  }
+}
+
+bool use_isa(const char* name) {
+  const std::string n = name;
+  const Isa want = n == "avx512" ? Isa::Avx512 : n == "avx2" ? Isa::Avx2 : Isa::Generic;
+  if (n != "avx512" && n != "avx2" && n != "generic") return false;
+  if (static_cast<int>(want) > static_cast<int>(cpu_isa())) return false;
+  chosen_isa() = want;
+  return true;
+}
 
 float exp_approx(float x) {
-  return generic::exp_scalar(x);
+  return generic::exp_approx(x);
 }
 
-float affine_logsumexp(const float* a, const float* p, int64_t n, float alpha, float beta,
-                       float bound) {
-#if defined(__x86_64__) && defined(__GNUC__)
-  static const bool has_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  if (has_avx2) return avx2::affine_logsumexp_avx2(a, p, n, alpha, beta, bound);
-#endif
-  return generic::affine_logsumexp_generic(a, p, n, alpha, beta, bound);
+void lens_product(const float* a, int64_t lda, int64_t rows, const float* w, int64_t d, int64_t v0,
+                  int64_t v1, float* out, int64_t ldo) {
+  LPI_DISPATCH(lens_product(a, lda, rows, w, d, v0, v1, out, ldo));
 }
 
-void row_dots(const float* x, int64_t rows, const float* w, int64_t n, int64_t d, int64_t v0,
-              int64_t v1, float* out) {
-#if defined(__x86_64__) && defined(__GNUC__)
-  static const bool has_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  if (has_avx2) return avx2::row_dots_avx2(x, rows, w, n, d, v0, v1, out);
-#endif
-  generic::row_dots_generic(x, rows, w, n, d, v0, v1, out);
+BaseDistribution base_distribution(const float* s, int64_t n, float* q) {
+  LPI_DISPATCH(base_distribution(s, n, q));
+}
+
+double relative_lse(const float* q, const float* s, const float* p, int64_t n, float eps,
+                    float beta, float radius, float upper, double total) {
+  LPI_DISPATCH(relative_lse(q, s, p, n, eps, beta, radius, upper, total));
+}
+
+void small_sums(const SmallSums& args, int64_t b0, int64_t b1, int64_t i0, int64_t i1) {
+  LPI_DISPATCH(small_sums(args, b0, b1, i0, i1));
+}
+
+double probe_terms(int64_t reps, bool small) {
+  LPI_DISPATCH(probe_terms(reps, small));
 }
 
 }  // namespace lpi::engine::kernels

@@ -11,4 +11,19 @@ namespace lpi::engine {
 // Sets both pools to `threads` (>= 1). Returns whether OpenBLAS was found.
 bool set_compute_threads(int threads);
 
+// OpenBLAS on one thread while it lives (the count before is restored after),
+// for code that spreads its own work over libtorch's threads and calls BLAS
+// from each: OpenBLAS's pool would otherwise compete with them for the cores
+// (its threads spin between calls) and sum in a thread-count-dependent order.
+class SingleThreadedBlas {
+ public:
+  SingleThreadedBlas();
+  ~SingleThreadedBlas();
+  SingleThreadedBlas(const SingleThreadedBlas&) = delete;
+  SingleThreadedBlas& operator=(const SingleThreadedBlas&) = delete;
+
+ private:
+  int before_ = 0;  // 0: no OpenBLAS
+};
+
 }  // namespace lpi::engine

@@ -1,8 +1,9 @@
 // lpi-bench: Gated-LPI throughput on random weights of a given shape (libtorch
-// only). Times the fast path on N prompts and the reference on a few, checks
-// that they agree, and reports prompts/s, the speed-up, achieved FLOP/s,
-// memory and the per-checkpoint projection cost.
-//   lpi-bench --shape small-moe --prompts 64 --reference-prompts 4
+// only). Times the fast path on N prompts, the PyTorch peer formulation
+// (bench_parts.hpp) and the reference on a few, checks that they agree, and
+// reports prompts/s, the speed-ups, achieved FLOP/s, memory, the projection
+// cost and the CPU kernel against the core's limit.
+//   lpi-bench --shape small-moe --prompts 128 --threads 1
 #include <sys/resource.h>
 
 #include <chrono>
@@ -14,6 +15,10 @@
 
 #include "common/checkpoint/model_shape.hpp"
 #include "worker/engine/gated_lpi.hpp"
+#include "worker/engine/lse_kernel.hpp"
+#include "worker/engine/lse_kernel_block.hpp"
+#include "worker/engine/threads.hpp"
+#include "worker/tools/bench_parts.hpp"
 
 namespace ck = lpi::checkpoint;
 namespace en = lpi::engine;
@@ -25,6 +30,11 @@ const char* kUsage =
     "usage: lpi-bench [--shape NAME] [--prompts N] [--reference-prompts R] [--prompt-len T]\n"
     "                 [--lens frozen|exact] [--device cpu|cuda] [--dtype float32|bfloat16]\n"
     "                 [--budget-mb M] [--threads K] [--batch-invariant 1|0]\n"
+    "                 [--peer 1|0] [--peer-prompts P] [--kernel 1|0]\n"
+    "--threads K: libtorch's and OpenBLAS's threads (0: libtorch's default)\n"
+    "--peer 1: also time the PyTorch formulation (bench_parts.hpp) on the first P prompts\n"
+    "          (default 32; its rate does not depend on the count)\n"
+    "--kernel 1: the CPU kernel alone against the core's limit (CPU only)\n"
     "shapes: tiny-moe, tiny-dense (embedded default), small-moe, small-dense (OLMoE-1B-7B and "
     "OLMo-7B\n"
     "        scaled down about 4x in width and vocabulary, for a CPU),\n"
@@ -78,11 +88,12 @@ double seconds_since(Clock::time_point t0) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::map<std::string, std::string> opt = {{"shape", "small-moe"},     {"prompts", "256"},
-                                            {"reference-prompts", "4"}, {"prompt-len", "12"},
-                                            {"lens", "frozen"},         {"device", "cpu"},
-                                            {"dtype", "float32"},       {"budget-mb", "256"},
-                                            {"threads", "0"},           {"batch-invariant", "1"}};
+  std::map<std::string, std::string> opt = {
+      {"shape", "small-moe"},   {"prompts", "256"},   {"reference-prompts", "4"},
+      {"prompt-len", "12"},     {"lens", "frozen"},   {"device", "cpu"},
+      {"dtype", "float32"},     {"budget-mb", "256"}, {"threads", "0"},
+      {"batch-invariant", "1"}, {"peer", "1"},        {"kernel", "1"},
+      {"peer-prompts", "32"}};
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--help" || arg == "-h") {
@@ -96,7 +107,7 @@ int main(int argc, char** argv) {
     opt[arg.substr(2)] = argv[++i];
   }
   try {
-    if (std::stoi(opt["threads"]) > 0) torch::set_num_threads(std::stoi(opt["threads"]));
+    if (std::stoi(opt["threads"]) > 0) en::set_compute_threads(std::stoi(opt["threads"]));
     const auto config = shape(opt["shape"]);
     const torch::Device device(opt["device"]);
     const auto dtype = opt["dtype"] == "bfloat16" ? torch::kBFloat16 : torch::kFloat32;
@@ -125,18 +136,23 @@ int main(int argc, char** argv) {
     const int64_t all_ffn = shape.ffn_width();
     const int64_t neurons_per_prompt = L * (attn_n + active_ffn);
 
-    // Projection P = W_U diag(g) U for every output column: once per checkpoint.
+    // Projection P = W_U diag(g) U for every output column, in the fast
+    // path's tiles (the CPU kernel's product on the CPU): once per checkpoint.
     double projection_s = 0;
     {
       torch::NoGradGuard no_grad;
       const auto wu = model->lm_head().to(torch::kFloat32);
+      const int64_t tile = std::max<int64_t>(1, (options.memory_budget_mb << 20) / 8 / V);
       const auto t0 = Clock::now();
       for (int64_t l = 0; l < L; ++l) {
-        const int64_t tile = std::max<int64_t>(1, (options.memory_budget_mb << 20) / 8 / V);
         auto columns = [&](const torch::Tensor& u) {
           for (int64_t c0 = 0; c0 < u.size(1); c0 += tile) {
-            (void)torch::matmul(
-                wu, u.narrow(1, c0, std::min(tile, u.size(1) - c0)).to(torch::kFloat32));
+            const auto g = u.narrow(1, c0, std::min(tile, u.size(1) - c0)).to(torch::kFloat32);
+            if (device.is_cpu() && dtype == torch::kFloat32) {
+              (void)en::kernels::unembed_columns(g, wu, en::kernels::padded(V));
+            } else {
+              (void)torch::matmul(wu, g);
+            }
           }
         };
         columns(model->o_proj(l));
@@ -159,6 +175,19 @@ int main(int argc, char** argv) {
     // Per (prompt, neuron): one multiply-add, an exp and a sum over the vocabulary.
     const double fast_flop =
         projection_flop + 4.0 * V * static_cast<double>(n * neurons_per_prompt);
+
+    const double forward_s = device.is_cpu() ? lpi::bench::time_forward(model, prompts) : 0;
+    lpi::bench::PeerRun peer;
+    const int64_t peer_n = std::min<int64_t>(n, std::stoll(opt["peer-prompts"]));
+    if (opt["peer"] == "1") {
+      const std::vector<std::vector<int32_t>> first(prompts.begin(), prompts.begin() + peer_n);
+      const std::vector<int32_t> first_gold(gold.begin(), gold.begin() + peer_n);
+      const auto fast_first = en::gated_lpi(model, first, first_gold, options);
+      peer = lpi::bench::run_peer(model, first, first_gold, options, fast_first);
+    }
+    lpi::bench::KernelRun kernel;
+    const bool kernel_bench = opt["kernel"] == "1" && device.is_cpu();
+    if (kernel_bench) kernel = lpi::bench::run_kernel(V, d);
 
     std::vector<std::vector<int32_t>> sub(prompts.begin(), prompts.begin() + std::min(n, r));
     std::vector<int32_t> sub_gold(gold.begin(), gold.begin() + std::min(n, r));
@@ -205,13 +234,35 @@ int main(int argc, char** argv) {
         static_cast<long long>(len));
     std::printf("neurons scored per prompt      %lld\n",
                 static_cast<long long>(neurons_per_prompt));
+    std::printf("threads                        %d (CPU kernels: %s)\n", at::get_num_threads(),
+                en::kernels::isa());
     std::printf(
         "fast path                      %.3f s, %.2f prompts/s, %.2f GFLOP/s (%.0f%% of %.0f "
         "GFLOP/s matmul peak)\n",
         fast_s, fast_rate, fast_flop / fast_s / 1e9, 100 * fast_flop / fast_s / 1e9 / peak_gflops,
         peak_gflops);
-    std::printf("projection (once per ckpt)     %.3f s, %.2f GFLOP/s\n", projection_s,
+    if (device.is_cpu()) {
+      std::printf("forward passes alone           %.3f s (%.1f ms per prompt)\n", forward_s,
+                  1e3 * forward_s / n);
+    }
+    std::printf("projection tiles computed      %lld\n",
+                static_cast<long long>(fast.projection_tiles));
+    std::printf("projection alone (once/ckpt)   %.3f s, %.2f GFLOP/s\n", projection_s,
                 projection_flop / projection_s / 1e9);
+    if (opt["peer"] == "1") {
+      std::printf(
+          "peer (PyTorch, scoring only)   %.3f s for %lld prompts, %.2f prompts/s; fast path "
+          "%.1fx; max |fast - peer| %.2e\n",
+          peer.seconds, static_cast<long long>(peer_n), peer_n / peer.seconds,
+          fast_rate / (peer_n / peer.seconds), peer.max_diff);
+    }
+    if (kernel_bench) {
+      std::printf("core limit (L1 data, threads)  %.2e terms/s polynomial, %.2e terms/s exp\n",
+                  kernel.limit_small, kernel.limit_exp);
+      std::printf("kernel alone (64 x 256 x V)    %.2e terms/s, %.0f%% of the polynomial limit\n",
+                  kernel.kernel, 100 * kernel.kernel / kernel.limit_small);
+      std::printf("projection product alone       %.1f GFLOP/s\n", kernel.product);
+    }
     if (!sub.empty()) {
       std::printf("reference (%zu prompts)         %.3f s, %.3f prompts/s\n", sub.size(), ref_s,
                   ref_rate);
