@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs every Debian 12 package that lpi-sweep's build and tests need
-# (clang-14 and its sanitizer and libFuzzer runtimes for ci/fuzz.sh).
+# (clang-14 and its sanitizer and libFuzzer runtimes for ci/fuzz.sh and
+# ci/sanitize.sh, llvm-14 for the llvm-symbolizer that names their frames).
 # Idempotent: packages already present are left as they are. Not here:
 # slurm-wlm and munge, which only the Slurm test (tests/slurm) uses and which
 # it installs itself when they are missing.
@@ -16,7 +17,7 @@ packages=(
   libgtest-dev googletest
   python3 python3-h5py python3-numpy python3-matplotlib
   clang-format-14
-  clang-14 libclang-rt-14-dev
+  clang-14 libclang-rt-14-dev llvm-14
 )
 
 missing=()
