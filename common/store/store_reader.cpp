@@ -262,6 +262,10 @@ void Reader::check_unit_sums(int32_t c, const PromptSlab& all) const {
   const double half_ulp = d.per_prompt_dtype == "float16"    ? std::ldexp(1.0, -11)
                           : d.per_prompt_dtype == "bfloat16" ? std::ldexp(1.0, -8)
                                                              : 0.0;
+  // Below the smallest normal number the spacing is fixed: half of it, per term.
+  const double floor = d.per_prompt_dtype == "float16"    ? std::ldexp(1.0, -25)
+                       : d.per_prompt_dtype == "bfloat16" ? std::ldexp(1.0, -134)
+                                                          : 0.0;
   const auto magnitudes = [](const std::vector<float>& v, int64_t first, int64_t n) {
     std::vector<float> out(static_cast<std::size_t>(n));
     for (int64_t i = 0; i < n; ++i) out[i] = std::abs(v[first + i]);
@@ -292,7 +296,9 @@ void Reader::check_unit_sums(int32_t c, const PromptSlab& all) const {
           read<double>(dataset, {u.id, 0, 0}, {1, L, static_cast<int64_t>(got.size()) / L});
       for (std::size_t i = 0; i < got.size(); ++i) {
         if (got[i] == want[i] || (std::isnan(got[i]) && std::isnan(want[i]))) continue;
-        const double allowed = bound.empty() ? 0.0 : bound[i] * half_ulp * (1 + 1e-6);
+        const double allowed =
+            bound.empty() ? 0.0
+                          : (bound[i] * half_ulp + static_cast<double>(n) * floor) * (1 + 1e-6);
         if (!(std::abs(got[i] - want[i]) <= allowed)) {
           throw StoreError(what + ": its per-prompt " + family +
                            " importances do not add up to the sums written with them (neuron " +
