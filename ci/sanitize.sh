@@ -192,7 +192,7 @@ build_stage() {
   local t0=$SECONDS log=$build/sanitize/build.log
   mkdir -p "$build/sanitize"
   if cmake -S "$root" -B "$build" -DCMAKE_CXX_COMPILER="$cxx" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DLPI_WITH_TORCH=ON -DLPI_WITH_CUDA=OFF -DLPI_SANITIZE="$sanitizers" >"$log" 2>&1 &&
+    -DLPI_WITH_TORCH=ON -DLPI_WITH_CUDA=OFF -DLPI_WITH_NCCL=OFF -DLPI_SANITIZE="$sanitizers" >"$log" 2>&1 &&
     cmake --build "$build" -j"$jobs" --target "$@" >>"$log" 2>&1; then
     printf 'sanitize: %s %-66s %4d s  ok\n' "$kind" "build ($# targets)" $((SECONDS - t0))
     return 0

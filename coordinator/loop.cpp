@@ -50,6 +50,11 @@ void from_departed(transport::Transport& t, Departed& d, const transport::Messag
       LPI_LOG(warning) << "rank " << w << "'s late failure of unit "
                        << sweep::decode_unit_failed(m.bytes).unit << " is ignored";
       break;
+    case MessageKind::ShareReady:
+      // Its shared load was cancelled when it was taken as hung: it gets an
+      // empty group, goes on alone and is told to stop when it asks again.
+      transport::send(t, w, sweep::ShareGroup{sweep::decode_share_ready(m.bytes).share_id, {}});
+      break;
     default:
       throw sweep::ProtocolError(std::string("coordinator: unexpected ") +
                                  sweep::kind_name(m.kind) + " from rank " + std::to_string(w));
@@ -72,15 +77,101 @@ LoopReport run_coordinator(transport::Transport& transport, Scheduler& scheduler
   std::map<int, clock_type::time_point> due;
   int running = transport.size() - 1 - static_cast<int>(away.size());
   int& stopping = report.stop_signal;
+  // Shared loads (LoopOptions): the open ones by id, and by node and
+  // checkpoint while they take members.
+  struct Share {
+    int32_t checkpoint = -1, node = -1;
+    int root = -1;
+    std::vector<int> members;
+    clock_type::time_point closes;  // the window's end
+    bool ready = false, loaded = false;
+  };
+  std::map<int32_t, Share> shares;
+  std::map<std::pair<int32_t, int32_t>, int32_t> open_share;
+  int32_t next_share = options.first_share_id;
+  std::map<int, int32_t> node_of;  // worker -> its node, -1: does not share
+  std::map<int, int32_t> hinted;   // worker -> the checkpoint it was told to prefetch
+  const auto& names = scheduler.grid().checkpoints;
+  auto close_share = [&](int32_t id) {
+    auto& s = shares.at(id);
+    if (auto it = open_share.find({s.node, s.checkpoint});
+        it != open_share.end() && it->second == id) {
+      open_share.erase(it);
+    }
+    std::vector<int32_t> ranks;
+    if (s.loaded) {
+      ranks.push_back(s.root);
+      for (int w : s.members) {
+        if (!away.contains(w)) ranks.push_back(w);
+      }
+    }
+    // Members rank 0 no longer waits for get an empty group too: they read
+    // the checkpoint themselves, should they wake.
+    for (int w : s.members) {
+      const bool in = std::find(ranks.begin(), ranks.end(), w) != ranks.end();
+      transport::send(transport, w, sweep::ShareGroup{id, in ? ranks : std::vector<int32_t>{}});
+    }
+    if (!away.contains(s.root)) transport::send(transport, s.root, sweep::ShareGroup{id, ranks});
+    if (ranks.size() > 1) {
+      ++report.shared_loads;
+      report.share_receivers += ranks.size() - 1;
+      std::string to;
+      for (std::size_t i = 1; i < ranks.size(); ++i)
+        to += (i > 1 ? ", " : "") + std::to_string(ranks[i]);
+      LPI_LOG(info) << "checkpoint " << names[s.checkpoint].name << ": read by rank " << s.root
+                    << ", broadcast to rank(s) " << to << " (shared load " << id << ")";
+    } else if (!s.loaded && !s.members.empty()) {
+      LPI_LOG(warning) << "checkpoint " << names[s.checkpoint].name << ": rank " << s.root
+                       << " could not load it; its " << s.members.size()
+                       << " member(s) read it themselves (shared load " << id << ")";
+    }
+    shares.erase(id);
+  };
+  // A root rank 0 no longer waits for: its shared loads are cancelled. (A
+  // member it no longer waits for is left out of the group when it closes.)
+  auto drop_shares_of = [&](int worker) {
+    std::vector<int32_t> ids;
+    for (const auto& [id, s] : shares) {
+      if (s.root == worker) ids.push_back(id);
+    }
+    for (auto id : ids) {
+      shares.at(id).loaded = false;
+      close_share(id);
+    }
+  };
+  // The shared load of `worker`'s new lease of checkpoint c: {id, root}.
+  auto share_for = [&](int worker, int32_t c, int32_t had) -> std::pair<int32_t, int32_t> {
+    const auto node = node_of.count(worker) ? node_of[worker] : -1;
+    const auto hint = hinted.count(worker) ? hinted[worker] : -1;
+    if (!options.share_loads || node < 0 || had == c || hint == c) return {-1, -1};
+    if (auto it = open_share.find({node, c}); it != open_share.end()) {
+      auto& s = shares.at(it->second);
+      s.members.push_back(worker);
+      return {it->second, s.root};
+    }
+    const int32_t id = next_share++;
+    auto& s = shares[id];
+    s.checkpoint = c;
+    s.node = node;
+    s.root = worker;
+    s.closes = clock_type::now() + std::chrono::duration_cast<clock_type::duration>(
+                                       std::chrono::duration<double>(options.share_window));
+    open_share[{node, c}] = id;
+    return {id, worker};
+  };
   auto answer = [&](int worker) {
     if (stopping) {
       parked.insert(worker);  // nothing more is assigned; it waits for the end
       --running;
     } else if (auto units = scheduler.lease(worker, loaded[worker]); !units.empty()) {
       const auto n = static_cast<double>(units.size());
-      loaded[worker] = scheduler.grid().units[units.front()].checkpoint;
+      const auto c = scheduler.grid().units[units.front()].checkpoint;
+      const auto [share_id, share_root] = share_for(worker, c, loaded[worker]);
+      loaded[worker] = c;
+      const auto hint = scheduler.prefetch_hint(worker);
+      hinted[worker] = hint;
       transport::send(transport, worker,
-                      sweep::Assign{std::move(units), scheduler.prefetch_hint(worker)});
+                      sweep::Assign{std::move(units), hint, share_id, share_root});
       due[worker] =
           clock_type::now() + std::chrono::duration_cast<clock_type::duration>(
                                   std::chrono::duration<double>(options.unit_timeout * n));
@@ -102,7 +193,17 @@ LoopReport run_coordinator(transport::Transport& transport, Scheduler& scheduler
     waiting.erase(worker);
     due.erase(worker);
     --running;
+    drop_shares_of(worker);
     wake();
+  };
+  // Ready shared loads whose window is over.
+  auto close_ready = [&] {
+    const auto now = clock_type::now();
+    std::vector<int32_t> ids;
+    for (const auto& [id, s] : shares) {
+      if (s.ready && now >= s.closes) ids.push_back(id);
+    }
+    for (auto id : ids) close_share(id);
   };
   // The next message, or nothing when a lease's time ran out first.
   auto next_message = [&]() -> std::optional<transport::Message> {
@@ -111,6 +212,11 @@ LoopReport run_coordinator(transport::Transport& transport, Scheduler& scheduler
       auto first = clock_type::time_point::max();
       for (const auto& [w, t] : due) first = std::min(first, t);
       const double left = std::chrono::duration<double>(first - clock_type::now()).count();
+      wait = wait < 0 ? std::max(0.0, left) : std::clamp(left, 0.0, wait);
+    }
+    for (const auto& [id, s] : shares) {
+      if (!s.ready) continue;
+      const double left = std::chrono::duration<double>(s.closes - clock_type::now()).count();
       wait = wait < 0 ? std::max(0.0, left) : std::clamp(left, 0.0, wait);
     }
     return wait < 0 ? transport.receive() : transport.receive_for(wait);
@@ -157,6 +263,7 @@ LoopReport run_coordinator(transport::Transport& transport, Scheduler& scheduler
       case MessageKind::WorkRequest: {
         const auto r = sweep::decode_work_request(m.bytes);
         loaded[m.source] = r.loaded_checkpoint;
+        node_of[m.source] = r.share_node;
         stop(r.stop_signal, m.source);
         answer(m.source);
         break;
@@ -177,6 +284,19 @@ LoopReport run_coordinator(transport::Transport& transport, Scheduler& scheduler
         scheduler.failed(m.source, f.unit, f.error);
         if (scheduler.in_flight(m.source).empty()) due.erase(m.source);
         wake();
+        break;
+      }
+      case MessageKind::ShareReady: {
+        const auto r = sweep::decode_share_ready(m.bytes);
+        const auto it = shares.find(r.share_id);
+        if (it == shares.end() || it->second.root != m.source || it->second.ready) {
+          throw sweep::ProtocolError("coordinator: rank " + std::to_string(m.source) +
+                                     " says shared load " + std::to_string(r.share_id) +
+                                     " is read, but it is not that load's root");
+        }
+        it->second.ready = true;
+        it->second.loaded = r.loaded != 0;
+        if (!it->second.loaded || clock_type::now() >= it->second.closes) close_share(r.share_id);
         break;
       }
       case MessageKind::WorkerLost:
@@ -205,6 +325,7 @@ LoopReport run_coordinator(transport::Transport& transport, Scheduler& scheduler
       handle(*m);
     }
     if (options.unit_timeout > 0) expire();
+    close_ready();
     if (++since_check >= check_every) {
       scheduler.check_invariants();
       since_check = 0;
@@ -215,6 +336,7 @@ LoopReport run_coordinator(transport::Transport& transport, Scheduler& scheduler
   // Rank 0 alone says what follows, to every worker that waits for it.
   const int32_t next = hooks.next_phase ? hooks.next_phase(scheduler, stopping) : -1;
   for (int w : parked) transport::send(transport, w, sweep::Shutdown{next});
+  report.next_share_id = next_share;
   report.done = scheduler.done_count();
   report.given_up = scheduler.given_up().size();
   return report;

@@ -34,7 +34,11 @@ struct Departed {
 
 struct LoopReport {
   std::size_t done = 0, given_up = 0, messages = 0, lost = 0, hung = 0;
-  int stop_signal = 0;  // the phase was stopped by this signal (0: it ran to its end)
+  // Shared loads that reached at least one member, and the loads the
+  // members did not read from disk.
+  std::size_t shared_loads = 0, share_receivers = 0;
+  int32_t next_share_id = 0;  // the next phase's first shared load id
+  int stop_signal = 0;        // the phase was stopped by this signal (0: it ran to its end)
 };
 
 struct LoopOptions {
@@ -45,6 +49,16 @@ struct LoopOptions {
   // A stop (asked here or in a worker's WorkRequest) assigns nothing more:
   // the units in flight finish, then every worker is told to stop.
   std::function<int()> stop_signal;
+  // Shared loads (common/sweep/protocol.hpp, Assign): a worker leased a
+  // checkpoint it neither holds nor was told to prefetch joins the open
+  // shared load of that checkpoint on its node (as a member: it receives the
+  // weights), or opens one (as its root: it reads them). A shared load
+  // closes when its root has read the checkpoint, or `share_window` seconds
+  // after it opened if that is later (a longer window gathers more members
+  // at the cost of the root's wait). Off: every worker reads its own.
+  bool share_loads = false;
+  double share_window = 0;
+  int32_t first_share_id = 0;  // ids go on across the phases of a sweep
 };
 
 struct CoordinatorHooks {

@@ -147,7 +147,7 @@ void report_given_up(const Scheduler& s, const sweep::Grid& grid) {
 // One phase; `decide` gets its summary once every unit is done or given up
 // and names the phase that follows (-1: none), before the workers are told.
 PhaseSummary run_phase(transport::Transport& t, const SweepPlan& plan, const PhaseBook& book,
-                       const RunOptions& options, Departed& away,
+                       const RunOptions& options, Departed& away, int32_t& next_share_id,
                        const std::function<int32_t(const PhaseSummary&)>& decide) {
   const auto& grid = *plan.grid;
   std::vector<bool> done;
@@ -188,7 +188,19 @@ PhaseSummary run_phase(transport::Transport& t, const SweepPlan& plan, const Pha
     }
     return decide(summary);
   };
-  run_coordinator(t, scheduler, hooks, &away, {options.unit_timeout, options.stop_signal});
+  LoopOptions loop;
+  loop.unit_timeout = options.unit_timeout;
+  loop.stop_signal = options.stop_signal;
+  loop.share_loads = options.share_loads;
+  loop.share_window = options.share_window;
+  loop.first_share_id = next_share_id;
+  const auto r = run_coordinator(t, scheduler, hooks, &away, loop);
+  next_share_id = r.next_share_id;
+  if (r.shared_loads > 0) {
+    LPI_LOG(info) << sweep::phase_name(book.phase) << ": " << r.shared_loads
+                  << " shared load(s) spared " << r.share_receivers
+                  << " read(s) of a checkpoint from disk";
+  }
   return summary;
 }
 
@@ -197,10 +209,11 @@ PhaseSummary run_phase(transport::Transport& t, const SweepPlan& plan, const Pha
 RunSummary coordinate_sweep(transport::Transport& t, const SweepPlan& plan,
                             const RunOptions& options) {
   Departed away;
+  int32_t share_ids = 0;  // shared loads are numbered across the phases
   bool go = false;
   // Rank 0 decides for everyone and says so; nobody else has a vote.
   const auto attribution =
-      run_phase(t, plan, plan.attribution, options, away, [&](const PhaseSummary& s) {
+      run_phase(t, plan, plan.attribution, options, away, share_ids, [&](const PhaseSummary& s) {
         go = !s.stop_signal && plan.ablation && plan.ablation_ready && plan.ablation_ready(s);
         return go ? static_cast<int32_t>(sweep::Phase::Ablation) : -1;
       });
@@ -210,8 +223,8 @@ RunSummary coordinate_sweep(transport::Transport& t, const SweepPlan& plan,
   summary.given_up = attribution.given_up;
   summary.stop_signal = attribution.stop_signal;
   if (go) {
-    const auto ablation =
-        run_phase(t, plan, *plan.ablation, options, away, [](const PhaseSummary&) { return -1; });
+    const auto ablation = run_phase(t, plan, *plan.ablation, options, away, share_ids,
+                                    [](const PhaseSummary&) { return -1; });
     summary.ablation_ran = true;
     summary.total += ablation.total;
     summary.done += ablation.done;

@@ -56,6 +56,9 @@ struct RunOptions {
   double unit_timeout = 0;
   // Polled by rank 0: a signal asked for a stop (0: none); see common/sweep/stop.hpp.
   std::function<int()> stop_signal;
+  // Shared loads between the workers of a node (LoopOptions in loop.hpp).
+  bool share_loads = false;
+  double share_window = 0;
 };
 
 struct RunSummary {

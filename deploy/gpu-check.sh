@@ -18,6 +18,8 @@
 # 3. With the full build: a sweep of a tiny trajectory on cuda and on the
 #    CPU, their stores compared within tolerance (tests/sweep/check_store.py
 #    close).
+#    Shared loads of GPU weights between 4 ranks (tests/worker/mpi_share
+#    --device cuda): ncclBroadcast with 4 GPUs or more, else host memory.
 # 4. lpi-bench at both real shapes on the device (bf16 weights).
 # Exits non-zero when a step fails; every step's log is in OUT.
 set -uo pipefail
@@ -62,7 +64,7 @@ run configure cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DLPI_WITH
   -DLPI_WITH_CUDA=ON -DLPI_ENGINE_ONLY="$engine_only" -DCMAKE_PREFIX_PATH="$prefix" \
   -DCMAKE_CUDA_ARCHITECTURES="${LPI_CUDA_ARCHITECTURES:-90}" || exit 1
 targets=(lpi-bench test_cuda_kernels test_cuda_engine test_gated_lpi)
-[ "$engine_only" = OFF ] && targets+=(lpi-sweep lpi-pretrain lpi-attribute)
+[ "$engine_only" = OFF ] && targets+=(lpi-sweep lpi-pretrain lpi-attribute mpi_share)
 step "build ${targets[*]}"
 run build cmake --build "$build" -j"$(nproc)" --target "${targets[@]}" || exit 1
 
@@ -91,6 +93,14 @@ if [ "$engine_only" = OFF ]; then
     --attribution.device=cuda
   run compare "$py" "$root/tests/sweep/check_store.py" close "$work/cpu.h5" "$work/cuda.h5" 1e-4
   rm -rf "$work/moe"
+
+  # Shared loads with the weights on the GPUs: ncclBroadcast needs a GPU per
+  # rank (NCCL refuses two ranks on one device), so with one GPU the group
+  # goes through host memory and only that path is checked here.
+  gpus=$("$py" -c 'import torch; print(torch.cuda.device_count())')
+  step "shared loads on cuda ($gpus GPU(s); ncclBroadcast $([ "$gpus" -ge 4 ] && echo "checked" || echo "not checked: fewer than 4 GPUs"))"
+  run share_cuda mpirun --allow-run-as-root --oversubscribe -np 4 \
+    "$build/tests/worker/mpi_share" --device cuda
 fi
 
 step "lpi-bench at the real shapes on cuda (bf16 weights)"

@@ -31,6 +31,21 @@ struct UnitReport {
 // Called once per unit of a lease, as soon as it is written (or has failed).
 using ReportUnit = std::function<void(int32_t unit, const UnitReport& report)>;
 
+// A shared load of a lease's checkpoint (protocol.hpp, Assign): the root
+// reads it from disk, the other workers of its node that were leased it
+// meanwhile receive its weights.
+struct LoadShare {
+  int32_t id = -1;
+  int32_t root = -1;  // the rank that reads the checkpoint
+  bool is_root = false;
+  // Called exactly once. The root calls it once its load ended (`loaded`:
+  // it holds the checkpoint), a member before anything else (`loaded`
+  // unused). Returns the group's ranks, root first; every rank listed then
+  // takes part in the broadcast of the weights. Empty: cancelled, the
+  // member reads the checkpoint itself.
+  std::function<std::vector<int32_t>(bool loaded)> group;
+};
+
 class Executor {
  public:
   virtual ~Executor() = default;
@@ -56,6 +71,18 @@ class Executor {
   }
   // The checkpoint held in memory now (-1: none).
   virtual int32_t loaded() const = 0;
+  // Shared loads: the node this executor's rank runs on (its lowest rank
+  // there) when it can take part in them; -1 (the default): it never does.
+  virtual int32_t share_node() const { return -1; }
+  // A lease whose checkpoint comes through `share` (called only when
+  // share_node() >= 0): as run_lease, with the checkpoint read by the root
+  // and broadcast to the group; share.group is called exactly once.
+  virtual void run_shared_lease(Phase phase, const std::vector<const WorkUnit*>& units,
+                                int32_t prefetch, const LoadShare& share,
+                                const ReportUnit& report) {
+    share.group(false);
+    run_lease(phase, units, prefetch, report);
+  }
 };
 
 }  // namespace lpi::sweep

@@ -93,11 +93,14 @@ template <class F>
 void fields(WorkRequest& m, F& f) {
   f(m.loaded_checkpoint);
   f(m.stop_signal);
+  f(m.share_node);
 }
 template <class F>
 void fields(Assign& m, F& f) {
   f(m.units);
   f(m.prefetch_checkpoint);
+  f(m.share_id);
+  f(m.share_root);
 }
 template <class F>
 void fields(UnitDone& m, F& f) {
@@ -116,6 +119,16 @@ void fields(UnitFailed& m, F& f) {
 template <class F>
 void fields(Shutdown& m, F& f) {
   f(m.next_phase);
+}
+template <class F>
+void fields(ShareReady& m, F& f) {
+  f(m.share_id);
+  f(m.loaded);
+}
+template <class F>
+void fields(ShareGroup& m, F& f) {
+  f(m.share_id);
+  f(m.ranks);
 }
 
 template <class M>
@@ -137,9 +150,9 @@ M read(const std::vector<uint8_t>& bytes, MessageKind kind) {
 }  // namespace
 
 const char* kind_name(MessageKind kind) {
-  // Indexed by the enum's value (1 .. 6).
-  static const char* const names[] = {"WorkRequest", "Assign",   "UnitDone",
-                                      "UnitFailed",  "Shutdown", "WorkerLost"};
+  // Indexed by the enum's value (1 .. 8).
+  static const char* const names[] = {"WorkRequest", "Assign",     "UnitDone",   "UnitFailed",
+                                      "Shutdown",    "WorkerLost", "ShareReady", "ShareGroup"};
   const auto i = static_cast<int>(kind) - 1;
   return i >= 0 && i < static_cast<int>(std::size(names)) ? names[i] : "unknown";
 }
@@ -159,15 +172,29 @@ std::vector<uint8_t> encode(const UnitFailed& m) {
 std::vector<uint8_t> encode(const Shutdown& m) {
   return write(m, MessageKind::Shutdown);
 }
+std::vector<uint8_t> encode(const ShareReady& m) {
+  return write(m, MessageKind::ShareReady);
+}
+std::vector<uint8_t> encode(const ShareGroup& m) {
+  return write(m, MessageKind::ShareGroup);
+}
 
 WorkRequest decode_work_request(const std::vector<uint8_t>& bytes) {
-  return read<WorkRequest>(bytes, MessageKind::WorkRequest);
+  const auto m = read<WorkRequest>(bytes, MessageKind::WorkRequest);
+  if (m.share_node < -1)
+    Reader(bytes, MessageKind::WorkRequest).fail("node " + std::to_string(m.share_node));
+  return m;
 }
 Assign decode_assign(const std::vector<uint8_t>& bytes) {
   const auto m = read<Assign>(bytes, MessageKind::Assign);
   if (m.units.empty()) Reader(bytes, MessageKind::Assign).fail("a lease of no units");
   for (auto u : m.units) {
     if (u < 0) Reader(bytes, MessageKind::Assign).fail("negative unit " + std::to_string(u));
+  }
+  if (m.share_id < -1 || (m.share_id >= 0) != (m.share_root >= 0) || m.share_root < -1) {
+    Reader(bytes, MessageKind::Assign)
+        .fail("shared load " + std::to_string(m.share_id) + " with root " +
+              std::to_string(m.share_root));
   }
   return m;
 }
@@ -186,6 +213,24 @@ Shutdown decode_shutdown(const std::vector<uint8_t>& bytes) {
   const auto m = read<Shutdown>(bytes, MessageKind::Shutdown);
   if (m.next_phase < -1 || m.next_phase > 1)
     Reader(bytes, MessageKind::Shutdown).fail("no phase " + std::to_string(m.next_phase));
+  return m;
+}
+ShareReady decode_share_ready(const std::vector<uint8_t>& bytes) {
+  const auto m = read<ShareReady>(bytes, MessageKind::ShareReady);
+  if (m.share_id < 0 || m.loaded > 1) {
+    Reader(bytes, MessageKind::ShareReady)
+        .fail("shared load " + std::to_string(m.share_id) + ", loaded " + std::to_string(m.loaded));
+  }
+  return m;
+}
+ShareGroup decode_share_group(const std::vector<uint8_t>& bytes) {
+  const auto m = read<ShareGroup>(bytes, MessageKind::ShareGroup);
+  if (m.share_id < 0)
+    Reader(bytes, MessageKind::ShareGroup).fail("shared load " + std::to_string(m.share_id));
+  for (auto r : m.ranks) {
+    if (r <= 0)
+      Reader(bytes, MessageKind::ShareGroup).fail("rank " + std::to_string(r) + " in the group");
+  }
   return m;
 }
 

@@ -18,5 +18,11 @@ void send(Transport& t, int dest, const sweep::UnitFailed& m) {
 void send(Transport& t, int dest, const sweep::Shutdown& m) {
   t.send(dest, MessageKind::Shutdown, sweep::encode(m));
 }
+void send(Transport& t, int dest, const sweep::ShareReady& m) {
+  t.send(dest, MessageKind::ShareReady, sweep::encode(m));
+}
+void send(Transport& t, int dest, const sweep::ShareGroup& m) {
+  t.send(dest, MessageKind::ShareGroup, sweep::encode(m));
+}
 
 }  // namespace lpi::transport

@@ -58,5 +58,7 @@ void send(Transport& t, int dest, const sweep::Assign& m);
 void send(Transport& t, int dest, const sweep::UnitDone& m);
 void send(Transport& t, int dest, const sweep::UnitFailed& m);
 void send(Transport& t, int dest, const sweep::Shutdown& m);
+void send(Transport& t, int dest, const sweep::ShareReady& m);
+void send(Transport& t, int dest, const sweep::ShareGroup& m);
 
 }  // namespace lpi::transport

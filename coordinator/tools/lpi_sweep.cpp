@@ -34,6 +34,7 @@
 #include "lpi/lpi_config.hpp"
 #include "worker/daemon/daemon.hpp"
 #include "worker/loop/worker_loop.hpp"
+#include "worker/share/mpi_groups.hpp"
 
 namespace po = boost::program_options;
 namespace fs = std::filesystem;
@@ -47,6 +48,7 @@ struct Cli {
   bool resume = false, dry_run = false, status = false, verbose = false, help = false;
   co::RunOptions run;
   int threads = 1;
+  std::string share = "on";
 };
 
 po::options_description options(Cli& c) {
@@ -67,6 +69,11 @@ po::options_description options(Cli& c) {
       ("lease-units", po::value(&c.run.max_lease)->default_value(0),
        "units per lease at most (a worker computes a checkpoint's projections once per lease); "
        "0: a checkpoint's pending units, cut at the tail so that no worker idles")
+      ("share-loads", po::value(&c.share)->default_value("on"),
+       "on: when several workers of a node are leased the same checkpoint, one reads it and "
+       "broadcasts its weights to the others (NCCL between GPUs, else MPI); off: each reads its own")
+      ("share-window", po::value(&c.run.share_window)->default_value(0.0),
+       "seconds a shared load stays open for more workers of the node after it opened")
       ("threads", po::value(&c.threads)->default_value(1),
        "CPU threads per worker (libtorch and OpenBLAS); stores are bit-equal for equal counts")
       ("verbose,v", po::bool_switch(&c.verbose), "log every unit");
@@ -94,6 +101,10 @@ Cli parse(int argc, char** argv) {
   }
   if (c.run.max_lease < 0) throw po::error("--lease-units must be 0 (no cap) or more");
   if (c.run.unit_timeout < 0) throw po::error("--unit-timeout must be 0 (no limit) or more");
+  if (c.share != "on" && c.share != "off")
+    throw po::error("--share-loads must be on or off, not '" + c.share + "'");
+  if (c.run.share_window < 0) throw po::error("--share-window must be 0 or more");
+  c.run.share_loads = c.share == "on";
   return c;
 }
 
@@ -286,7 +297,18 @@ int run(int argc, char** argv, const lpi::mpi::Comm& comm) {
         MPI_Comm_split_type(comm.get(), MPI_COMM_TYPE_SHARED, comm.rank(), MPI_INFO_NULL, &node),
         "split by node");
     MPI_Comm_rank(node, &daemon.local_rank);
+    // The node's name in shared loads: its lowest rank.
+    int lowest = comm.rank();
+    lpi::mpi::check(MPI_Allreduce(MPI_IN_PLACE, &lowest, 1, MPI_INT, MPI_MIN, node),
+                    "the node's lowest rank");
+    daemon.share_node = lowest;
     MPI_Comm_free(&node);
+  }
+  // The groups of shared loads, over a duplicate of the world (collective).
+  std::shared_ptr<lpi::share::Groups> groups;
+  if (comm.size() > 1 && cli.run.share_loads) {
+    groups = lpi::share::mpi_groups(comm.get());
+    daemon.groups = groups.get();
   }
   co::RunSummary summary;
   try {

@@ -5,10 +5,13 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
+#include <cstdint>
 #include <functional>
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/sweep/executor.hpp"
@@ -34,6 +37,41 @@ class FakeExecutor : public sweep::Executor {
   // Called with each lease before its units run.
   std::function<void(const std::vector<const sweep::WorkUnit*>&)> on_lease;
   int loads = 0, started = 0;
+  // Shared loads: this worker's node (-1: it takes no part), whether its
+  // loads as a root fail, and each shared load it took part in.
+  struct Shared {
+    int32_t id = -1, root = -1, checkpoint = -1;
+    bool is_root = false;
+    std::vector<int32_t> ranks;
+  };
+  int32_t node = -1;
+  bool root_load_fails = false;  // its first load as a root fails
+  std::vector<Shared> shared;
+  std::function<void(const std::vector<Shared>&)> on_exit;  // called with `shared` at the end
+  ~FakeExecutor() override {
+    if (on_exit) on_exit(shared);
+  }
+
+  int32_t share_node() const override { return node; }
+  void run_shared_lease(sweep::Phase phase, const std::vector<const sweep::WorkUnit*>& units,
+                        int32_t prefetch, const sweep::LoadShare& share,
+                        const sweep::ReportUnit& report) override {
+    const bool fails = share.is_root && root_load_fails;
+    if (fails) {
+      root_load_fails = false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));  // a slow load that fails
+    }
+    Shared s{share.id, share.root, units.front()->checkpoint, share.is_root,
+             share.group(share.is_root && !fails)};
+    shared.push_back(s);
+    if (fails) {
+      sweep::UnitReport failed;
+      failed.error = "the root's load failed";
+      for (const auto* u : units) report(u->id, failed);
+      return;
+    }
+    run_lease(phase, units, prefetch, report);
+  }
 
   void run_lease(sweep::Phase phase, const std::vector<const sweep::WorkUnit*>& units,
                  int32_t prefetch, const sweep::ReportUnit& report) override {

@@ -6,10 +6,12 @@
 // only when rank 0 says so (the workers have no vote).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "common/transport/in_process.hpp"
@@ -435,6 +437,128 @@ TEST(Loops, ResumeSkipsWhatIsDone) {
   EXPECT_EQ(a.complete[0], 1);
   EXPECT_EQ(a.complete[3], 1);
   EXPECT_EQ(out.summary.done, 2 * grid.units.size());
+}
+
+// Shared loads: the workers of a node leased one checkpoint together get
+// one group per load, its root first, the same ranks on every member.
+struct SharedLoads {
+  std::mutex m;
+  std::map<int, std::vector<testing::FakeExecutor::Shared>> by_worker;
+  std::function<void(int, testing::FakeExecutor&)> setup(std::function<int32_t(int)> node,
+                                                         bool roots_fail = false) {
+    return [this, node, roots_fail](int w, testing::FakeExecutor& e) {
+      e.node = node(w);
+      e.root_load_fails = roots_fail;
+      e.on_exit = [this, w](const auto& shared) {
+        std::lock_guard<std::mutex> lock(m);
+        by_worker[w] = shared;
+      };
+    };
+  }
+  // Every load's group as its root saw it, checked against its members'.
+  std::map<int32_t, std::vector<int32_t>> groups() {
+    std::map<int32_t, std::vector<int32_t>> roots;
+    for (const auto& [w, list] : by_worker) {
+      for (const auto& s : list) {
+        if (s.is_root) {
+          EXPECT_EQ(s.root, w);
+          roots[s.id] = s.ranks;
+        }
+      }
+    }
+    for (const auto& [w, list] : by_worker) {
+      for (const auto& s : list) {
+        if (s.is_root) continue;
+        const auto& r = roots.at(s.id);
+        if (s.ranks.empty()) continue;  // cancelled: it read the checkpoint itself
+        EXPECT_EQ(s.ranks, r) << "worker " << w << ", shared load " << s.id;
+        EXPECT_EQ(s.ranks.front(), s.root);
+        EXPECT_NE(std::find(s.ranks.begin(), s.ranks.end(), w), s.ranks.end());
+      }
+    }
+    return roots;
+  }
+};
+
+sweep::Grid one_checkpoint_grid() {
+  return sweep::build_grid({*sweep::parse_checkpoint_name("step10-tokens1B")}, {9, 4, 7, 8}, 2);
+}
+
+TEST(Loops, SharedLoadsGroupTheWorkersOfANodeLeasedOneCheckpoint) {
+  const auto grid = one_checkpoint_grid();  // 5 + 2 + 4 + 4 = 15 units
+  Book a(grid, sweep::Phase::Attribution), b(grid, sweep::Phase::Ablation);
+  std::vector<std::atomic<int>> ca(grid.units.size()), cb(grid.units.size());
+  coordinator::RunOptions options;
+  options.share_loads = true;
+  options.share_window = 1.0;  // the four first requests arrive well within it
+  SharedLoads loads;
+  // Workers 1 and 2 on the node of rank 1, 3 and 4 on that of rank 3.
+  run_sweep(
+      grid, 4, a, &b, ca, cb, loads.setup([](int w) { return w <= 2 ? 1 : 3; }),
+      [](auto&) { return true; }, options);
+  for (std::size_t u = 0; u < grid.units.size(); ++u) {
+    EXPECT_EQ(ca[u], 1) << "unit " << u;
+    EXPECT_EQ(cb[u], 1) << "unit " << u;
+  }
+  const auto groups = loads.groups();
+  std::size_t members = 0;
+  for (const auto& [id, ranks] : groups) {
+    ASSERT_FALSE(ranks.empty());
+    const bool first_node = ranks.front() <= 2;
+    for (auto r : ranks) EXPECT_EQ(r <= 2, first_node) << "shared load " << id << " spans nodes";
+    members += ranks.size() - 1;
+  }
+  // The attribution's first leases (the ablation's find the checkpoint
+  // held): each worker that got one took part in exactly one shared load;
+  // on a node, the second worker received what the first read (unless its
+  // thread started a second later).
+  std::size_t in_groups = 0, records = 0;
+  for (const auto& [id, ranks] : groups) in_groups += ranks.size();
+  for (const auto& [w, list] : loads.by_worker) {
+    EXPECT_LE(list.size(), 1u) << "worker " << w;
+    records += list.size();
+  }
+  EXPECT_EQ(in_groups, records);
+  EXPECT_GE(records, 3u);
+  EXPECT_GE(members, 1u);
+}
+
+TEST(Loops, ASharedLoadWhoseRootFailsIsReadByEachMember) {
+  const auto grid = one_checkpoint_grid();
+  Book a(grid, sweep::Phase::Attribution);
+  std::vector<std::atomic<int>> ca(grid.units.size()), cb(grid.units.size());
+  coordinator::RunOptions options;
+  options.share_loads = true;
+  options.share_window = 0.5;
+  options.max_attempts = 10;  // each worker's first load as a root fails: retried
+  SharedLoads loads;
+  // Every worker on one node; each one's first load as a root fails (its
+  // lease's units fail and go to others); its members read it themselves.
+  run_sweep(grid, 3, a, nullptr, ca, cb, loads.setup([](int) { return 1; }, true), nullptr,
+            options);
+  for (std::size_t u = 0; u < grid.units.size(); ++u) EXPECT_EQ(ca[u], 1) << "unit " << u;
+  loads.groups();
+  std::set<int32_t> failed;  // the loads whose root failed: the first of each root
+  std::set<int> roots;
+  for (const auto& [w, list] : loads.by_worker) {
+    for (const auto& s : list) {
+      if (s.is_root && roots.insert(w).second) {
+        failed.insert(s.id);
+        EXPECT_TRUE(s.ranks.empty()) << "the failed load " << s.id << " has a group";
+      }
+    }
+  }
+  ASSERT_FALSE(failed.empty());
+  std::size_t cancelled = 0;
+  for (const auto& [w, list] : loads.by_worker) {
+    for (const auto& s : list) {
+      if (!s.is_root && failed.count(s.id)) {
+        EXPECT_TRUE(s.ranks.empty()) << "worker " << w << " joined the failed load " << s.id;
+        ++cancelled;
+      }
+    }
+  }
+  EXPECT_GE(cancelled, 1u);  // the first load's members (the window holds all three)
 }
 
 TEST(InProcessHub, CollectivesAndMessages) {

@@ -38,6 +38,22 @@ TEST(Protocol, MessagesRoundTrip) {
   const auto f = decode_unit_failed(encode(UnitFailed{3, error}));
   EXPECT_EQ(f.unit, 3);
   EXPECT_EQ(f.error, error);
+  const auto r = decode_work_request(encode(WorkRequest{2, 15, 4}));
+  EXPECT_EQ(r.stop_signal, 15);
+  EXPECT_EQ(r.share_node, 4);
+  const auto shared = decode_assign(encode(Assign{{5, 6}, -1, 12, 3}));
+  EXPECT_EQ(shared.share_id, 12);
+  EXPECT_EQ(shared.share_root, 3);
+  EXPECT_EQ(a.share_id, -1);
+  EXPECT_EQ(a.share_root, -1);
+  const auto ready = decode_share_ready(encode(ShareReady{12, 1}));
+  EXPECT_EQ(ready.share_id, 12);
+  EXPECT_EQ(ready.loaded, 1);
+  const auto group = decode_share_group(encode(ShareGroup{12, {3, 1, 7}}));
+  EXPECT_EQ(group.share_id, 12);
+  EXPECT_EQ(group.ranks, (std::vector<int32_t>{3, 1, 7}));
+  EXPECT_TRUE(decode_share_group(encode(ShareGroup{12, {}})).ranks.empty());
+  EXPECT_STREQ(kind_name(MessageKind::ShareGroup), "ShareGroup");
   EXPECT_EQ(decode_shutdown(encode(Shutdown{})).next_phase, -1);
   EXPECT_EQ(decode_shutdown(encode(Shutdown{1})).next_phase, 1);
   EXPECT_NE(error_of([] { decode_shutdown(encode(Shutdown{7})); }).find("no phase 7"),
@@ -70,8 +86,25 @@ TEST(Protocol, MalformedMessagesAreNamedErrors) {
             std::string::npos);
   // A list whose count claims more ids than the message holds.
   auto lease = encode(Assign{{1, 2}, 0});
-  lease.resize(lease.size() - 8);  // drop the second id and the prefetch field
+  lease.resize(lease.size() - 16);  // drop the second id, the prefetch and the share fields
   EXPECT_NE(error_of([&] { decode_assign(lease); }).find("runs past the end"), std::string::npos);
+  // A shared load needs both its id and its root; a group holds worker ranks.
+  EXPECT_NE(error_of([&] {
+              decode_assign(encode(Assign{{1}, 0, 4, -1}));
+            }).find("shared load 4 with root -1"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] {
+              decode_share_group(encode(ShareGroup{1, {2, 0}}));
+            }).find("rank 0 in the group"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] {
+              decode_share_ready(encode(ShareReady{1, 2}));
+            }).find("loaded 2"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] {
+              decode_work_request(encode(WorkRequest{0, 0, -2}));
+            }).find("node -2"),
+            std::string::npos);
   EXPECT_NE(error_of([&] {
               decode_unit_done(encode(UnitDone{1, 0, 0, 0, 0, -3}));
             }).find("negative projection tile count"),

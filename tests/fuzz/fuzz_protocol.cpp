@@ -27,7 +27,7 @@ void round_trip(M (*decode)(const std::vector<uint8_t>&), const std::vector<uint
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
   if (size == 0) return 0;
   const std::vector<uint8_t> bytes(data + 1, data + size);
-  switch (data[0] % 5) {
+  switch (data[0] % 7) {
     case 0:
       round_trip(&sw::decode_work_request, bytes);
       break;
@@ -40,8 +40,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
     case 3:
       round_trip(&sw::decode_unit_failed, bytes);
       break;
-    default:
+    case 4:
       round_trip(&sw::decode_shutdown, bytes);
+      break;
+    case 5:
+      round_trip(&sw::decode_share_ready, bytes);
+      break;
+    default:
+      round_trip(&sw::decode_share_group, bytes);
       break;
   }
   return 0;

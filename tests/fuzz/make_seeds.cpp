@@ -265,6 +265,9 @@ void protocol_seeds() {
   seed("protocol", "unit_failed",
        message(3, sw::encode(sw::UnitFailed{17, "CUDA out of memory on unit 17"})));
   seed("protocol", "shutdown", message(4, sw::encode(sw::Shutdown{})));
+  seed("protocol", "share_ready", message(5, sw::encode(sw::ShareReady{3, 1})));
+  seed("protocol", "share_group", message(6, sw::encode(sw::ShareGroup{3, {2, 4, 5}})));
+  seed("protocol", "assign_shared", message(1, sw::encode(sw::Assign{{4, 5}, -1, 3, 2})));
 }
 
 // ---- stores -----------------------------------------------------------------

@@ -10,6 +10,7 @@
 #include "worker/engine/evaluate.hpp"
 #include "worker/engine/gated_lpi.hpp"
 #include "worker/engine/threads.hpp"
+#include "worker/share/weight_share.hpp"
 
 namespace lpi::daemon {
 namespace en = lpi::engine;
@@ -53,9 +54,95 @@ struct WorkerDaemon::State {
     return std::async(std::launch::async, [p = path(c), l = load] { return en::load_model(p, l); });
   }
 
+  // The lease's shared load, until its checkpoint is first asked for.
+  const sweep::LoadShare* share = nullptr;
+
   // The model for checkpoint c: the loaded one, the one loading in the
-  // background, or a fresh load. Throws with the checkpoint named.
+  // background, a fresh load, or (a shared load) the root's broadcast.
+  // Throws with the checkpoint named.
   void ensure(int32_t c) {
+    if (share) {
+      const auto* sh = share;
+      share = nullptr;
+      return sh->is_root ? ensure_as_root(c, *sh) : ensure_as_member(c, *sh);
+    }
+    ensure_read(c);
+  }
+
+  // The root: its own load, then the weights (or its error) to the group.
+  void ensure_as_root(int32_t c, const sweep::LoadShare& sh) {
+    const auto t = clock_type::now();
+    std::optional<std::string> error;
+    try {
+      ensure_read(c);
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+    const double read = since(t);
+    const auto ranks = sh.group(!error);
+    if (ranks.size() > 1) {
+      share::ShareStats stats;
+      const auto group = options.groups->open(ranks, sh.id, load.device);
+      share::share_model(*group, model, error, load.device, &stats);
+      LPI_LOG(info) << "checkpoint " << path(c) << ": read in " << read << " s, sent to "
+                    << ranks.size() - 1 << " rank(s) by " << stats.method << " in " << stats.seconds
+                    << " s (" << stats.bytes << " bytes, shared load " << sh.id << ")";
+    }
+    if (error) throw std::runtime_error(*error);
+  }
+
+  // A member: the group first (the others wait for it), then the root's
+  // weights into a model built from the checkpoint's config.json; its own
+  // read when the group is cancelled or the root failed.
+  void ensure_as_member(int32_t c, const sweep::LoadShare& sh) {
+    const auto t = clock_type::now();
+    const auto ranks = sh.group(false);
+    const double waited = since(t);
+    if (ranks.empty()) return ensure_read(c);
+    std::optional<std::string> error;
+    en::Transformer m{nullptr};
+    if (current == c) {
+      m = model;
+    } else {
+      model = nullptr;  // free the old weights before the new ones arrive
+      current = -1;
+      try {
+        m = en::Transformer(checkpoint::read_model_config(path(c)));
+        m->to(load.device, load.dtype);
+        m->eval();
+        for (auto& p : m->parameters()) p.set_requires_grad(false);
+      } catch (const std::exception&) {
+        m = nullptr;  // share_model says so, after taking the root's bytes
+      }
+    }
+    share::ShareStats stats;
+    const auto group = options.groups->open(ranks, sh.id, load.device);
+    error = share::share_model(*group, m, std::nullopt, load.device, &stats);
+    if (error) {
+      LPI_LOG(warning) << "checkpoint " << path(c) << ": shared load " << sh.id << " from rank "
+                       << sh.root << " failed (" << *error << "); this rank reads it itself";
+      return ensure_read(c);
+    }
+    LPI_LOG(info) << "checkpoint " << path(c) << ": received from rank " << sh.root << " by "
+                  << stats.method << " in " << stats.seconds << " s after waiting " << waited
+                  << " s for it (" << stats.bytes << " bytes, shared load " << sh.id << ")";
+    accept(c, m);
+  }
+
+  // The model of checkpoint c is the store's shape: keep it.
+  void accept(int32_t c, const en::Transformer& m) {
+    const auto got = checkpoint::shape_of(m->config());
+    const auto& want = store.description().shape;
+    if (!(got == want)) {
+      load_errors[c] = "checkpoint " + path(c) + " is " + got.describe() +
+                       ", but the store holds " + want.describe();
+      throw std::runtime_error(load_errors[c]);
+    }
+    model = m;
+    current = c;
+  }
+
+  void ensure_read(int32_t c) {
     if (current == c) return;
     if (auto it = load_errors.find(c); it != load_errors.end())
       throw std::runtime_error(it->second);
@@ -85,15 +172,7 @@ struct WorkerDaemon::State {
                        "): its units are not computed; the store's results would mix two versions";
       throw std::runtime_error(load_errors[c]);
     }
-    const auto got = checkpoint::shape_of(m->config());
-    const auto& want = d.shape;
-    if (!(got == want)) {
-      load_errors[c] = "checkpoint " + path(c) + " is " + got.describe() +
-                       ", but the store holds " + want.describe();
-      throw std::runtime_error(load_errors[c]);
-    }
-    model = m;
-    current = c;
+    accept(c, m);
   }
 
   void prefetch(int32_t c) {
@@ -167,6 +246,24 @@ WorkerDaemon::~WorkerDaemon() {
 
 int32_t WorkerDaemon::loaded() const {
   return s_->current;
+}
+
+int32_t WorkerDaemon::share_node() const {
+  return s_->options.groups ? s_->options.share_node : -1;
+}
+
+void WorkerDaemon::run_shared_lease(sweep::Phase phase,
+                                    const std::vector<const sweep::WorkUnit*>& units,
+                                    int32_t prefetch, const sweep::LoadShare& share,
+                                    const sweep::ReportUnit& report) {
+  s_->share = &share;
+  try {
+    run_lease(phase, units, prefetch, report);
+  } catch (...) {
+    s_->share = nullptr;
+    throw;
+  }
+  s_->share = nullptr;
 }
 
 sweep::UnitReport WorkerDaemon::run(sweep::Phase phase, const sweep::WorkUnit& u,

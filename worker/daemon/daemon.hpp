@@ -16,6 +16,10 @@
 #include "common/sweep/executor.hpp"
 #include "common/sweep/grid.hpp"
 
+namespace lpi::share {
+class Groups;
+}
+
 namespace lpi::daemon {
 
 struct DaemonOptions {
@@ -25,6 +29,10 @@ struct DaemonOptions {
   int64_t batch_size = 32;
   bool batch_invariant = true;
   int threads = 1;  // CPU threads of the numerics (results are bit-equal for equal counts)
+  // Shared loads (worker/share): the groups to broadcast checkpoints in, and
+  // this rank's node (its lowest rank there). None: it reads every one.
+  share::Groups* groups = nullptr;
+  int32_t share_node = -1;
 };
 
 class WorkerDaemon : public sweep::Executor {
@@ -48,6 +56,12 @@ class WorkerDaemon : public sweep::Executor {
   void run_lease(sweep::Phase phase, const std::vector<const sweep::WorkUnit*>& units,
                  int32_t prefetch, const sweep::ReportUnit& report) override;
   int32_t loaded() const override;
+  int32_t share_node() const override;
+  // run_lease with the lease's checkpoint read by the share's root and
+  // broadcast to its members (bit for bit the root's weights).
+  void run_shared_lease(sweep::Phase phase, const std::vector<const sweep::WorkUnit*>& units,
+                        int32_t prefetch, const sweep::LoadShare& share,
+                        const sweep::ReportUnit& report) override;
   // Projection tiles computed so far for checkpoint c, over all its leases.
   int64_t projection_tiles(int32_t checkpoint) const;
 

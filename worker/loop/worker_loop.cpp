@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <set>
+#include <stdexcept>
 #include <string>
 
 #include "common/sweep/stop.hpp"
@@ -16,7 +17,9 @@ Served serve_phase(transport::Transport& t, sweep::Executor& executor, sweep::Ph
   while (true) {
     const auto asked = clock::now();
     // A stop asked of this rank (SIGTERM) goes to rank 0, which stops the run.
-    transport::send(t, 0, sweep::WorkRequest{executor.loaded(), sweep::stop_requested()});
+    transport::send(
+        t, 0,
+        sweep::WorkRequest{executor.loaded(), sweep::stop_requested(), executor.share_node()});
     const auto m = t.receive(0);
     const double waited = std::chrono::duration<double>(clock::now() - asked).count();
     if (m.kind == MessageKind::Shutdown)
@@ -49,11 +52,49 @@ Served serve_phase(transport::Transport& t, sweep::Executor& executor, sweep::Ph
       }
       first = false;
     };
+    // A shared load: the root says when its load ended, then rank 0 names
+    // the group (the members wait for that at once). Exactly once, even
+    // when the executor threw before it asked: rank 0 and the other
+    // members wait for it.
+    bool grouped = false;
+    sweep::LoadShare share;
+    share.id = a.share_id;
+    share.root = a.share_root;
+    share.is_root = a.share_root == t.rank();
+    share.group = [&](bool loaded) -> std::vector<int32_t> {
+      if (grouped) throw std::logic_error("worker: a shared load's group asked twice");
+      grouped = true;
+      if (share.is_root)
+        transport::send(t, 0, sweep::ShareReady{a.share_id, loaded ? uint8_t{1} : uint8_t{0}});
+      const auto g = t.receive(0);
+      if (g.kind != MessageKind::ShareGroup)
+        throw sweep::ProtocolError(std::string("worker: ") + sweep::kind_name(g.kind) +
+                                   " from rank 0 where the group of shared load " +
+                                   std::to_string(a.share_id) + " was expected");
+      auto group = sweep::decode_share_group(g.bytes);
+      if (group.share_id != a.share_id)
+        throw sweep::ProtocolError("worker: the group of shared load " +
+                                   std::to_string(group.share_id) + " where " +
+                                   std::to_string(a.share_id) + " was expected");
+      return group.ranks;
+    };
     std::string thrown;
     try {
-      executor.run_lease(phase, lease, a.prefetch_checkpoint, report);
+      if (a.share_id >= 0) {
+        executor.run_shared_lease(phase, lease, a.prefetch_checkpoint, share, report);
+      } else {
+        executor.run_lease(phase, lease, a.prefetch_checkpoint, report);
+      }
     } catch (const std::exception& e) {
       thrown = e.what();
+    }
+    if (a.share_id >= 0 && !grouped) {
+      // The executor failed before its load: the root's load failed too, so
+      // rank 0 cancels the group; a member listed nonetheless cannot take
+      // part, which would leave the others waiting: the error is fatal.
+      if (!share.group(false).empty() && !share.is_root)
+        throw std::runtime_error("worker: shared load " + std::to_string(a.share_id) +
+                                 " failed before this member joined: " + thrown);
     }
     sweep::UnitReport failed;
     failed.error = thrown.empty() ? "the worker did not report the unit" : thrown;
