@@ -4,7 +4,7 @@
 # targets its tests need, and these tests in them:
 #   ASan + UBSan, in LPI_ASAN_BUILD_DIR (default: LPI_BUILD_DIR or build/,
 #     plus "-asan"): every torch-free GoogleTest suite; the MPI tests
-#     mpi.sweep_loop.np2..4 and mpi.h5.np2; the cases "train", "single",
+#     mpi.sweep_loop.np2..4, mpi.h5.np2 and mpi.share.np4; the cases "train", "single",
 #     "dry_run" and "changed" of tests/sweep/sweep_tests.sh on the
 #     instrumented tools (lpi-pretrain trains both tiny trajectories,
 #     lpi-sweep sweeps each in one process; a checkpoint replaced mid-run);
@@ -53,8 +53,8 @@ asan_gtests=(
   analysis/test_metrics analysis/test_reduction
 )
 # lpi-tokenize: TokenizeCli runs it; lpi-pretrain and lpi-sweep: the sweeps.
-asan_targets=(mpi_sweep_loop mpi_h5 lpi-tokenize lpi-pretrain lpi-sweep)
-asan_mpi='^mpi\.(sweep_loop\.np[234]|h5\.np2)$'
+asan_targets=(mpi_sweep_loop mpi_h5 mpi_share lpi-tokenize lpi-pretrain lpi-sweep)
+asan_mpi='^mpi\.(sweep_loop\.np[234]|h5\.np2|share\.np4)$'
 # Repeated: a race needs the threads to meet, which one run may not arrange.
 # The two hung-worker cases wait out a 1 s unit timeout each: run once.
 tsan_gtests=(

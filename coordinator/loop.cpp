@@ -105,13 +105,17 @@ LoopReport run_coordinator(transport::Transport& transport, Scheduler& scheduler
         if (!away.contains(w)) ranks.push_back(w);
       }
     }
-    // Members rank 0 no longer waits for get an empty group too: they read
-    // the checkpoint themselves, should they wake.
+    // Hung members get an empty group: they read the checkpoint themselves,
+    // should they wake. (Lost ones are gone.)
     for (int w : s.members) {
+      if (away.lost.count(w)) continue;
       const bool in = std::find(ranks.begin(), ranks.end(), w) != ranks.end();
       transport::send(transport, w, sweep::ShareGroup{id, in ? ranks : std::vector<int32_t>{}});
     }
-    if (!away.contains(s.root)) transport::send(transport, s.root, sweep::ShareGroup{id, ranks});
+    // The root waits for its group once it said it is ready; a hung root
+    // that has not is answered when it does (from_departed).
+    if (!away.lost.count(s.root) && (s.ready || !away.contains(s.root)))
+      transport::send(transport, s.root, sweep::ShareGroup{id, ranks});
     if (ranks.size() > 1) {
       ++report.shared_loads;
       report.share_receivers += ranks.size() - 1;

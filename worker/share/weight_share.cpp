@@ -17,6 +17,7 @@ struct Manifest {
 std::vector<uint8_t> encode(const Manifest& m) {
   std::vector<uint8_t> out;
   auto put = [&](const void* p, std::size_t n) {
+    if (n == 0) return;
     const auto* b = static_cast<const uint8_t*>(p);
     out.insert(out.end(), b, b + n);
   };
@@ -34,6 +35,7 @@ Manifest decode(const std::vector<uint8_t>& in) {
   std::size_t at = 0;
   auto get = [&](void* p, std::size_t n) {
     if (at + n > in.size()) throw ShareError("shared load: the root's manifest is truncated");
+    if (n == 0) return;  // an empty list's data() may be null
     std::memcpy(p, in.data() + at, n);
     at += n;
   };
