@@ -46,6 +46,7 @@ struct Cli {
   std::string job, store;
   std::vector<std::string> overrides;
   bool resume = false, dry_run = false, status = false, verbose = false, help = false;
+  bool profile = false;
   co::RunOptions run;
   int threads = 1;
   std::string share = "on";
@@ -76,6 +77,9 @@ po::options_description options(Cli& c) {
        "seconds a shared load stays open for more workers of the node after it opened")
       ("threads", po::value(&c.threads)->default_value(1),
        "CPU threads per worker (libtorch and OpenBLAS); stores are bit-equal for equal counts")
+      ("profile", po::bool_switch(&c.profile),
+       "log where each attribution lease's time went (load, forward, lens, projection, "
+       "log-sum-exp, store, peak memory) and the same per layer")
       ("verbose,v", po::bool_switch(&c.verbose), "log every unit");
   // clang-format on
   return o;
@@ -289,6 +293,7 @@ int run(int argc, char** argv, const lpi::mpi::Comm& comm) {
   // The engine's settings from the job (local_rank: below).
   lpi::daemon::DaemonOptions daemon{job.lens, job.target,     job.dtype,           job.device,
                                     0,        job.batch_size, job.batch_invariant, cli.threads};
+  daemon.profile = cli.profile;
   cli.run.max_attempts = job.max_attempts;
   cli.run.stop_signal = [] { return lpi::sweep::stop_requested(); };
   {  // The daemon's rank within its node picks its GPU among the node's (collective).

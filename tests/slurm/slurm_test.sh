@@ -184,7 +184,12 @@ requeued() {
 }
 # A requeued job waits for its begin time (Slurm sets it about 2 minutes
 # ahead: AuthInfo's cred_expire, 120 s, + 1): moved to now.
+# Not within the second of the requeue: slurmd still holds the last run's
+# revoked credential then, and kills the new start ("Job credential
+# revoked": the job fails instead of running). Seen once in CI, the job
+# requeued and released within 0.5 s.
 release() {
+  sleep 2
   scontrol update JobId="$jobid" StartTime=now
   say "job $jobid: StartTime=now"
 }

@@ -187,6 +187,33 @@ TEST(GatedLpiFacts, ScoresAreDeterministicAndBaseIsTheModelsLogProb) {
   for (int b = 0; b < 2; ++b) EXPECT_EQ(a.gold_rank[b].item<int64_t>(), scores[b].target_rank);
 }
 
+// The profile times the call's parts without changing a bit of its scores.
+TEST(GatedLpiFacts, ProfileTimesThePartsAndChangesNoScore) {
+  for (const auto& spec : {tiny_olmoe(), tiny_dense()}) {
+    ScratchDir dir("lpi_gated_lpi");
+    auto model = load(dir, spec);
+    const auto prompts = make_prompts({4, 6, 5}, spec.vocab_used, 4);
+    LpiOptions o;
+    const auto plain = gated_lpi(model, prompts, {7, 8, 9}, o);
+    EXPECT_TRUE(plain.profile.layers.empty());
+    o.profile = true;
+    const auto timed = gated_lpi(model, prompts, {7, 8, 9}, o);
+    EXPECT_EQ(max_diff(plain, timed), 0.0);
+    ASSERT_EQ(timed.profile.layers.size(), static_cast<std::size_t>(spec.layers));
+    EXPECT_GT(timed.profile.forward, 0.0);
+    const auto sum = timed.profile.sum();
+    EXPECT_GT(sum.projection, 0.0);
+    EXPECT_GT(sum.lse, 0.0);
+    for (const auto& l : timed.profile.layers) {
+      for (const auto* p : {&l.attn, &l.ffn}) {
+        EXPECT_GE(p->lens, 0.0);
+        EXPECT_GT(p->projection, 0.0);
+        EXPECT_GT(p->lse, 0.0);
+      }
+    }
+  }
+}
+
 // A prompt's scores do not depend, to the last bit, on the other prompts of
 // the call (the sweep cuts prompts into units; lpi-attribute takes them all).
 TEST_P(GatedLpi, ScoresAreBatchInvariantBitForBit) {

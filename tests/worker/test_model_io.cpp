@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "common/checkpoint/safetensors.hpp"
 #include "reference_model.hpp"
 #include "tiny_models.hpp"
 #include "worker/engine/model.hpp"
@@ -164,6 +165,37 @@ TEST(EngineSave, Bf16CheckpointLoadsAsFloat32Weights) {
       torch::equal(reloaded->lm_head(), model->lm_head().to(torch::kBFloat16).to(torch::kFloat32)));
   EXPECT_TRUE(torch::equal(reloaded->down_proj(1),
                            model->down_proj(1).to(torch::kBFloat16).to(torch::kFloat32)));
+}
+
+// Shards as on the hub: the index names every tensor's file, and the sharded
+// folder loads to the same weights as one file.
+TEST(EngineSave, ShardedCheckpointLoadsToTheSameWeights) {
+  ScratchDir dir;
+  const auto spec = tiny_olmoe();
+  write_tiny_model(dir / "original", spec);
+  auto model = load_model(dir / "original");
+  save_model(model, dir / "one", torch::kBFloat16);
+  save_model(model, dir / "sharded", torch::kBFloat16, 20000);  // bytes per shard at most
+  ASSERT_TRUE(fs::exists(dir / "sharded" / "model.safetensors.index.json"));
+  EXPECT_FALSE(fs::exists(dir / "sharded" / "model.safetensors"));
+  int shards = 0;
+  for (const auto& e : fs::directory_iterator(dir / "sharded")) {
+    if (e.path().extension() != ".safetensors") continue;
+    ++shards;
+    EXPECT_EQ(e.path().filename().string().rfind("model-", 0), 0u) << e.path();
+    // A shard's tensors are within the limit, or it holds one tensor only
+    // (larger than the limit).
+    const checkpoint::SafetensorsFile one(e.path());
+    std::size_t bytes = 0;
+    for (const auto& [name, info] : one.tensors()) bytes += info.nbytes;
+    if (bytes > 20000) EXPECT_EQ(one.tensors().size(), 1u) << e.path();
+  }
+  EXPECT_GE(shards, 3);
+  auto a = load_model(dir / "one");
+  auto b = load_model(dir / "sharded");
+  const auto pa = a->parameters(), pb = b->parameters();
+  ASSERT_EQ(pa.size(), pb.size());
+  for (std::size_t i = 0; i < pa.size(); ++i) EXPECT_TRUE(torch::equal(pa[i], pb[i])) << i;
 }
 
 }  // namespace

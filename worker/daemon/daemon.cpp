@@ -1,6 +1,9 @@
 #include "worker/daemon/daemon.hpp"
 
+#include <sys/resource.h>
+
 #include <chrono>
+#include <cstdio>
 #include <future>
 #include <map>
 
@@ -29,6 +32,37 @@ std::vector<T> to_vector(const torch::Tensor& t, torch::ScalarType type) {
 }
 
 using Prompts = std::vector<std::vector<int32_t>>;
+
+// This process's peak resident memory, GiB.
+double peak_rss_gib() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_maxrss) / (1024.0 * 1024.0);
+}
+
+// One attribution lease's profile: a line for the lease, one per layer.
+void log_profile(const std::string& checkpoint, int64_t prompts, double load, double compute,
+                 double store, const en::LpiProfile& p) {
+  const auto sum = p.sum();
+  const double other = compute - p.forward - sum.total();
+  char line[512];
+  std::snprintf(line, sizeof line,
+                "profile: checkpoint %s, %lld prompts: load %.3f s, forward %.3f s, lens %.3f s, "
+                "projection %.3f s, log-sum-exp %.3f s, other %.3f s, store %.3f s; peak "
+                "resident memory %.2f GiB",
+                checkpoint.c_str(), static_cast<long long>(prompts), load, p.forward, sum.lens,
+                sum.projection, sum.lse, other, store, peak_rss_gib());
+  LPI_LOG(info) << line;
+  for (std::size_t l = 0; l < p.layers.size(); ++l) {
+    const auto& a = p.layers[l].attn;
+    const auto& f = p.layers[l].ffn;
+    std::snprintf(line, sizeof line,
+                  "profile: layer %zu: attention lens %.3f s, projection %.3f s, log-sum-exp "
+                  "%.3f s; FFN lens %.3f s, projection %.3f s, log-sum-exp %.3f s",
+                  l, a.lens, a.projection, a.lse, f.lens, f.projection, f.lse);
+    LPI_LOG(info) << line;
+  }
+}
 
 }  // namespace
 
@@ -233,6 +267,7 @@ WorkerDaemon::WorkerDaemon(store::SweepStore& store, const DaemonOptions& option
   s.lpi.target = options.target == "top1" ? en::TargetKind::Top1 : en::TargetKind::Gold;
   s.lpi.batch_size = options.batch_size;
   s.lpi.batch_invariant = options.batch_invariant;
+  s.lpi.profile = options.profile;
 }
 
 WorkerDaemon::~WorkerDaemon() {
@@ -334,6 +369,7 @@ void WorkerDaemon::attribute(const std::vector<const sweep::WorkUnit*>& units, i
   // done only once its data is in the store.
   int64_t total = 0;
   for (const auto* u : units) total += u->prompt_count;
+  double store_seconds = 0;
   for (std::size_t k = 0; k < units.size(); ++k) {
     const auto& u = *units[k];
     sweep::UnitReport r;
@@ -360,11 +396,13 @@ void WorkerDaemon::attribute(const std::vector<const sweep::WorkUnit*>& units, i
       const auto t = clock_type::now();
       s.store.write_unit(u, res);
       r.store_seconds = since(t);
+      store_seconds += r.store_seconds;
     } catch (const std::exception& e) {
       r.error = e.what();
     }
     report(u.id, r);
   }
+  if (s.options.profile) log_profile(s.path(c), total, load, compute, store_seconds, imp.profile);
 }
 
 namespace {

@@ -29,6 +29,9 @@ struct DaemonOptions {
   int64_t batch_size = 32;
   bool batch_invariant = true;
   int threads = 1;  // CPU threads of the numerics (results are bit-equal for equal counts)
+  // Log where each attribution lease's time went (LpiOptions::profile): load,
+  // forward, lens, projection, log-sum-exp, store, peak memory, per layer.
+  bool profile = false;
   // Shared loads (worker/share): the groups to broadcast checkpoints in, and
   // this rank's node (its lowest rank there). None: it reads every one.
   share::Groups* groups = nullptr;

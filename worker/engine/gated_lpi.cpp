@@ -5,6 +5,9 @@
 #include <functional>
 
 #include <ATen/Parallel.h>
+#include <torch/cuda.h>
+
+#include <chrono>
 
 #include "common/core/layout.hpp"
 #include "worker/engine/lse_kernel_block.hpp"
@@ -21,6 +24,23 @@ const char* target_name(TargetKind target) {
 }
 
 namespace {
+
+// The profile's clock: after the device's queued work when on a GPU.
+struct Clock {
+  bool on = false, cuda = false;
+  using time_point = std::chrono::steady_clock::time_point;
+  time_point now() const {
+    if (cuda) torch::cuda::synchronize();
+    return std::chrono::steady_clock::now();
+  }
+  // Adds the seconds since `t` to `into` and restarts `t`.
+  void lap(time_point& t, double& into) const {
+    if (!on) return;
+    const auto n = now();
+    into += std::chrono::duration<double>(n - t).count();
+    t = n;
+  }
+};
 
 // The final-norm lens of a model, in float32 on the model's device.
 struct LensParams {
@@ -186,7 +206,9 @@ torch::Tensor gold_rank(const Forward& f, const std::vector<int32_t>& gold) {
 torch::Tensor block_fast(const LensParams& L, Lens lens, const torch::Tensor& x,
                          const torch::Tensor& c, const torch::Tensor& u, const torch::Tensor& w,
                          const torch::Tensor& sf, int64_t budget_bytes, bool fused, bool invariant,
-                         int64_t& tiles, const torch::Tensor& a_given = {}) {
+                         int64_t& tiles, const Clock& clock, LpiProfile::Part& time,
+                         const torch::Tensor& a_given = {}) {
+  auto t = clock.on ? clock.now() : Clock::time_point{};
   const int64_t m = x.size(0), n = u.size(1), V = L.unembed.size(0);
   const auto xt = L.center_rows(x);
   const auto ut = L.center_columns(u.to(torch::kFloat32));
@@ -239,6 +261,7 @@ torch::Tensor block_fast(const LensParams& L, Lens lens, const torch::Tensor& x,
     log_q_lse =
         by_rows(log_q, invariant, [](const torch::Tensor& r) { return torch::logsumexp(r, -1); });
   }
+  clock.lap(t, time.lens);
   for (int64_t n0 = 0; n0 < n; n0 += n_tile) {
     const int64_t nt = std::min(n_tile, n - n0);
     // The projection of these columns through the lens: prompt-independent.
@@ -247,16 +270,19 @@ torch::Tensor block_fast(const LensParams& L, Lens lens, const torch::Tensor& x,
     if (cpu_kernel) {
       // P^T [nt, padded V] by the fixed-order product, then the blocked kernel.
       const auto pt = kernels::unembed_columns(g, L.unembed, a.size(1));
+      clock.lap(t, time.projection);
       const auto p_target = pt.index_select(1, w).t();  // [m, nt]
       const auto lse = kernels::relative_lse_block(
           q, q_total, eps.defined() ? base : torch::Tensor(), pt, V, beta.narrow(1, n0, nt),
           eps.defined() ? eps.narrow(1, n0, nt) : torch::Tensor());
       out.narrow(1, n0, nt).copy_(delta_target(p_target, n0, nt) - lse);
+      clock.lap(t, time.lse);
       continue;
     }
     const auto p = torch::matmul(L.unembed, g);                      // [V, nt]
     const auto pt = p.t().contiguous();                              // [nt, V]
     const auto target = delta_target(p.index_select(0, w), n0, nt);  // [m, nt]
+    clock.lap(t, time.projection);
     const int64_t m_tile = std::clamp<int64_t>(floats / 2 / (V * nt), 1, m);
     for (int64_t m0 = 0; m0 < m; m0 += m_tile) {
       const int64_t mt = std::min(m_tile, m - m0);
@@ -270,6 +296,7 @@ torch::Tensor block_fast(const LensParams& L, Lens lens, const torch::Tensor& x,
           target.narrow(0, m0, mt) -
           (torch::logsumexp(z, -1) - log_q_lse.narrow(0, m0, mt).unsqueeze(1)));
     }
+    clock.lap(t, time.lse);
   }
   // x + 0 u is x: exactly no change.
   return out.masked_fill_(c == 0, 0.0);
@@ -307,6 +334,11 @@ Importance gated_lpi(Transformer& model, const std::vector<std::vector<int32_t>>
                      const std::vector<int32_t>& gold, const LpiOptions& options) {
   torch::NoGradGuard no_grad;
   const SingleThreadedBlas one_blas_thread;  // the work is spread over libtorch's threads
+  Clock clock;
+  clock.on = options.profile;
+  clock.cuda = options.profile && model->parameters().front().is_cuda();
+  auto t = clock.on ? clock.now() : Clock::time_point{};
+  double forward = 0;
   const auto f = run_forward(model, prompts, gold, options);
   const LensParams L(model);
   const auto& cfg = model->config();
@@ -318,18 +350,21 @@ Importance gated_lpi(Transformer& model, const std::vector<std::vector<int32_t>>
   out.targets = f.targets.cpu();
   out.base_logprob = base_logprob(f, options.batch_invariant).cpu();
   out.gold_rank = gold_rank(f, gold);
+  clock.lap(t, forward);
+  out.profile.forward = forward;
   for (int64_t l = 0; l < cfg.num_layers; ++l) {
     const auto& ffn_in = cap.get("ffn_in", l);
     const auto& ffn_coef = cap.get("ffn_coef", l);
     LayerImportance li;
+    LpiProfile::Layer times;
     li.attn = block_fast(L, options.lens, cap.get("attn_in", l), cap.get("head_out", l),
                          model->o_proj(l).detach(), f.targets, sf, budget, options.fused_cpu_kernel,
-                         options.batch_invariant, out.projection_tiles)
+                         options.batch_invariant, out.projection_tiles, clock, times.attn)
                   .cpu();
     if (!cfg.is_moe()) {
       li.ffn = block_fast(L, options.lens, ffn_in, ffn_coef, model->down_proj(l).detach(),
                           f.targets, sf, budget, options.fused_cpu_kernel, options.batch_invariant,
-                          out.projection_tiles)
+                          out.projection_tiles, clock, times.ffn)
                    .cpu();
     } else {
       // Group the (prompt, slot) pairs by expert: one projection per expert.
@@ -338,24 +373,40 @@ Importance gated_lpi(Transformer& model, const std::vector<std::vector<int32_t>>
       auto ffn = torch::zeros({B, k, I}, ffn_in.options());
       const auto down = model->down_proj(l).detach();  // [E, d, I]
       // The lens logits of every prompt's FFN input, once for all experts.
+      auto t_lens = clock.on ? clock.now() : Clock::time_point{};
       const auto a_all = lens_logits(L, L.center_rows(ffn_in), options.batch_invariant, cpu_kernel);
+      clock.lap(t_lens, times.ffn.lens);
       for (int64_t e = 0; e < cfg.num_experts; ++e) {
         const auto hits = (ids == e).nonzero();  // [r, 2]: prompt, slot
         if (hits.size(0) == 0) continue;
         const auto rows = hits.select(1, 0), slots = hits.select(1, 1);
         const auto coef = ffn_coef.index({rows, slots});  // [r, I]
-        const auto imp = block_fast(L, options.lens, ffn_in.index_select(0, rows), coef, down[e],
-                                    f.targets.index_select(0, rows), sf.index_select(0, rows),
-                                    budget, options.fused_cpu_kernel, options.batch_invariant,
-                                    out.projection_tiles, a_all.index_select(0, rows));
+        const auto imp =
+            block_fast(L, options.lens, ffn_in.index_select(0, rows), coef, down[e],
+                       f.targets.index_select(0, rows), sf.index_select(0, rows), budget,
+                       options.fused_cpu_kernel, options.batch_invariant, out.projection_tiles,
+                       clock, times.ffn, a_all.index_select(0, rows));
         ffn.index_put_({rows, slots}, imp);
       }
       li.ffn = ffn.cpu();
       li.expert_ids = ids.cpu();
     }
     out.layers.push_back(std::move(li));
+    if (clock.on) out.profile.layers.push_back(times);
   }
   return out;
+}
+
+LpiProfile::Part LpiProfile::sum() const {
+  Part s;
+  for (const auto& l : layers) {
+    for (const auto* p : {&l.attn, &l.ffn}) {
+      s.lens += p->lens;
+      s.projection += p->projection;
+      s.lse += p->lse;
+    }
+  }
+  return s;
 }
 
 Importance gated_lpi_reference(Transformer& model, const std::vector<std::vector<int32_t>>& prompts,

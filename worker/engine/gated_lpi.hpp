@@ -43,6 +43,25 @@ struct LpiOptions {
   // On the CPU, the fused log-sum-exp kernel (lse_kernel.hpp); false runs the
   // tensor-op formulation that GPUs use, tiled to the memory budget.
   bool fused_cpu_kernel = true;
+  // Time the call's parts (Importance::profile); on a GPU each part is
+  // followed by a device synchronisation, which costs a little.
+  bool profile = false;
+};
+
+// Where a gated_lpi() call's time went, in seconds (LpiOptions::profile).
+struct LpiProfile {
+  struct Part {
+    double lens = 0;        // the lens logits and base distributions of the blocks' inputs
+    double projection = 0;  // the projection tiles P = W_U diag(g) C U
+    double lse = 0;         // the passes over the vocabulary, one per (prompt, neuron)
+    double total() const { return lens + projection + lse; }
+  };
+  struct Layer {
+    Part attn, ffn;
+  };
+  double forward = 0;  // the forward passes with their captures, the targets and gold ranks
+  std::vector<Layer> layers;
+  Part sum() const;  // over layers and blocks
 };
 
 // Importance of one layer's neurons, float32 on the CPU.
@@ -62,6 +81,7 @@ struct Importance {
   // Projection tiles P (products of W_U with a tile of output columns) the
   // call computed: one per (layer, block, expert, column tile).
   int64_t projection_tiles = 0;
+  LpiProfile profile;  // filled when LpiOptions::profile
 };
 
 // Fast path. `gold` holds one target id per prompt (ignored for Top1).

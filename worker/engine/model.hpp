@@ -167,8 +167,10 @@ struct LoadOptions {
 Transformer load_model(const std::filesystem::path& folder, const LoadOptions& options = {});
 
 // Writes config.json and model.safetensors for the model (Olmoe and OlmoHF
-// layouts), weights in `dtype`.
+// layouts), weights in `dtype`; with shard_bytes > 0, shards of at most that
+// size (a tensor larger than that in a shard of its own) and their
+// model.safetensors.index.json, as on the hub.
 void save_model(Transformer& model, const std::filesystem::path& folder,
-                torch::ScalarType dtype = torch::kFloat32);
+                torch::ScalarType dtype = torch::kFloat32, int64_t shard_bytes = 0);
 
 }  // namespace lpi::engine

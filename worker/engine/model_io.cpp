@@ -1,7 +1,10 @@
 // Loading and saving TransformerImpl weights under the HF tensor names of
 // their architecture (models/*.cpp).
+#include <cstdio>
 #include <fstream>
 #include <sstream>
+
+#include <nlohmann/json.hpp>
 
 #include "common/checkpoint/safetensors.hpp"
 #include "worker/engine/model.hpp"
@@ -111,7 +114,8 @@ Transformer load_model(const fs::path& folder, const LoadOptions& options) {
   return model;
 }
 
-void save_model(Transformer& model, const fs::path& folder, torch::ScalarType dtype) {
+void save_model(Transformer& model, const fs::path& folder, torch::ScalarType dtype,
+                int64_t shard_bytes) {
   auto config = model->config();
   config.torch_dtype = dtype == torch::kBFloat16  ? "bfloat16"
                        : dtype == torch::kFloat16 ? "float16"
@@ -126,7 +130,36 @@ void save_model(Transformer& model, const fs::path& folder, torch::ScalarType dt
     tensors.push_back({name, checkpoint_dtype(dtype), t.sizes().vec(), t.data_ptr(),
                        static_cast<std::size_t>(t.numel() * t.element_size())});
   }
-  ck::write_safetensors(folder / "model.safetensors", tensors, {{"format", "pt"}});
+  // Shards as the hub cuts them: consecutive tensors up to shard_bytes each,
+  // model-0000K-of-0000N.safetensors and model.safetensors.index.json.
+  std::vector<std::vector<ck::TensorToWrite>> shards(1);
+  std::size_t in_shard = 0, total = 0;
+  for (auto& t : tensors) {
+    if (shard_bytes > 0 && in_shard > 0 &&
+        in_shard + t.nbytes > static_cast<std::size_t>(shard_bytes)) {
+      shards.emplace_back();
+      in_shard = 0;
+    }
+    in_shard += t.nbytes;
+    total += t.nbytes;
+    shards.back().push_back(std::move(t));
+  }
+  if (shards.size() == 1) {
+    ck::write_safetensors(folder / "model.safetensors", shards[0], {{"format", "pt"}});
+  } else {
+    nlohmann::json map = nlohmann::json::object();
+    char name[64];
+    for (std::size_t k = 0; k < shards.size(); ++k) {
+      std::snprintf(name, sizeof name, "model-%05zu-of-%05zu.safetensors", k + 1, shards.size());
+      ck::write_safetensors(folder / name, shards[k], {{"format", "pt"}});
+      for (const auto& t : shards[k]) map[t.name] = name;
+    }
+    nlohmann::json index = {{"metadata", {{"total_size", total}}}, {"weight_map", map}};
+    std::ofstream out(folder / "model.safetensors.index.json");
+    out << index.dump(2) << "\n";
+    if (!out)
+      throw EngineError("cannot write " + (folder / "model.safetensors.index.json").string());
+  }
   const auto tmp = folder / "config.json.tmp";
   {
     std::ofstream out(tmp);

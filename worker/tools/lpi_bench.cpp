@@ -19,6 +19,7 @@
 #include "worker/engine/lse_kernel_block.hpp"
 #include "worker/engine/threads.hpp"
 #include "worker/tools/bench_parts.hpp"
+#include "worker/tools/shapes.hpp"
 
 namespace ck = lpi::checkpoint;
 namespace en = lpi::engine;
@@ -39,47 +40,6 @@ const char* kUsage =
     "OLMo-7B\n"
     "        scaled down about 4x in width and vocabulary, for a CPU),\n"
     "        olmoe-1b-7b, olmo-7b (full shapes, for a GPU)\n";
-
-ck::ModelConfig shape(const std::string& name) {
-  ck::ModelConfig c;
-  auto moe = [&](int64_t d, int64_t layers, int64_t heads, int64_t inter, int64_t experts,
-                 int64_t k, int64_t vocab) {
-    c.layout = ck::Layout::Olmoe;
-    c.architecture = "OlmoeForCausalLM";
-    c.model_type = "olmoe";
-    c.norm = ck::NormKind::RMSNorm;
-    c.qk_norm = true;
-    c.hidden_size = d, c.num_layers = layers, c.num_heads = c.num_kv_heads = heads;
-    c.intermediate_size = inter, c.num_experts = experts, c.num_experts_per_tok = k,
-    c.vocab_size = vocab;
-  };
-  auto dense = [&](int64_t d, int64_t layers, int64_t heads, int64_t inter, int64_t vocab) {
-    c.layout = ck::Layout::OlmoHF;
-    c.architecture = "OlmoForCausalLM";
-    c.model_type = "olmo";
-    c.norm = ck::NormKind::LayerNormNoAffine;
-    c.hidden_size = d, c.num_layers = layers, c.num_heads = c.num_kv_heads = heads;
-    c.intermediate_size = inter, c.vocab_size = vocab;
-  };
-  if (name == "tiny-moe")
-    moe(64, 4, 4, 64, 8, 2, 1024);
-  else if (name == "tiny-dense")
-    dense(64, 4, 4, 128, 1024);
-  else if (name == "small-moe")
-    moe(512, 4, 8, 256, 16, 4, 12288);
-  else if (name == "small-dense")
-    dense(512, 4, 8, 1376, 12288);
-  else if (name == "olmoe-1b-7b")
-    moe(2048, 16, 16, 1024, 64, 8, 50304);
-  else if (name == "olmo-7b")
-    dense(4096, 32, 32, 11008, 50304);
-  else
-    throw std::invalid_argument("unknown --shape '" + name + "'\n" + kUsage);
-  c.head_dim = c.hidden_size / c.num_heads;
-  c.max_position_embeddings = 4096;
-  c.pad_token_id = 1;
-  return c;
-}
 
 double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
@@ -108,7 +68,7 @@ int main(int argc, char** argv) {
   }
   try {
     if (std::stoi(opt["threads"]) > 0) en::set_compute_threads(std::stoi(opt["threads"]));
-    const auto config = shape(opt["shape"]);
+    const auto config = lpi::tools::named_shape(opt["shape"]);
     const torch::Device device(opt["device"]);
     const auto dtype = opt["dtype"] == "bfloat16" ? torch::kBFloat16 : torch::kFloat32;
     const int64_t n = std::stoll(opt["prompts"]), r = std::stoll(opt["reference-prompts"]);

@@ -2,7 +2,7 @@
 // rank itself or read once and broadcast (worker/share: MPI_Bcast here,
 // ncclBroadcast between GPUs in a build with NCCL), under mpirun -np N.
 //   mpirun -np 4 lpi-share-bench --checkpoint DIR [--dtype bfloat16] [--repeat 3]
-//   lpi-share-bench --make DIR --width olmoe --layers 1   (a random checkpoint first)
+//   lpi-share-bench --make DIR --width olmoe-1b-7b --layers 1   (a random checkpoint first)
 // --make writes a random checkpoint of OLMoE-1B-7B's widths (d 2048, 64
 // experts x 1024, V 50,304) or OLMo-7B's (d 4096, FFN 11008) with the
 // chosen number of layers, bfloat16, before the timing. Prints, per
@@ -20,6 +20,7 @@
 #include "worker/engine/model.hpp"
 #include "worker/share/mpi_groups.hpp"
 #include "worker/share/weight_share.hpp"
+#include "worker/tools/shapes.hpp"
 #include "worker/tools/tool_main.hpp"
 
 namespace po = boost::program_options;
@@ -33,39 +34,6 @@ double since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
 
-ck::ModelConfig real_width(const std::string& width, int64_t layers) {
-  ck::ModelConfig c;
-  c.vocab_size = 50304;
-  c.num_layers = layers;
-  c.max_position_embeddings = 4096;
-  c.pad_token_id = 1;
-  c.eos_token_id = 50279;
-  if (width == "olmoe") {
-    c.layout = ck::Layout::Olmoe;
-    c.architecture = "OlmoeForCausalLM";
-    c.model_type = "olmoe";
-    c.hidden_size = 2048;
-    c.intermediate_size = 1024;
-    c.num_heads = c.num_kv_heads = 16;
-    c.qk_norm = true;
-    c.num_experts = 64;
-    c.num_experts_per_tok = 8;
-    c.rope_theta = 10000.0;
-  } else if (width == "olmo7b") {
-    c.layout = ck::Layout::OlmoHF;
-    c.architecture = "OlmoForCausalLM";
-    c.model_type = "olmo";
-    c.hidden_size = 4096;
-    c.intermediate_size = 11008;
-    c.num_heads = c.num_kv_heads = 32;
-    c.norm = ck::NormKind::LayerNormNoAffine;
-  } else {
-    throw po::error("--width must be olmoe or olmo7b, not '" + width + "'");
-  }
-  c.head_dim = c.hidden_size / c.num_heads;
-  return c;
-}
-
 // max over ranks of a rank's seconds
 double slowest(double s) {
   double out = 0;
@@ -74,7 +42,7 @@ double slowest(double s) {
 }
 
 int run(int argc, char** argv, int rank, int size) {
-  std::string folder, make, width = "olmoe", dtype = "bfloat16";
+  std::string folder, make, width = "olmoe-1b-7b", dtype = "bfloat16";
   int64_t layers = 1;
   int repeat = 3;
   po::options_description opts("lpi-share-bench: a checkpoint's load time per rank, shared or not");
@@ -83,7 +51,7 @@ int run(int argc, char** argv, int rank, int size) {
       ("help,h", "show this help")
       ("checkpoint", po::value(&folder), "the checkpoint folder to load")
       ("make", po::value(&make), "write a random checkpoint here first (rank 0), then load it")
-      ("width", po::value(&width)->default_value("olmoe"), "--make: olmoe (OLMoE-1B-7B) or olmo7b (OLMo-7B)")
+      ("width", po::value(&width)->default_value("olmoe-1b-7b"), "--make: the shape (worker/tools/shapes.hpp), e.g. olmoe-1b-7b or olmo-7b")
       ("layers", po::value(&layers)->default_value(1), "--make: the number of layers")
       ("dtype", po::value(&dtype)->default_value("bfloat16"), "the weights in memory: float32 or bfloat16")
       ("repeat", po::value(&repeat)->default_value(3), "repetitions");
@@ -97,7 +65,7 @@ int run(int argc, char** argv, int rank, int size) {
     folder = make;
     if (rank == 0) {
       const auto t = std::chrono::steady_clock::now();
-      en::Transformer m(real_width(width, layers));
+      en::Transformer m(lpi::tools::named_shape(width, layers));
       m->init_weights(0.02, 1);
       en::save_model(m, make, torch::kBFloat16);
       std::printf("wrote %s (%s widths, %lld layer(s), bfloat16) in %.1f s\n", make.c_str(),
