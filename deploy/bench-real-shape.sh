@@ -17,6 +17,7 @@
 #     --work DIR               where the checkpoint and store go (default /tmp/lpi-bench-real)
 #     --keep                   keep the checkpoint and the store
 # Needs the relations and tokenizer fixtures: LPI_SHARED_DATA (default ../shared/data).
+# Shards of LPI_SHARD_MB MiB (default 1024).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bin=${LPI_TOOLS_DIR:-${LPI_BUILD_DIR:-$root/build}/bin}
@@ -54,7 +55,8 @@ rm -f "$store" "$store.partial" "$store.lock"
 ckpt=$revisions/step1000-tokens4B
 echo "== $(date +%T) writing $ckpt"
 rm -rf "$ckpt"
-"$bin/lpi-make-checkpoint" --shape "$shape" --layers "$layers" --out "$ckpt" --tokenizer "$tokenizer"
+"$bin/lpi-make-checkpoint" --shape "$shape" --layers "$layers" --out "$ckpt" --tokenizer "$tokenizer" \
+  --shard-mb "${LPI_SHARD_MB:-1024}"
 echo "== $(date +%T) sweeping it with $job on $device in $dtype, $threads thread(s)"
 "$bin/lpi-sweep" --job "$job" --store "$store" --profile --threads "$threads" \
   --model.revisions="$revisions" --relations.folder="$data/relations" \
