@@ -46,7 +46,7 @@ struct Cli {
   std::string job, store;
   std::vector<std::string> overrides;
   bool resume = false, dry_run = false, status = false, verbose = false, help = false;
-  bool profile = false;
+  bool profile = false, create_only = false, skip_space_check = false;
   co::RunOptions run;
   int threads = 1;
   std::string share = "on";
@@ -62,6 +62,12 @@ po::options_description options(Cli& c) {
       ("set", po::value(&c.overrides)->composing(), "override a job key: section.key=value (repeatable)")
       ("resume", po::bool_switch(&c.resume), "continue the store's sweep: redo the units not marked done")
       ("dry-run", po::bool_switch(&c.dry_run), "print the grid, the unit count and the store size; write nothing")
+      ("create-only", po::bool_switch(&c.create_only),
+       "create the store (every dataset of the job, nothing computed) and stop: --resume sweeps it")
+      ("skip-space-check", po::bool_switch(&c.skip_space_check),
+       "create the store even when its file system has less free space than the store's full "
+       "size (the file is sparse until written): for benchmarks; a sweep that fills the disk "
+       "fails its units")
       ("status", po::bool_switch(&c.status), "print what the store holds, per checkpoint")
       ("progress-every", po::value(&c.run.progress_seconds)->default_value(10.0), "seconds between progress lines")
       ("unit-timeout", po::value(&c.run.unit_timeout)->default_value(1800.0),
@@ -105,6 +111,8 @@ Cli parse(int argc, char** argv) {
   }
   if (c.run.max_lease < 0) throw po::error("--lease-units must be 0 (no cap) or more");
   if (c.run.unit_timeout < 0) throw po::error("--unit-timeout must be 0 (no limit) or more");
+  if (c.create_only && (c.resume || c.dry_run || c.status))
+    throw po::error("--create-only creates a new store: not with --resume, --dry-run or --status");
   if (c.share != "on" && c.share != "off")
     throw po::error("--share-loads must be on or off, not '" + c.share + "'");
   if (c.run.share_window < 0) throw po::error("--share-window must be 0 or more");
@@ -267,7 +275,7 @@ int run(int argc, char** argv, const lpi::mpi::Comm& comm) {
             throw co::SetupError("store " + cli.store +
                                  " exists: continue it with --resume, or choose another --store");
           }
-          if (!cli.dry_run) co::check_free_space(cli.store, description);
+          if (!cli.dry_run && !cli.skip_space_check) co::check_free_space(cli.store, description);
         }
       })) {
     return *rc;
@@ -282,6 +290,7 @@ int run(int argc, char** argv, const lpi::mpi::Comm& comm) {
              ", " + "ranks " + std::to_string(comm.size()) + ", host " + host();
   }
   record = world.broadcast(record);
+  const auto t_store = std::chrono::steady_clock::now();
   std::optional<lpi::store::SweepStore> store;
   if (auto rc = together(world, 1, [&] {
         store.emplace(cli.resume ? lpi::store::SweepStore::open(comm.get(), cli.store, record)
@@ -289,6 +298,18 @@ int run(int argc, char** argv, const lpi::mpi::Comm& comm) {
                                                                   description, record));
       })) {
     return *rc;
+  }
+  if (cli.create_only) {
+    if (comm.rank() == 0) store->append_run(now_utc() + " end: created only (--create-only)");
+    store.reset();  // closed on every rank (collective)
+    if (comm.rank() == 0) {
+      const double seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t_store).count();
+      std::cout << "created " << cli.store << " in " << seconds << " s ("
+                << description.grid.units.size() << " units, nothing computed; lpi-sweep "
+                << "--resume --store " << cli.store << " sweeps it)\n";
+    }
+    return 0;
   }
   // The engine's settings from the job (local_rank: below).
   lpi::daemon::DaemonOptions daemon{job.lens, job.target,     job.dtype,           job.device,

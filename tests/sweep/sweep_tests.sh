@@ -929,6 +929,19 @@ dry_run)
   grep -q "^store size: about" <<<"$out" || fail "dry run: $out"
   [ ! -e "$work/dry.h5" ] || fail "--dry-run wrote the store"
   echo "$out" | head -3
+  # --create-only: every dataset, no unit done; a resume then sweeps it to
+  # the reference store.
+  rm -f "$work/created.h5"
+  out=$(sweep --job "$(job moe)" --store "$work/created.h5" --create-only)
+  grep -q "^created $work/created.h5 in .* (560 units, nothing computed" <<<"$out" ||
+    fail "--create-only printed: $out"
+  status=$(sweep --status --store "$work/created.h5")
+  grep -q "units done 0/560" <<<"$status" || fail "--status after --create-only: $status"
+  grep -q "end: created only (--create-only)" <<<"$status" || fail "no run entry: $status"
+  expect_error 2 "not with --resume" sweep --resume --store "$work/created.h5" --create-only
+  sweep --resume --store "$work/created.h5"
+  check complete "$work/created.h5"
+  check equal "$work/ref-moe.h5" "$work/created.h5"
   ;;
 *)
   echo "usage: $0 train|single|mpi NP|crash worker|coordinator N|corrupt|refusals|job_errors|dry_run|hub|disk_full|lock|hang|changed|nonfinite|damaged|inputs|ablation|analysis"

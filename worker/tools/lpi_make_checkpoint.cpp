@@ -9,6 +9,10 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+
+#include "common/checkpoint/model_config.hpp"
+#include "common/checkpoint/safetensors.hpp"
 
 #include "worker/engine/model.hpp"
 #include "worker/tools/shapes.hpp"
@@ -17,6 +21,7 @@
 namespace po = boost::program_options;
 namespace fs = std::filesystem;
 namespace en = lpi::engine;
+namespace ck = lpi::checkpoint;
 
 int main(int argc, char** argv) {
   return lpi::tools::run_tool("lpi-make-checkpoint", [&] {
@@ -24,6 +29,7 @@ int main(int argc, char** argv) {
     int64_t layers = 0, shard_mb = 4096;
     uint64_t seed = 1;
     double stddev = 0.02;
+    bool config_only = false;
     po::options_description opts("lpi-make-checkpoint: a random checkpoint of a named shape");
     // clang-format off
     opts.add_options()
@@ -35,7 +41,10 @@ int main(int argc, char** argv) {
         ("dtype", po::value(&dtype)->default_value("bfloat16"), "the weights in the files: bfloat16 or float32")
         ("shard-mb", po::value(&shard_mb)->default_value(4096), "MiB per shard at most (0: one file)")
         ("stddev", po::value(&stddev)->default_value(0.02), "of the random projection and embedding weights")
-        ("seed", po::value(&seed)->default_value(1), "of the weights");
+        ("seed", po::value(&seed)->default_value(1), "of the weights")
+        ("config-only", po::bool_switch(&config_only),
+         "config.json and a one-value placeholder for the weights, which the engine refuses: "
+         "enough for --dry-run and --create-only at the real size (deploy/bench-store-create.sh)");
     // clang-format on
     if (!lpi::tools::parse_command_line(argc, argv, opts)) return 0;
     if (dtype != "bfloat16" && dtype != "float32")
@@ -45,6 +54,19 @@ int main(int argc, char** argv) {
       throw std::runtime_error("--tokenizer " + tokenizer + ": no such file");
     const auto t0 = std::chrono::steady_clock::now();
     auto config = lpi::tools::named_shape(shape, layers);
+    if (config_only) {
+      fs::create_directories(out);
+      config.torch_dtype = dtype;
+      std::ofstream(fs::path(out) / "config.json") << ck::to_hf_config_json(config).dump(2) << "\n";
+      const float one = 0;
+      ck::write_safetensors(fs::path(out) / "model.safetensors",
+                            {{"lpi.placeholder", ck::DType::F32, {1}, &one, sizeof one}},
+                            {{"format", "pt"}, {"lpi", "placeholder: not a model"}});
+      if (!tokenizer.empty())
+        fs::copy_file(tokenizer, fs::path(out) / "tokenizer.json",
+                      fs::copy_options::overwrite_existing);
+      return 0;
+    }
     en::Transformer model(config);
     model->init_weights(stddev, seed);
     const auto type = dtype == "bfloat16" ? torch::kBFloat16 : torch::kFloat32;
