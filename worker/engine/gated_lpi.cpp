@@ -11,6 +11,9 @@
 
 #include "common/core/layout.hpp"
 #include "worker/engine/lse_kernel_block.hpp"
+#ifdef LPI_HAVE_CUDA_KERNELS
+#include "worker/engine/cuda/lpi_cuda.hpp"
+#endif
 #include "worker/engine/threads.hpp"
 
 namespace lpi::engine {
@@ -213,6 +216,13 @@ torch::Tensor block_fast(const LensParams& L, Lens lens, const torch::Tensor& x,
   const auto xt = L.center_rows(x);
   const auto ut = L.center_columns(u.to(torch::kFloat32));
   const bool cpu_kernel = fused && cpu_float(x);
+  // On a GPU, the fused kernel (worker/engine/cuda) when the build has it
+  // and a device is visible: one exp per (prompt, neuron, token), no
+  // [m, n, V] temporary. Compiled in CI, run only on a GPU (gpu-check.sh).
+  bool gpu_kernel = false;
+#ifdef LPI_HAVE_CUDA_KERNELS
+  gpu_kernel = fused && x.is_cuda() && cuda::unavailable().empty();
+#endif
   // [m, V] logits of x before scaling, padded for the CPU kernel (given when
   // the caller shares them across blocks)
   auto a = a_given.defined() ? a_given : lens_logits(L, xt, invariant, cpu_kernel);
@@ -254,6 +264,11 @@ torch::Tensor block_fast(const LensParams& L, Lens lens, const torch::Tensor& x,
   torch::Tensor q, q_total, log_q, log_q_lse;
   if (cpu_kernel) {
     std::tie(q, q_total) = kernels::base_distributions(base, V);
+  } else if (gpu_kernel) {
+    q = by_rows(base, invariant, [](const torch::Tensor& r) {
+          return torch::softmax(r, -1);
+        }).contiguous();
+    q_total = q.sum(1).contiguous();  // 1 but for rounding: the kernel divides by it
   } else {
     log_q =
         by_rows(base, invariant, [](const torch::Tensor& r) { return torch::log_softmax(r, -1); });
@@ -283,6 +298,35 @@ torch::Tensor block_fast(const LensParams& L, Lens lens, const torch::Tensor& x,
     const auto pt = p.t().contiguous();                              // [nt, V]
     const auto target = delta_target(p.index_select(0, w), n0, nt);  // [m, nt]
     clock.lap(t, time.projection);
+#ifdef LPI_HAVE_CUDA_KERNELS
+    if (gpu_kernel) {
+      // Bounds of delta from the extremes of p over the vocabulary (and of
+      // s), as the CPU kernel takes them (lse_kernel_block.cpp).
+      // The lens side is float32 whatever the weights (bf16 captures too).
+      const auto be = beta.narrow(1, n0, nt).to(torch::kFloat32).contiguous();
+      const auto p_max = pt.amax(1), p_min = pt.amin(1);
+      auto radius = be.abs() * torch::maximum(p_max.abs(), p_min.abs()).unsqueeze(0);
+      auto upper = torch::maximum(be * p_max.unsqueeze(0), be * p_min.unsqueeze(0));
+      torch::Tensor ep;
+      if (eps.defined()) {
+        ep = eps.narrow(1, n0, nt).to(torch::kFloat32).contiguous();
+        const auto s_max = base.amax(1).unsqueeze(1), s_min = base.amin(1).unsqueeze(1);
+        radius = radius + ep.abs() * torch::maximum(s_max.abs(), s_min.abs());
+        upper = upper + torch::maximum(ep * s_max, ep * s_min);
+      }
+      radius = radius.contiguous();
+      upper = upper.contiguous();
+      auto lse = torch::empty({m, nt}, q.options());
+      cuda::relative_lse(q.data_ptr<float>(), ep.defined() ? base.data_ptr<float>() : nullptr,
+                         q_total.data_ptr<float>(), pt.data_ptr<float>(),
+                         ep.defined() ? ep.data_ptr<float>() : nullptr, be.data_ptr<float>(),
+                         radius.data_ptr<float>(), upper.data_ptr<float>(), m, nt, V,
+                         lse.data_ptr<float>());
+      out.narrow(1, n0, nt).copy_(target - lse);
+      clock.lap(t, time.lse);
+      continue;
+    }
+#endif
     const int64_t m_tile = std::clamp<int64_t>(floats / 2 / (V * nt), 1, m);
     for (int64_t m0 = 0; m0 < m; m0 += m_tile) {
       const int64_t mt = std::min(m_tile, m - m0);
