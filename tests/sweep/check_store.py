@@ -18,6 +18,8 @@
   check_store.py wait_units STORE N SECONDS     wait until N units are done (exit 1 on timeout)
   check_store.py wait_ablation STORE N SECONDS  the same for the ablation phase's units
   check_store.py digest STORE                   a hash of every dataset and attribute outside /analysis
+  check_store.py cut A B                        two unit cuts of one job: the same results per prompt
+                                                and checkpoint (means within the units' summation order)
   check_store.py identical A B                  every object, attribute, dtype, shape, chunking and
                                                 value equal, but for the run history and the units'
                                                 seconds and ranks (what differs from run to run)
@@ -341,6 +343,39 @@ def identical(a, b):
           f"(runs/log, units/seconds, units/rank aside)")
 
 
+def cut(a, b):
+    """Two sweeps of one job with different unit sizes: every per-prompt and
+    per-checkpoint result the same bits (the units' own flags, sums and
+    timings aside); a per-checkpoint mean may differ by the order in which
+    the units' float64 sums were added (reported, at most 1e-6 relative)."""
+    same, close_, worst = 0, 0, 0.0
+    with h5py.File(a, "r") as fa, h5py.File(b, "r") as fb:
+        names = []
+        fa.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
+        for n in sorted(names):
+            leaf = n.split("/")[-1]
+            if n.split("/")[0] in ("units", "runs") or leaf.startswith("unit_"):
+                continue
+            if n not in fb:
+                fail(f"{n} is in {a} only")
+            x, y = fa[n][...], fb[n][...]
+            if x.shape != y.shape:
+                fail(f"{n}: shapes {x.shape} and {y.shape}")
+            if np.array_equal(x, y, equal_nan=x.dtype.kind == "f"):
+                same += 1
+            elif leaf.endswith("_mean") and x.dtype.kind == "f":
+                d = float(np.max(np.abs(x.astype(np.float64) - y)) /
+                          max(1e-30, float(np.max(np.abs(x)))))
+                if d > 1e-6:
+                    fail(f"{n} differs by {d:.2e} of its largest value")
+                close_ += 1
+                worst = max(worst, d)
+            else:
+                fail(f"{n} differs between the unit cuts of {a} and {b}")
+    print(f"{a} ~ {b}: {same} datasets bit for bit, {close_} means within {worst:.1e} "
+          f"(the order of the units' sums)")
+
+
 def wait_ablation(path, n, seconds):
     wait_units(path, n, seconds, "ablation/unit_done")
 
@@ -366,7 +401,7 @@ if __name__ == "__main__":
                 "equal_done": equal_done, "snapshot": snapshot, "unchanged": unchanged,
                 "wait_units": wait_units, "wait_ablation": wait_ablation, "lean": lean,
                 "ablation": ablation, "digest": digest, "identical": identical, "half": half,
-                "close": close}
+                "close": close, "cut": cut}
     if len(sys.argv) < 2 or sys.argv[1] not in commands:
         print(__doc__)
         sys.exit(2)

@@ -348,6 +348,9 @@ ablation)
       check ablation "$work/abl-$m-$s.h5"
     done
     check equal "$work/abl-$m-1.h5" "$work/abl-$m-3.h5"
+    # Another unit cut (3 prompts a unit): the same results, the ablation's too.
+    sweep --job "$jobfile" --store "$work/abl-$m-cut.h5" --units.prompts_per_unit=3
+    check cut "$work/abl-$m-1.h5" "$work/abl-$m-cut.h5"
     # Kill the coordinator in the middle of the ablation phase (a worker dies
     # too late: the phase takes a fraction of a second here), then resume.
     store=$work/abl-$m-kill.h5

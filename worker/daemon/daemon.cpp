@@ -441,7 +441,10 @@ sweep::UnitReport WorkerDaemon::ablate(const sweep::WorkUnit& u, int32_t prefetc
     r.target_logprob.resize(prompts.size() * M);
     for (std::size_t m = 0; m < M; ++m) {
       en::EvaluateOptions eo;
-      eo.batch_size = s.options.batch_size;
+      // Batch-invariant (the default): one prompt per forward pass, so that
+      // a prompt's scores do not depend on the unit cut (a batch's padding
+      // and its matrix products' blocking would).
+      eo.batch_size = s.options.batch_invariant ? 1 : s.options.batch_size;
       eo.ablation = m == 0 ? nullptr : &s.conditions[m - 1];
       const auto scores = en::evaluate(s.model, prompts, gold, eo);
       for (std::size_t p = 0; p < prompts.size(); ++p) {

@@ -6,7 +6,7 @@ namespace lpi::tools {
 namespace ck = lpi::checkpoint;
 
 const char* shape_names() {
-  return "tiny-moe, tiny-dense, small-moe, small-dense, olmoe-1b-7b, olmo-7b";
+  return "tiny-moe, tiny-dense, small-moe, small-dense, wide-moe, olmoe-1b-7b, olmo-7b";
 }
 
 ck::ModelConfig named_shape(const std::string& name, int64_t layers) {
@@ -38,6 +38,8 @@ ck::ModelConfig named_shape(const std::string& name, int64_t layers) {
     moe(512, 4, 8, 256, 16, 4, 12288);
   else if (name == "small-dense")
     dense(512, 4, 8, 1376, 12288);
+  else if (name == "wide-moe")
+    moe(256, 4, 4, 256, 16, 4, 50304);
   else if (name == "olmoe-1b-7b")
     moe(2048, 16, 16, 1024, 64, 8, 50304);
   else if (name == "olmo-7b")
