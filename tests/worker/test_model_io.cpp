@@ -151,6 +151,26 @@ TEST(EngineSave, RoundTripGivesIdenticalLogits) {
   }
 }
 
+// A bf16 load builds its parameters in bf16 (no float32 copy of the model):
+// the same bits as a float32 load cast to bf16.
+TEST(EngineLoad, Bf16LoadHoldsBf16ParametersOnly) {
+  ScratchDir dir;
+  const auto spec = tiny_olmoe();
+  write_tiny_model(dir / "m", spec);
+  LoadOptions bf16;
+  bf16.dtype = torch::kBFloat16;
+  auto a = load_model(dir / "m", bf16);
+  auto b = load_model(dir / "m");
+  const auto pa = a->parameters(), pb = b->parameters();
+  ASSERT_EQ(pa.size(), pb.size());
+  for (std::size_t i = 0; i < pa.size(); ++i) {
+    EXPECT_EQ(pa[i].scalar_type(), torch::kBFloat16) << i;
+    EXPECT_TRUE(torch::equal(pa[i], pb[i].to(torch::kBFloat16))) << i;
+  }
+  Transformer skeleton(a->config(), torch::kBFloat16);
+  for (const auto& p : skeleton->parameters()) EXPECT_EQ(p.scalar_type(), torch::kBFloat16);
+}
+
 TEST(EngineSave, Bf16CheckpointLoadsAsFloat32Weights) {
   ScratchDir dir;
   const auto spec = tiny_dense();
@@ -188,7 +208,9 @@ TEST(EngineSave, ShardedCheckpointLoadsToTheSameWeights) {
     const checkpoint::SafetensorsFile one(e.path());
     std::size_t bytes = 0;
     for (const auto& [name, info] : one.tensors()) bytes += info.nbytes;
-    if (bytes > 20000) EXPECT_EQ(one.tensors().size(), 1u) << e.path();
+    if (bytes > 20000) {
+      EXPECT_EQ(one.tensors().size(), 1u) << e.path();
+    }
   }
   EXPECT_GE(shards, 3);
   auto a = load_model(dir / "one");

@@ -141,7 +141,7 @@ struct WorkerDaemon::State {
       model = nullptr;  // free the old weights before the new ones arrive
       current = -1;
       try {
-        m = en::Transformer(checkpoint::read_model_config(path(c)));
+        m = en::Transformer(checkpoint::read_model_config(path(c)), load.dtype);
         m->to(load.device, load.dtype);
         m->eval();
         for (auto& p : m->parameters()) p.set_requires_grad(false);

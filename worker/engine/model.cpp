@@ -108,10 +108,11 @@ void Captures::append(const Captures& more) {
 
 // TransformerImpl
 
-TransformerImpl::TransformerImpl(const ck::ModelConfig& config)
+TransformerImpl::TransformerImpl(const ck::ModelConfig& config, torch::ScalarType dtype)
     : config_(config), arch_(&architecture_of(config.layout)) {
-  weights_ = arch_->declare(config_, [this](const std::string& name, torch::Tensor init) {
-    return register_parameter(name, std::move(init));
+  weights_ = arch_->declare(config_, [this, dtype](const std::string& name, torch::Tensor init) {
+    // One tensor at a time in float32, then in `dtype`.
+    return register_parameter(name, dtype == init.scalar_type() ? std::move(init) : init.to(dtype));
   });
 }
 

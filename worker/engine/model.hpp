@@ -127,7 +127,10 @@ struct Weights {
 class TransformerImpl : public torch::nn::Module {
  public:
   // EngineError when the config does not fit its layout's architecture.
-  explicit TransformerImpl(const checkpoint::ModelConfig& config);
+  // Parameters in `dtype` from the start (zeros, norms ones), so that a bf16
+  // load never holds a float32 copy of the model.
+  explicit TransformerImpl(const checkpoint::ModelConfig& config,
+                           torch::ScalarType dtype = torch::kFloat32);
 
   const checkpoint::ModelConfig& config() const { return config_; }
   const Architecture& architecture() const { return *arch_; }

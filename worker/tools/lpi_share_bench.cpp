@@ -98,8 +98,7 @@ int run(int argc, char** argv, int rank, int size) {
       m = en::load_model(folder, lo);
       read = since(t);
     } else {
-      m = en::Transformer(config);
-      m->to(torch::kCPU, lo.dtype);
+      m = en::Transformer(config, lo.dtype);
     }
     lpi::share::ShareStats stats;
     if (size > 1) {
