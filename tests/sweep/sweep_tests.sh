@@ -335,6 +335,11 @@ share)
     grep -q "shared load(s) spared" "$work/share-$m.log" || fail "$m: no shared-load summary"
     echo "ok: $m: $sent shared load(s), $got checkpoint(s) received instead of read; stores identical"
   done
+  expect_error 2 "--share-loads must be on or off, not 'maybe'" \
+    sweep --job "$(job moe)" --store "$work/share-bad.h5" --share-loads maybe
+  expect_error 2 "--share-window must be 0 or more" \
+    sweep --job "$(job moe)" --store "$work/share-bad.h5" --share-window -1
+  [ ! -e "$work/share-bad.h5" ] || fail "a refused option wrote the store"
   ;;
 ablation)
   for m in moe dense; do
