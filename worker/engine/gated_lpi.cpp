@@ -300,22 +300,11 @@ torch::Tensor block_fast(const LensParams& L, Lens lens, const torch::Tensor& x,
     clock.lap(t, time.projection);
 #ifdef LPI_HAVE_CUDA_KERNELS
     if (gpu_kernel) {
-      // Bounds of delta from the extremes of p over the vocabulary (and of
-      // s), as the CPU kernel takes them (lse_kernel_block.cpp).
       // The lens side is float32 whatever the weights (bf16 captures too).
       const auto be = beta.narrow(1, n0, nt).to(torch::kFloat32).contiguous();
-      const auto p_max = pt.amax(1), p_min = pt.amin(1);
-      auto radius = be.abs() * torch::maximum(p_max.abs(), p_min.abs()).unsqueeze(0);
-      auto upper = torch::maximum(be * p_max.unsqueeze(0), be * p_min.unsqueeze(0));
-      torch::Tensor ep;
-      if (eps.defined()) {
-        ep = eps.narrow(1, n0, nt).to(torch::kFloat32).contiguous();
-        const auto s_max = base.amax(1).unsqueeze(1), s_min = base.amin(1).unsqueeze(1);
-        radius = radius + ep.abs() * torch::maximum(s_max.abs(), s_min.abs());
-        upper = upper + torch::maximum(ep * s_max, ep * s_min);
-      }
-      radius = radius.contiguous();
-      upper = upper.contiguous();
+      const auto ep =
+          eps.defined() ? eps.narrow(1, n0, nt).to(torch::kFloat32).contiguous() : torch::Tensor();
+      const auto [radius, upper] = kernels::delta_bounds(pt, V, be, base, ep);
       auto lse = torch::empty({m, nt}, q.options());
       cuda::relative_lse(q.data_ptr<float>(), ep.defined() ? base.data_ptr<float>() : nullptr,
                          q_total.data_ptr<float>(), pt.data_ptr<float>(),

@@ -62,6 +62,23 @@ std::pair<torch::Tensor, torch::Tensor> base_distributions(const torch::Tensor& 
   return {q, totals};
 }
 
+std::pair<torch::Tensor, torch::Tensor> delta_bounds(const torch::Tensor& p, int64_t vocab,
+                                                     const torch::Tensor& beta,
+                                                     const torch::Tensor& s,
+                                                     const torch::Tensor& eps) {
+  const auto pv = p.narrow(1, 0, vocab);
+  const auto p_max = pv.amax(1), p_min = pv.amin(1);
+  auto radius = beta.abs() * torch::maximum(p_max.abs(), p_min.abs()).unsqueeze(0);
+  auto upper = torch::maximum(beta * p_max.unsqueeze(0), beta * p_min.unsqueeze(0));
+  if (eps.defined()) {
+    const auto sv = s.narrow(1, 0, vocab);
+    const auto s_max = sv.amax(1).unsqueeze(1), s_min = sv.amin(1).unsqueeze(1);
+    radius = radius + eps.abs() * torch::maximum(s_max.abs(), s_min.abs());
+    upper = upper + torch::maximum(eps * s_max, eps * s_min);
+  }
+  return {radius.contiguous(), upper.contiguous()};
+}
+
 torch::Tensor relative_lse_block(const torch::Tensor& q, const torch::Tensor& totals,
                                  const torch::Tensor& s, const torch::Tensor& p, int64_t vocab,
                                  const torch::Tensor& beta, const torch::Tensor& eps) {
@@ -70,19 +87,7 @@ torch::Tensor relative_lse_block(const torch::Tensor& q, const torch::Tensor& to
   const auto be = beta.contiguous();
   const auto ep = eps.defined() ? eps.contiguous() : eps;
   const bool exact = ep.defined();
-  // Bounds of delta from the extremes of p over the vocabulary (and of s).
-  const auto pv = p.narrow(1, 0, vocab);
-  const auto p_max = pv.amax(1), p_min = pv.amin(1);
-  auto radius = be.abs() * torch::maximum(p_max.abs(), p_min.abs()).unsqueeze(0);
-  auto upper = torch::maximum(be * p_max.unsqueeze(0), be * p_min.unsqueeze(0));
-  if (exact) {
-    const auto sv = s.narrow(1, 0, vocab);
-    const auto s_max = sv.amax(1).unsqueeze(1), s_min = sv.amin(1).unsqueeze(1);
-    radius = radius + ep.abs() * torch::maximum(s_max.abs(), s_min.abs());
-    upper = upper + torch::maximum(ep * s_max, ep * s_min);
-  }
-  radius = radius.contiguous();
-  upper = upper.contiguous();
+  const auto [radius, upper] = delta_bounds(p, vocab, be, s, ep);
 
   SmallSums args;
   args.q = q.data_ptr<float>();

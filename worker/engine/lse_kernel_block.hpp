@@ -28,6 +28,15 @@ torch::Tensor unembed_columns(const torch::Tensor& g, const torch::Tensor& w, in
 // cols] (zero past V) and the sum of each row of q in float64 [m].
 std::pair<torch::Tensor, torch::Tensor> base_distributions(const torch::Tensor& s, int64_t vocab);
 
+// Bounds of delta = beta[b, i] p_i + eps[b, i] s_b over v < vocab, from the
+// extremes of each p row (and s row; eps undefined for the frozen lens):
+// {radius >= |delta|, upper >= delta}, [m, n] each, contiguous. Tensor ops
+// on any device: the CPU kernel below and the GPU kernel take the same.
+std::pair<torch::Tensor, torch::Tensor> delta_bounds(const torch::Tensor& p, int64_t vocab,
+                                                     const torch::Tensor& beta,
+                                                     const torch::Tensor& s,
+                                                     const torch::Tensor& eps);
+
 // log(sum_v q_b[v] exp(delta) / total_b), delta = beta[b, i] p_i + eps[b, i]
 // s_b (eps undefined for the frozen lens), for q, s [m, cols], p [n, cols]
 // (zero past `vocab`), totals [m] float64: [m, n] float32.
