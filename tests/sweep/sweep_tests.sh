@@ -743,6 +743,9 @@ stop)
   # history records the stop, the store is closed, exit 75 ("resume me"); a
   # second signal exits at once (75 too). Each time only complete units are
   # flagged, and a resume finishes a store equal to the reference.
+  # Leases of 4 units: a worker passes its stop on in its next work request,
+  # which a lease of a whole checkpoint delays past the sweep's end (it
+  # takes a fraction of a second here).
   store=$work/stop.h5
   round=0
   for how in "one INT 0" "mpi TERM 2" "mpi TERM 0" "one INT-TERM 0"; do
@@ -750,10 +753,11 @@ stop)
     round=$((round + 1))
     rm -f "$store"
     if [ "$launch" = one ]; then
-      "$bin/lpi-sweep" --progress-every 60 --job "$(job moe)" --store "$store" >"$work/stop-$round.log" 2>&1 &
+      "$bin/lpi-sweep" --progress-every 60 --job "$(job moe)" --store "$store" --lease-units 4 \
+        >"$work/stop-$round.log" 2>&1 &
     else
       "$mpiexec" -np 3 --oversubscribe "$bin/lpi-sweep" --progress-every 60 --job "$(job moe)" \
-        --store "$store" >"$work/stop-$round.log" 2>&1 &
+        --store "$store" --lease-units 4 >"$work/stop-$round.log" 2>&1 &
     fi
     launcher=$!
     check wait_units "$store" 60 60 || fail "the sweep did not start: $(tail -3 "$work/stop-$round.log")"
