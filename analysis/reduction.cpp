@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <iterator>
 #include <numeric>
 #include <stdexcept>
 #include <thread>
@@ -88,16 +89,42 @@ double pair_mean(const std::vector<double>& v, const std::vector<int64_t>& steps
 
 }  // namespace
 
+namespace {
+
+template <typename T>
+void add_block(const T* v, int64_t n, double weight, bool absolute, double* out) {
+  if (absolute) {
+    for (int64_t i = 0; i < n; ++i) out[i] += weight * std::fabs(static_cast<double>(v[i]));
+  } else {
+    for (int64_t i = 0; i < n; ++i) out[i] += weight * static_cast<double>(v[i]);
+  }
+}
+
+}  // namespace
+
+void Accumulator::add(const float* v, int64_t n, int64_t offset) const {
+  add_block(v, n, weight, absolute, acc + offset);
+}
+
+void Accumulator::add(const double* v, int64_t n, int64_t offset) const {
+  add_block(v, n, weight, absolute, acc + offset);
+}
+
 FamilyReduction::FamilyReduction(int64_t neurons, int64_t layers, const PromptDesign& design,
-                                 const ReductionOptions& options)
+                                 const ReductionOptions& options, int64_t group)
     : neurons_(neurons),
       layers_(layers),
+      group_(options.expert_mean == ExpertMean::Routed ? group : 0),
       design_(design),
       options_(options),
-      rng_(options.seed ^ 0x5eedULL) {
+      rng_(options.seed ^ 0x5eedULL),
+      gain_rng_(options.seed ^ 0x6a1eULL) {
   if (layers < 1 || neurons % layers != 0)
     throw std::invalid_argument("FamilyReduction: " + std::to_string(neurons) +
                                 " neurons do not split into " + std::to_string(layers) + " layers");
+  if (group_ < 0 || (group_ > 0 && neurons % group_ != 0))
+    throw std::invalid_argument("FamilyReduction: " + std::to_string(neurons) +
+                                " neurons do not split into groups of " + std::to_string(group));
   const std::size_t slots =
       (design.resamples.size() + 1) * static_cast<std::size_t>(design.scopes());
   previous_.resize(slots);
@@ -106,6 +133,15 @@ FamilyReduction::FamilyReduction(int64_t neurons, int64_t layers, const PromptDe
   gain_.resize(slots);
   profiles_.resize(slots);
   gain_random_.resize(static_cast<std::size_t>(design.scopes()));
+  kept_.resize(slots);
+}
+
+void FamilyReduction::keep_top_sets(const std::vector<int64_t>& positions) {
+  if (checkpoints_ > 0)
+    throw std::logic_error("FamilyReduction::keep_top_sets after the first checkpoint");
+  keep_ = positions;
+  std::sort(keep_.begin(), keep_.end());
+  keep_.erase(std::unique(keep_.begin(), keep_.end()), keep_.end());
 }
 
 int64_t FamilyReduction::top_count() const {
@@ -117,52 +153,73 @@ int64_t FamilyReduction::top_count() const {
                                                 : layers_ * count(neurons_ / layers_);
 }
 
+int64_t FamilyReduction::gain_top_count() const {
+  const auto count = [&](int64_t n) {
+    return std::max<int64_t>(
+        1, static_cast<int64_t>(std::floor(options_.fraction * static_cast<double>(n))));
+  };
+  return options_.gain_scope == SetScope::Family ? count(neurons_)
+                                                 : layers_ * count(neurons_ / layers_);
+}
+
 std::size_t FamilyReduction::state_bytes() const {
   return previous_.size() * static_cast<std::size_t>(neurons_) * sizeof(double);
 }
 
-std::vector<int64_t> FamilyReduction::top_set(const std::vector<double>& x) const {
-  if (options_.top_scope == SetScope::Family) return top_fraction(x, options_.fraction, true);
+std::vector<int64_t> FamilyReduction::top_by(const std::vector<double>& x, SetScope scope,
+                                             bool absolute) const {
+  if (scope == SetScope::Family) return top_fraction(x, options_.fraction, absolute);
   const auto per = neurons_ / layers_;
   std::vector<int64_t> out;
   for (int64_t l = 0; l < layers_; ++l) {
     const std::vector<double> seg(x.begin() + l * per, x.begin() + (l + 1) * per);
-    for (auto i : top_fraction(seg, options_.fraction, true)) out.push_back(l * per + i);
+    for (auto i : top_fraction(seg, options_.fraction, absolute)) out.push_back(l * per + i);
   }
   return out;
 }
 
-namespace {
-
-// The share of the total of gain[first, first + n) held by its top
-// `fraction` (ties to the lower index); NaN when the total is 0.
-double top_share(const std::vector<double>& gain, std::size_t first, std::size_t n,
-                 double fraction) {
-  const std::vector<double> seg(gain.begin() + static_cast<std::ptrdiff_t>(first),
-                                gain.begin() + static_cast<std::ptrdiff_t>(first + n));
-  const double total = std::accumulate(seg.begin(), seg.end(), 0.0);
-  if (!(total > 0)) return NAN;
-  double held = 0;
-  for (auto i : top_fraction(seg, fraction, false)) held += seg[static_cast<std::size_t>(i)];
-  return held / total;
+std::vector<int64_t> FamilyReduction::top_set(const std::vector<double>& x) const {
+  return top_by(x, options_.top_scope, true);
 }
 
-}  // namespace
-
-// R_t: over the family, or per layer and then averaged over the layers with a gain.
-double FamilyReduction::concentration(const std::vector<double>& gain) const {
-  if (options_.gain_scope == SetScope::Family)
-    return top_share(gain, 0, gain.size(), options_.fraction);
-  const auto per = static_cast<std::size_t>(neurons_ / layers_);
+// The share of the gain held by `set` (ascending) at R_t's scope: of the
+// family's total, or per layer of the layer's total and then the mean over
+// the layers with a gain. NaN when nothing gained.
+double FamilyReduction::share_held(const std::vector<double>& gain,
+                                   const std::vector<int64_t>& set) const {
+  const std::size_t groups = options_.gain_scope == SetScope::Family ? 1 : layers_;
+  const std::size_t per = gain.size() / groups;
+  std::vector<double> total(groups, 0.0), held(groups, 0.0);
+  for (std::size_t i = 0; i < gain.size(); ++i) total[i / per] += gain[i];
+  for (auto i : set) held[static_cast<std::size_t>(i) / per] += gain[static_cast<std::size_t>(i)];
   double sum = 0;
   int64_t used = 0;
-  for (std::size_t l = 0; l < static_cast<std::size_t>(layers_); ++l) {
-    const double r = top_share(gain, l * per, per, options_.fraction);
-    if (std::isnan(r)) continue;
-    sum += r;
+  for (std::size_t g = 0; g < groups; ++g) {
+    if (!(total[g] > 0)) continue;
+    sum += held[g] / total[g];
     ++used;
   }
   return used ? sum / static_cast<double>(used) : NAN;
+}
+
+// A uniform draw without replacement of R_t's top-set size: over the family,
+// or that of a layer's top set from each layer; ascending.
+std::vector<int64_t> FamilyReduction::draw_set(core::Rng& rng, SetScope scope) const {
+  const int64_t groups = scope == SetScope::Family ? 1 : layers_;
+  const int64_t per = neurons_ / groups;
+  const int64_t k = std::max<int64_t>(
+      1, static_cast<int64_t>(std::floor(options_.fraction * static_cast<double>(per))));
+  std::vector<int64_t> out;
+  std::vector<int64_t> pool(static_cast<std::size_t>(per));
+  for (int64_t g = 0; g < groups; ++g) {
+    std::iota(pool.begin(), pool.end(), g * per);
+    for (int64_t i = 0; i < k; ++i)
+      std::swap(pool[static_cast<std::size_t>(i)],
+                pool[static_cast<std::size_t>(i) + rng.below(static_cast<uint64_t>(per - i))]);
+    out.insert(out.end(), pool.begin(), pool.begin() + k);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
 }
 
 void FamilyReduction::add_checkpoint(const AddPrompt& add) {
@@ -170,8 +227,13 @@ void FamilyReduction::add_checkpoint(const AddPrompt& add) {
   const auto R = design_.relations;
   const auto P = design_.relation.size();
   const auto N = static_cast<std::size_t>(neurons_);
+  const std::size_t G = group_ > 0 ? N / static_cast<std::size_t>(group_) : 0;
   std::vector<int64_t> count(static_cast<std::size_t>(R), 0);
   for (auto r : design_.relation) ++count[static_cast<std::size_t>(r)];
+  const bool absolute = options_.aggregate == Aggregate::Absolute;
+  const bool by_score = options_.gain_rank == GainRank::Score;
+  const auto kept_at = std::find(keep_.begin(), keep_.end(), checkpoints_);
+  const bool keep = kept_at != keep_.end();
 
   // This checkpoint's random set (uniform, without replacement), sorted.
   const auto K = top_count();
@@ -186,50 +248,77 @@ void FamilyReduction::add_checkpoint(const AddPrompt& add) {
     const std::vector<int64_t> last(random_sets_.end() - K, random_sets_.end());
     jaccard_random_.push_back(jaccard(last, random_set));
   }
+  // R_t's random set, at R_t's scope (its own generator: random_set does not
+  // depend on the baseline's reading).
+  const auto gain_set = draw_set(gain_rng_, options_.gain_scope);
 
   // One draw (0: the point estimate, then each resample): its scores, top
   // sets, gains and profiles. Draws touch only their own slots, so they run
   // on `threads` threads with the same results.
-  const auto one_draw = [&](std::size_t d, std::vector<std::vector<double>>& acc) {
+  const auto one_draw = [&](std::size_t d, std::vector<std::vector<double>>& acc,
+                            std::vector<std::vector<double>>& routed) {
     for (auto& a : acc) std::fill(a.begin(), a.end(), 0.0);
+    for (auto& a : routed) std::fill(a.begin(), a.end(), 0.0);
     for (std::size_t j = 0; j < P; ++j) {
       const int32_t source = d == 0 ? static_cast<int32_t>(j) : design_.resamples[d - 1][j];
-      add(source, 1.0, acc[static_cast<std::size_t>(design_.relation[j])].data());
+      const auto r = static_cast<std::size_t>(design_.relation[j]);
+      add(source, Accumulator{1.0, absolute, acc[r].data(), G ? routed[r].data() : nullptr});
     }
     for (int32_t s = 0; s < S; ++s) {
       std::vector<double> score(N, 0.0);
-      if (s == 0) {
+      const bool empty = s > 0 && count[static_cast<std::size_t>(s - 1)] == 0;
+      if (empty) {
+        std::fill(score.begin(), score.end(), NAN);
+      } else if (G) {  // each expert's neurons over the scope's prompts routed to it
+        std::vector<double> sum(N, 0.0), n(G, 0.0);
+        for (std::size_t r = 0; r < acc.size(); ++r) {
+          if (s > 0 && r != static_cast<std::size_t>(s - 1)) continue;
+          for (std::size_t i = 0; i < N; ++i) sum[i] += acc[r][i];
+          for (std::size_t g = 0; g < G; ++g) n[g] += routed[r][g];
+        }
+        for (std::size_t i = 0; i < N; ++i) {
+          const double m = n[i / static_cast<std::size_t>(group_)];
+          score[i] = m > 0 ? sum[i] / m : 0.0;
+        }
+      } else if (s == 0) {
         for (const auto& a : acc)
           for (std::size_t i = 0; i < N; ++i) score[i] += a[i];
         for (auto& v : score) v /= static_cast<double>(P);
-      } else if (count[static_cast<std::size_t>(s - 1)] > 0) {
+      } else {
         const auto& a = acc[static_cast<std::size_t>(s - 1)];
         for (std::size_t i = 0; i < N; ++i) score[i] = a[i] / static_cast<double>(count[s - 1]);
-      } else {
-        std::fill(score.begin(), score.end(), NAN);
       }
       const std::size_t slot = d * static_cast<std::size_t>(S) + static_cast<std::size_t>(s);
-      const bool empty = std::isnan(score[0]);
       auto profile = empty ? std::vector<double>(static_cast<std::size_t>(layers_), NAN)
-                           : layer_profile(score, layers_);
-      profiles_[slot].insert(profiles_[slot].end(), profile.begin(), profile.end());
+                           : layer_profile(score, layers_);  // signed
       std::vector<int64_t> top = empty ? std::vector<int64_t>{} : top_set(score);
       for (auto& v : score) v = std::fabs(v);
+      if (options_.layer_importance == LayerImportance::Absolute && !empty)
+        profile = layer_profile(score, layers_);
+      profiles_[slot].insert(profiles_[slot].end(), profile.begin(), profile.end());
       if (checkpoints_ > 0) {
         const auto& prev = previous_[slot];
         std::vector<double> gain(N);
         for (std::size_t i = 0; i < N; ++i) gain[i] = std::max(0.0, score[i] - prev[i]);
         const bool any = !empty && !std::isnan(prev[0]);
         jaccard_[slot].push_back(any ? jaccard(previous_top_[slot], top) : NAN);
-        gain_[slot].push_back(any ? concentration(gain) : NAN);
+        const auto ranked = by_score ? top_by(score, options_.gain_scope, true)
+                                     : top_by(gain, options_.gain_scope, false);
+        gain_[slot].push_back(any ? share_held(gain, ranked) : NAN);
         if (d == 0) {
-          double total = 0, held = 0;
-          for (double g : gain) total += g;
-          for (auto i : random_set) held += gain[static_cast<std::size_t>(i)];
-          gain_random_[static_cast<std::size_t>(s)].push_back(any && total > 0 ? held / total
-                                                                               : NAN);
+          double baseline = NAN;
+          if (any && options_.gain_baseline == BaselineScope::SameAsGain) {
+            baseline = share_held(gain, gain_set);
+          } else if (any) {  // the whole family's gain held by the Jaccard's random set
+            double total = 0, held = 0;
+            for (double g : gain) total += g;
+            for (auto i : random_set) held += gain[static_cast<std::size_t>(i)];
+            baseline = total > 0 ? held / total : NAN;
+          }
+          gain_random_[static_cast<std::size_t>(s)].push_back(baseline);
         }
       }
+      if (keep) kept_[slot].push_back(top);
       previous_[slot] = std::move(score);
       previous_top_[slot] = std::move(top);
     }
@@ -242,7 +331,8 @@ void FamilyReduction::add_checkpoint(const AddPrompt& add) {
   const auto worker = [&](std::size_t t) {
     try {
       std::vector<std::vector<double>> acc(static_cast<std::size_t>(R), std::vector<double>(N));
-      for (std::size_t d = next++; d < draws; d = next++) one_draw(d, acc);
+      std::vector<std::vector<double>> routed(static_cast<std::size_t>(R), std::vector<double>(G));
+      for (std::size_t d = next++; d < draws; d = next++) one_draw(d, acc, routed);
     } catch (...) {
       errors[t] = std::current_exception();
       next = draws;
@@ -255,11 +345,29 @@ void FamilyReduction::add_checkpoint(const AddPrompt& add) {
   for (const auto& e : errors)
     if (e) std::rethrow_exception(e);
   random_sets_.insert(random_sets_.end(), random_set.begin(), random_set.end());
+  gain_random_sets_.insert(gain_random_sets_.end(), gain_set.begin(), gain_set.end());
   ++checkpoints_;
 }
 
+namespace {
+
+std::size_t common_count(const std::vector<int64_t>& a, const std::vector<int64_t>& b) {
+  std::vector<int64_t> both;
+  std::set_intersection(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(both));
+  return both.size();
+}
+
+double survival(const std::vector<int64_t>& a, const std::vector<int64_t>& b) {
+  return a.empty() || b.empty()
+             ? NAN
+             : static_cast<double>(common_count(a, b)) / static_cast<double>(a.size());
+}
+
+}  // namespace
+
 FamilyResult FamilyReduction::finish(const std::vector<int64_t>& steps,
-                                     const std::vector<StepRange>& ranges) const {
+                                     const std::vector<StepRange>& ranges,
+                                     const std::vector<StepPair>& overlaps) const {
   if (static_cast<int64_t>(steps.size()) != checkpoints_)
     throw std::invalid_argument("FamilyReduction::finish: " + std::to_string(steps.size()) +
                                 " steps for " + std::to_string(checkpoints_) + " checkpoints");
@@ -270,10 +378,23 @@ FamilyResult FamilyReduction::finish(const std::vector<int64_t>& steps,
   const auto Q = ranges.size();
   using Draws = std::vector<std::vector<std::vector<double>>>;
   Draws jac(D, std::vector<std::vector<double>>(S)), gain = jac, prof = jac, mean = jac;
-  Draws jm = jac, gm = jac, rho = jac, sig = jac;
+  Draws jm = jac, gm = jac, rho = jac, sig = jac, oj = jac, os = jac;
+  const auto kept = [&](int64_t position) {
+    const auto at = std::find(keep_.begin(), keep_.end(), position);
+    if (at == keep_.end() || position >= checkpoints_)
+      throw std::invalid_argument("FamilyReduction::finish: the top sets of checkpoint position " +
+                                  std::to_string(position) + " were not kept");
+    return static_cast<std::size_t>(at - keep_.begin());
+  };
   for (std::size_t d = 0; d < D; ++d) {
     for (std::size_t s = 0; s < S; ++s) {
       const std::size_t slot = d * S + s;
+      for (const auto& o : overlaps) {
+        const auto& a = kept_[slot][kept(o.first)];
+        const auto& b = kept_[slot][kept(o.second)];
+        oj[d][s].push_back(a.empty() || b.empty() ? NAN : jaccard(a, b));
+        os[d][s].push_back(survival(a, b));
+      }
       jac[d][s] = jaccard_[slot];
       gain[d][s] = gain_[slot];
       prof[d][s] = profiles_[slot];
@@ -300,6 +421,18 @@ FamilyResult FamilyReduction::finish(const std::vector<int64_t>& steps,
   out.neurons = neurons_;
   out.layers = layers_;
   out.top_count = top_count();
+  out.gain_top_count = gain_top_count();
+  out.overlap_jaccard = summarise(oj, static_cast<int64_t>(overlaps.size()), options_.confidence);
+  out.overlap_survival = summarise(os, static_cast<int64_t>(overlaps.size()), options_.confidence);
+  const auto K = static_cast<std::size_t>(top_count());
+  for (const auto& o : overlaps) {
+    const auto row = [&](int64_t c) {
+      return std::vector<int64_t>(random_sets_.begin() + static_cast<std::ptrdiff_t>(c * K),
+                                  random_sets_.begin() + static_cast<std::ptrdiff_t>((c + 1) * K));
+    };
+    out.overlap_jaccard_random.push_back(jaccard(row(o.first), row(o.second)));
+    out.overlap_survival_random.push_back(survival(row(o.first), row(o.second)));
+  }
   const auto pairs = static_cast<int64_t>(C > 0 ? C - 1 : 0);
   out.jaccard = summarise(jac, pairs, options_.confidence);
   out.gain_concentration = summarise(gain, pairs, options_.confidence);
@@ -311,6 +444,7 @@ FamilyResult FamilyReduction::finish(const std::vector<int64_t>& steps,
   out.sigma_rel = summarise(sig, static_cast<int64_t>(Q), options_.confidence);
   out.jaccard_random = jaccard_random_;
   out.random_sets = random_sets_;
+  out.gain_random_sets = gain_random_sets_;
   for (const auto& g : gain_random_)
     out.gain_random.insert(out.gain_random.end(), g.begin(), g.end());
   for (const auto& r : ranges)

@@ -46,15 +46,17 @@ for model in olmoe olmo; do
 done
 
 # The paper's step ranges (10K-70K, 100K-600K, 10K-600K, 10K-1.2M) scaled to
-# the tiny trajectories' 700 steps: the same numbers, in steps.
+# the tiny trajectories' 700 steps: the same numbers, in steps; its
+# consolidation (after 200K) and its overlap of 100K with 300K likewise (113
+# and 282: the tiny trajectories' checkpoints nearest to 100 and 300).
 analysis="$runs/analysis"
 stores=("$runs/sweep-tiny-olmoe.h5" "$runs/sweep-tiny-olmo.h5")
 echo
 echo "== the reduction phase: lpi-analyze --store ${stores[*]} (tables also in $analysis/tables.txt)"
 mkdir -p "$analysis"
 "$build/bin/lpi-analyze" --store "${stores[0]}" --store "${stores[1]}" --range 10:70 --range 100:600 \
-  --range 10:600 --range 10:700 --ablation-min-hit 0.1 --snapshot 113 --snapshot 382 --snapshot 700 \
-  --csv "$analysis" >"$analysis/tables.txt"
+  --range 10:600 --range 10:700 --consolidation 200:700 --overlap 113:282 --ablation-min-hit 0.1 \
+  --snapshot 113 --snapshot 382 --snapshot 700 --csv "$analysis" >"$analysis/tables.txt"
 /usr/bin/python3 "$root/analysis/scripts/figures.py" "${stores[@]}" --out "$analysis/figures"
 echo
 echo "== the report ($analysis/report.md): the paper's Tables 2-4 for the tiny trajectories"

@@ -23,12 +23,16 @@ constexpr const char* kUsage =
     "usage: lpi-query list   --store FILE.h5 [--csv FILE|-]\n"
     "       lpi-query top    --store FILE.h5 (--step N | --checkpoint INDEX) --family ffn|attn\n"
     "                        [--k 20] [--relation ID] [--csv FILE|-]\n"
+    "       lpi-query heads  --store FILE.h5 (--step N | --checkpoint INDEX) [--k 10]\n"
+    "                        [--relation ID] [--csv FILE|-]\n"
     "       lpi-query neuron --store FILE.h5 --family ffn|attn --layer L\n"
     "                        (--head H --dim D | [--expert E] --neuron I) [--relation ID]\n"
     "                        [--csv FILE|-]\n"
     "  list    the model, the checkpoints (done or not) and the relations\n"
     "  top     the k neurons of largest |mean importance| at one checkpoint: over all\n"
     "          prompts (the store's aggregates) or over one relation's prompts\n"
+    "  heads   the k attention heads of largest score (the sum of |mean importance|\n"
+    "          over the head's neurons: the ranking the heads:N masks use)\n"
     "  neuron  one neuron's mean importance at every checkpoint\n"
     "  attn neurons are (layer, head, dim); FFN neurons (layer, neuron), for a\n"
     "  mixture of experts (layer, expert, neuron) with unchosen experts counting 0.\n"
@@ -60,10 +64,16 @@ po::options_description options(Cli& c, const std::string& command) {
         "relation", po::value(&c.relation),
         "mean over this relation's prompts (per-prompt tensors) instead of all prompts");
   }
-  if (command == "top") {
+  if (command == "heads") {
+    o.add_options()(
+        "relation", po::value(&c.relation),
+        "mean over this relation's prompts (per-prompt tensors) instead of all prompts");
+  }
+  if (command == "top" || command == "heads") {
     optional_value(o, "step", c.step, "the checkpoint of this step");
     optional_value(o, "checkpoint", c.checkpoint, "the checkpoint of this index (0-based)");
-    o.add_options()("k", po::value(&c.k)->default_value(20), "how many neurons");
+    o.add_options()("k", po::value(&c.k)->default_value(command == "top" ? 20 : 10),
+                    command == "top" ? "how many neurons" : "how many heads");
   }
   if (command == "neuron") {
     optional_value(o, "layer", c.layer, "layer (0-based)");
@@ -77,25 +87,27 @@ po::options_description options(Cli& c, const std::string& command) {
 
 Cli parse(int argc, char** argv) {
   Cli c;
-  if (argc < 2) throw po::error("a command is required: list, top or neuron");
+  if (argc < 2) throw po::error("a command is required: list, top, heads or neuron");
   c.command = argv[1];
   if (c.command == "--help" || c.command == "-h" || c.command == "help") {
     c.help = true;
     c.command.clear();
     return c;
   }
-  if (c.command != "list" && c.command != "top" && c.command != "neuron")
-    throw po::error("unknown command '" + c.command + "': expected list, top or neuron");
+  if (c.command != "list" && c.command != "top" && c.command != "heads" && c.command != "neuron")
+    throw po::error("unknown command '" + c.command + "': expected list, top, heads or neuron");
   const auto o = options(c, c.command);
   po::variables_map vm;
   po::store(po::command_line_parser(argc - 1, argv + 1).options(o).run(), vm);
   po::notify(vm);
   if (c.help) return c;
   if (c.store.empty()) throw po::error("--store is required");
-  if (c.command != "list" && c.family.empty()) throw po::error("--family ffn|attn is required");
-  if (c.command == "top" && c.step.has_value() == c.checkpoint.has_value())
-    throw po::error("top takes one of --step N or --checkpoint INDEX");
-  if (c.command == "top" && c.k < 1)
+  if ((c.command == "top" || c.command == "neuron") && c.family.empty())
+    throw po::error("--family ffn|attn is required");
+  if ((c.command == "top" || c.command == "heads") &&
+      c.step.has_value() == c.checkpoint.has_value())
+    throw po::error(c.command + " takes one of --step N or --checkpoint INDEX");
+  if ((c.command == "top" || c.command == "heads") && c.k < 1)
     throw po::error("--k must be at least 1, not " + std::to_string(c.k));
   return c;
 }
@@ -273,6 +285,32 @@ int top(const Cli& cli) {
   return 0;
 }
 
+int heads(const Cli& cli) {
+  const q::StoreReader store(cli.store);
+  const int32_t c =
+      cli.step ? store.checkpoint_at_step(*cli.step) : store.checkpoint_at_index(*cli.checkpoint);
+  std::optional<int32_t> relation;
+  if (!cli.relation.empty()) relation = store.relation(cli.relation);
+  const auto ranked = q::top_heads(store, store.means(c, q::Family::attn, relation), cli.k);
+  const bool csv = !cli.csv.empty();
+  Table t{{"rank", "layer", "head", "score"}, {}};
+  for (const auto& h : ranked)
+    t.rows.push_back({std::to_string(h.rank), std::to_string(h.layer), std::to_string(h.head),
+                      number(h.score, csv)});
+  if (csv) {
+    write_csv(cli.csv, t);
+    return 0;
+  }
+  const auto& ref = store.info().description.grid.checkpoints[c];
+  std::cout << "store " << store.path() << ": top " << ranked.size()
+            << " heads by the sum of |mean importance| over their neurons (the heads:N masks' "
+               "ranking) at checkpoint "
+            << c << " (" << ref.name << ", step " << ref.step << "), "
+            << scope_text(store, relation) << "\n";
+  print_table(std::cout, t);
+  return 0;
+}
+
 int neuron(const Cli& cli) {
   const q::StoreReader store(cli.store);
   const auto family = q::parse_family(cli.family);
@@ -321,6 +359,7 @@ int main(int argc, char** argv) {
     }
     if (cli.command == "list") return list(cli);
     if (cli.command == "top") return top(cli);
+    if (cli.command == "heads") return heads(cli);
     return neuron(cli);
   } catch (const po::error& e) {
     std::cerr << "lpi-query: " << one_line(e.what()) << " (see lpi-query --help)\n";

@@ -1,5 +1,7 @@
 #include "analysis/query/query.hpp"
 
+#include "common/core/ablation.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <functional>
@@ -269,6 +271,21 @@ std::vector<RankedNeuron> top_k(const StoreReader& store, Family f,
   std::vector<RankedNeuron> out;
   for (int64_t r = 0; r < n; ++r)
     out.push_back({r + 1, store.neuron_at(f, order[r]), values[order[r]]});
+  return out;
+}
+
+std::vector<RankedHead> top_heads(const StoreReader& store, const std::vector<double>& attn_means,
+                                  int64_t k) {
+  if (k < 1) throw QueryError("--k must be at least 1, not " + std::to_string(k));
+  const auto& s = store.shape();
+  // In float, as the sweep ranks the store's float aggregates for the masks.
+  const std::vector<float> means(attn_means.begin(), attn_means.end());
+  const auto scores = core::head_scores(s, means);
+  const auto order = core::top_k_indices(scores, k, true);
+  std::vector<RankedHead> out;
+  for (std::size_t r = 0; r < order.size(); ++r)
+    out.push_back({static_cast<int64_t>(r) + 1, order[r] / s.num_heads, order[r] % s.num_heads,
+                   scores[static_cast<std::size_t>(order[r])]});
   return out;
 }
 

@@ -94,4 +94,14 @@ class StoreReader {
 std::vector<RankedNeuron> top_k(const StoreReader& store, Family f,
                                 const std::vector<double>& values, int64_t k);
 
+struct RankedHead {
+  int64_t rank = 0, layer = 0, head = 0;  // rank 1-based
+  double score = 0;
+};
+// The k heads of largest score from attention means [L, H*dh]: the sum over
+// the head's dh neurons of |mean| (core::head_scores), the ranking the
+// `heads:N` masking conditions use; ties to the lower (layer, head).
+std::vector<RankedHead> top_heads(const StoreReader& store, const std::vector<double>& attn_means,
+                                  int64_t k);
+
 }  // namespace lpi::query

@@ -8,6 +8,7 @@
     fig3_ffn_layers.png           FFN layer profiles at the snapshot steps
     fig4_attn_layers.png          ATTN layer profiles at the snapshot steps
     fig5_ablation.png             HIT@10 before and under each masking condition
+    fig5b_ablation_drop.png       the HIT@10 drop (%) per step under each condition
 
 All curves are scope 0 (all analysed prompts); bands are the bootstrap
 intervals (_lo, _hi). Sizes are fixed so that tests can check them: figures
@@ -194,6 +195,32 @@ def fig_ablation(stores):
     return fig
 
 
+def fig_ablation_drop(stores):
+    """Figure 5b: per store, the HIT@10 drop (%) per step under each masking
+    condition (scope 0) with bootstrap bands; NaN where the unmasked HIT@10 is
+    0 or below the analysis's ablation_min_hit."""
+    fig, axes = store_figure(len(stores), "HIT@10 drop (%) under masking")
+    for store, ax in zip(stores, axes):
+        ax.set_title(store.label)
+        if store.ablation is None:
+            ax.text(0.5, 0.5, "no ablation data\n(no /analysis/ablation in this store)",
+                    ha="center", va="center", transform=ax.transAxes)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            continue
+        a = store.ablation
+        for m, condition in enumerate(a["condition"]):
+            line, = ax.plot(store.step, a["drop_percent"][0, :, m], marker="o", markersize=3,
+                            label=condition_label(condition))
+            ax.fill_between(store.step, a["drop_percent_lo"][0, :, m],
+                            a["drop_percent_hi"][0, :, m], color=line.get_color(), alpha=0.15,
+                            linewidth=0)
+        ax.axhline(0, color="grey", linewidth=0.8)
+        step_axis(ax, "drop of HIT@10 (%)")
+        ax.legend(fontsize="small")
+    return fig
+
+
 DRAW = {
     "fig1_jaccard.png": fig_jaccard,
     "fig1b_gain_concentration.png": fig_gain_concentration,
@@ -201,6 +228,7 @@ DRAW = {
     "fig3_ffn_layers.png": fig_ffn_layers,
     "fig4_attn_layers.png": fig_attn_layers,
     "fig5_ablation.png": fig_ablation,
+    "fig5b_ablation_drop.png": fig_ablation_drop,
 }
 
 

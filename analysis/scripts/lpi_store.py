@@ -29,6 +29,8 @@ FIGURES = [
     ("fig4_attn_layers.png", "Figure 4: ATTN layer importance at snapshot steps"),
     ("fig5_ablation.png", "Figure 5: HIT@10 under ablation (top heads, top-1% FFN "
                           "neurons)"),
+    ("fig5b_ablation_drop.png", "Figure 5b: HIT@10 drop (%) under each masking condition "
+                                "per step"),
 ]
 
 # Dataset shapes in /analysis/{ffn,attn}: S scopes, C analysed checkpoints,
@@ -47,6 +49,10 @@ FAMILY_SHAPES = {
     "gain_concentration_mean_random": ("S", "Q"),
     "rho_avg": ("S", "Q"),
     "sigma_rel": ("S", "Q"),
+    "overlap_jaccard": ("S", "O"),
+    "overlap_jaccard_random": ("O",),
+    "overlap_survival": ("S", "O"),
+    "overlap_survival_random": ("O",),
 }
 ABLATION_SHAPES = {
     "hit_before": ("S", "C"),
@@ -56,7 +62,7 @@ ABLATION_SHAPES = {
 }
 BANDED = {"jaccard", "gain_concentration", "layer_profile", "layer_mean", "jaccard_mean",
           "gain_concentration_mean", "rho_avg", "sigma_rel", "hit_before", "hit_after",
-          "drop_percent", "drop_percent_mean"}
+          "drop_percent", "drop_percent_mean", "overlap_jaccard", "overlap_survival"}
 
 
 class StoreError(Exception):
@@ -90,6 +96,10 @@ class Store:
     range_first: np.ndarray       # [Q]
     range_last: np.ndarray        # [Q], the whole trajectory last
     range_checkpoints: np.ndarray  # [Q]
+    range_name: list              # [Q]: "" (a --range), "consolidation", "trajectory"
+    consolidation: int            # the index of the consolidation range (Table 2's R_t)
+    overlap_first: np.ndarray     # [O] steps whose top sets are compared
+    overlap_second: np.ndarray    # [O]
     snapshot: np.ndarray          # [Z] positions into step
     family: dict = field(default_factory=dict)  # "ffn"/"attn" -> name -> array
     family_attrs: dict = field(default_factory=dict)  # "ffn"/"attn" -> neurons, top_count
@@ -184,8 +194,9 @@ def load(path):
         step = _dataset(f, "analysis/step", path)[...].astype(np.int64)
         scope = texts(_dataset(f, "analysis/scope", path))
         range_first = _dataset(f, "analysis/range_first", path)[...].astype(np.int64)
+        overlap_first = _dataset(f, "analysis/overlap_first_step", path)[...].astype(np.int64)
         dims = {"S": len(scope), "C": len(step), "Q": len(range_first),
-                "L": _int_attr(a, "num_layers")}
+                "L": _int_attr(a, "num_layers"), "O": len(overlap_first)}
         if dims["L"] <= 0 and "ffn/layer_profile" in g:
             dims["L"] = g["ffn/layer_profile"].shape[-1]
         store = Store(
@@ -208,13 +219,17 @@ def load(path):
             range_first=range_first,
             range_last=_dataset(f, "analysis/range_last", path)[...].astype(np.int64),
             range_checkpoints=_dataset(f, "analysis/range_checkpoints", path)[...],
+            range_name=texts(_dataset(f, "analysis/range_name", path)),
+            consolidation=_int_attr(g.attrs, "consolidation_range", len(range_first) - 1),
+            overlap_first=overlap_first,
+            overlap_second=_dataset(f, "analysis/overlap_second_step", path)[...].astype(np.int64),
             snapshot=_dataset(f, "analysis/snapshot", path)[...].astype(np.int64),
         )
         for fam in FAMILIES:
             group = _dataset(f, f"analysis/{fam}", path)
             store.family[fam] = _read_group(group, FAMILY_SHAPES, dims, path)
             store.family_attrs[fam] = {k: int(v) for k, v in group.attrs.items()
-                                       if k in ("neurons", "top_count")}
+                                       if k in ("neurons", "top_count", "gain_top_count")}
         if "ablation" in g:
             conditions = texts(_dataset(f, "analysis/ablation/condition", path))
             dims["M"] = len(conditions)

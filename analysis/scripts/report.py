@@ -13,6 +13,8 @@ import os
 import sys
 from dataclasses import dataclass, field
 
+import numpy as np
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lpi_store  # noqa: E402
 from lpi_store import (FAMILY_TITLE, condition_label, format_interval,  # noqa: E402
@@ -30,6 +32,34 @@ PAPER_TABLE3 = [("OLMo (10K-600K)", 0.54, 5.01, 0.49, 8.64),
 PAPER_TABLE4 = [("OLMoE", {"heads:1": 0.06, "heads:10": 9.44, "ffn:0.01": 35.47}),
                 ("OLMo", {"heads:1": 16.46, "heads:10": 50.43, "ffn:0.01": 96.19})]
 PAPER = "paper: "
+# The paper's non-consecutive overlap of top-1% sets, 100K against 300K steps
+# (model, family, overlap in %, random in %, what the paper calls it).
+PAPER_OVERLAP = [("OLMoE", "ffn", 13.0, 0.4, "neurons that survive"),
+                 ("OLMoE", "attn", 26.73, 0.5, "overlap")]
+PAPER_OVERLAP_STEPS = (100_000, 300_000)
+# Point values the paper quotes in its text: (model, family, metric, step, value,
+# what). metric: jaccard (%, the pair ending at the step), gain (R_t %, the
+# pair ending at the step; step None: mean over the consolidation range),
+# layer_mean (Figure 2's mean importance over layers at the step).
+PAPER_POINTS = [
+    ("OLMoE", "ffn", "jaccard", 70_000, 27.0, "rises to"),
+    ("OLMoE", "ffn", "jaccard", 200_000, 17.1, "dips to"),
+    ("OLMoE", "ffn", "jaccard", 1_200_000, 44.2, "climbs to"),
+    ("OLMo", "ffn", "jaccard", 70_000, 10.2, "peaks at"),
+    ("OLMo", "ffn", "jaccard", 600_000, 4.9, "declines to"),
+    ("OLMoE", "attn", "jaccard", 100_000, 44.9, "rises to"),
+    ("OLMoE", "attn", "jaccard", 200_000, 33.4, "dips to"),
+    ("OLMoE", "attn", "jaccard", 1_200_000, 57.7, "reaches"),
+    ("OLMo", "attn", "jaccard", 70_000, 24.6, "peaks at"),
+    ("OLMo", "attn", "jaccard", 600_000, 15.1, "declines to"),
+    ("OLMoE", "attn", "gain", 0, 21.5, "starts at (first pair)"),
+    ("OLMoE", "attn", "gain", None, 33.5, "plateau 33-34% after 200K (consolidation mean)"),
+    ("OLMoE", "ffn", "layer_mean", 100_000, 0.298, "reaches"),
+    ("OLMoE", "ffn", "layer_mean", 500_000, 0.328, "peaks at"),
+    ("OLMo", "ffn", "layer_mean", 30_000, 0.064, "dips to"),
+    ("OLMo", "ffn", "layer_mean", 600_000, 0.270, "climbs to"),
+    ("OLMoE", "attn", "layer_mean", 0, 0.319, "starts at (first checkpoint)"),
+]
 
 
 @dataclass
@@ -70,7 +100,7 @@ def store_lines(stores):
         ranges = ", ".join(s.range_text(q) for q in range(s.ranges))
         compared = f"; compared with {o['compared_with']}" if o.get("compared_with") else ""
         sizes = ", ".join(f"{FAMILY_TITLE[fam]} {a['neurons']} neurons, top set {a['top_count']}"
-                          for fam, a in s.family_attrs.items() if len(a) == 2)
+                          for fam, a in s.family_attrs.items() if "neurons" in a and "top_count" in a)
         sizes = f" ({sizes})" if sizes else ""
         lines.append(
             f"- **{s.label}** (`{s.path}`): model {s.model_name}, {s.architecture}, "
@@ -79,6 +109,11 @@ def store_lines(stores):
             f"{len(s.relations)} relations{sizes}. Analysis: fraction {o.get('fraction', 'n/a')}, "
             f"bootstrap {o.get('bootstrap', 'n/a')}, seed {o.get('seed', 'n/a')}, top set per "
             f"{o.get('top_scope', 'n/a')}, gain share per {o.get('gain_scope', 'n/a')}, "
+            f"R_t ranked by {o.get('gain_rank', 'n/a')}, its baseline at the "
+            f"{'gain' if o.get('gain_baseline') == 'same' else o.get('gain_baseline', 'n/a')} "
+            f"scope, aggregate {o.get('aggregate', 'n/a')}, expert mean over "
+            f"{o.get('expert_mean', 'n/a')} prompts, layer importance "
+            f"{o.get('layer_importance', 'n/a')}, "
             f"partial {o.get('partial', 'n/a')}; ranges {ranges}{compared}; written by "
             f"lpi-analyze {o.get('tool_version', '')}: `{o.get('command', '')}`.")
     return lines
@@ -101,34 +136,113 @@ def shared_range_texts(stores, count):
 
 def table2(stores, fam):
     """Paper Table 2 for one family: mean J_stab (%) over the first two
-    ranges, mean R_t (%) and the random baselines over the whole trajectory."""
+    ranges, mean R_t (%) over the consolidation range, the random baselines."""
     shared = shared_range_texts(stores, 2)
     names = shared + ["(none)"] * (2 - len(shared)) if shared else ["range 1", "range 2"]
+    consolidation = {s.range_text(s.consolidation) for s in stores}
+    same_rt = len(consolidation) == 1
+    rt = consolidation.pop() if same_rt else "consolidation"
     header = ["Model", f"Mean J_stab (%) {names[0]}", f"Mean J_stab (%) {names[1]}",
-              "Mean R_t (%) whole", "Random J (%) whole", "Random R_t (%) whole"]
+              f"Mean R_t (%) {rt}", "Random J (%) whole", f"Random R_t (%) {rt}"]
     table = Table(f"Table 2 ({FAMILY_TITLE[fam]} neurons): neuron-level stability", header)
     for s in stores:
-        d, last = s.family[fam], s.ranges - 1
+        d, last, cons = s.family[fam], s.ranges - 1, s.consolidation
         cells = [s.label]
         for q in range(2):
-            if q >= s.ranges:
+            if q >= cons:
                 cells.append("n/a")
                 continue
             cell = format_interval(s.triple(fam, "jaccard_mean", (0, q)), scale=100)
             cells.append(cell if shared else f"{cell} ({s.range_text(q)})")
-        cells.append(format_interval(s.triple(fam, "gain_concentration_mean", (0, last)),
-                                     scale=100))
+        cell = format_interval(s.triple(fam, "gain_concentration_mean", (0, cons)), scale=100)
+        cells.append(cell if same_rt else f"{cell} ({s.range_text(cons)})")
         cells.append(format_number(d["jaccard_mean_random"][last], scale=100))
-        cells.append(format_number(d["gain_concentration_mean_random"][0, last], scale=100))
+        cells.append(format_number(d["gain_concentration_mean_random"][0, cons], scale=100))
         table.rows.append(cells)
     if fam == "ffn":
         for name, j1, j2, r in PAPER_TABLE2:
             table.rows.append([PAPER + name, f"{j1} ({PAPER_TABLE2_RANGES[0]})",
-                               f"{j2} ({PAPER_TABLE2_RANGES[1]})", f"{r}", "-", "-"])
+                               f"{j2} ({PAPER_TABLE2_RANGES[1]})", f"{r} (\"during consolidation\")",
+                               "-", "-"])
     table.notes.append(interval_note(stores) + " \"whole\": the last range (the whole "
-                       "trajectory)." +
+                       "trajectory); R_t: the mean over the consolidation range "
+                       "(lpi-analyze --consolidation)." +
                        (" Paper rows: the paper's published values." if fam == "ffn" else
                         " The paper gives no ATTN Table 2 values."))
+    return table
+
+
+def overlap_table(stores, step_scale):
+    """The top-1% sets of two chosen steps (lpi-analyze --overlap): Jaccard and
+    survival (the share of the first set still in the second), with random sets."""
+    header = ["Model", "Family", "Steps", "J (%)", "Random J (%)", "Survival (%)",
+              "Random survival (%)"]
+    table = Table("Top-1% set overlap between non-consecutive steps", header)
+    for s in stores:
+        for fam in ("ffn", "attn"):
+            d = s.family[fam]
+            for o in range(len(s.overlap_first)):
+                table.rows.append([
+                    s.label, FAMILY_TITLE[fam],
+                    f"{format_step(s.overlap_first[o])} / {format_step(s.overlap_second[o])}",
+                    format_interval(s.triple(fam, "overlap_jaccard", (0, o)), scale=100),
+                    format_number(d["overlap_jaccard_random"][o], scale=100, digits=2),
+                    format_interval(s.triple(fam, "overlap_survival", (0, o)), scale=100),
+                    format_number(d["overlap_survival_random"][o], scale=100, digits=2)])
+    a, b = (format_step(x) for x in PAPER_OVERLAP_STEPS)
+    for model, fam, value, random, what in PAPER_OVERLAP:
+        table.rows.append([PAPER + model, FAMILY_TITLE[fam], f"{a} / {b}", f"{value} ({what})",
+                           f"{random}", "-", "-"])
+    scale = f" (store steps x {step_scale:g})" if step_scale != 1 else ""
+    table.notes.append("J = |A & B| / |A | B|, survival = |A & B| / |A| for the top sets A, B "
+                       "of the two steps; random: the stored random sets of the same steps. "
+                       "The paper's 13% is \"neurons that survive\", its 26.73% an "
+                       f"\"overlap\"; which of the two it computed is not stated{scale}. "
+                       + interval_note(stores))
+    return table
+
+
+def nearest(steps, step):
+    return int(np.argmin(np.abs(steps.astype(np.float64) - step)))
+
+
+def points_table(stores, step_scale):
+    """The paper's quoted point values beside this run's at the nearest
+    analysed step (paper step / step_scale)."""
+    header = ["Paper", "Paper value", "This run", "Step used", "Value [lo, hi]"]
+    table = Table("The paper's point values beside this run's", header)
+    for model, fam, metric, step, value, what in PAPER_POINTS:
+        moe = model == "OLMoE"
+        matching = [s for s in stores if (s.num_experts > 0) == moe]
+        name = (f"{model} {FAMILY_TITLE[fam]} "
+                f"{ {'jaccard': 'J_stab', 'gain': 'R_t', 'layer_mean': 'mean importance'}[metric]} "
+                f"{what}" + ("" if step in (None, 0) else f" {format_step(step)}"))
+        shown = f"{value}%" if metric != "layer_mean" else f"{value}"
+        if not matching:
+            table.rows.append([name, shown, "(no store of this kind)", "-", "-"])
+        for s in matching:
+            scale = 1 if metric == "layer_mean" else 100
+            if metric == "gain" and step is None:
+                q = s.consolidation
+                cell = format_interval(s.triple(fam, "gain_concentration_mean", (0, q)),
+                                       scale=scale)
+                table.rows.append([name, shown, s.label, s.range_text(q), cell])
+                continue
+            if metric == "layer_mean":
+                c = 0 if step == 0 else nearest(s.step, step / step_scale)
+                cell = format_interval(s.triple(fam, "layer_mean", (0, c)), digits=3)
+                table.rows.append([name, shown, s.label, format_step(s.step[c]), cell])
+                continue
+            # A pair statistic: the pair whose second step is nearest (pair q ends at step[q+1]).
+            q = 0 if step == 0 else max(0, nearest(s.step[1:], step / step_scale))
+            dataset = "jaccard" if metric == "jaccard" else "gain_concentration"
+            cell = format_interval(s.triple(fam, dataset, (0, q)), scale=scale)
+            table.rows.append([name, shown, s.label, format_step(s.step[q + 1]), cell])
+    table.notes.append(f"This run's step = the paper's step / {step_scale:g} (--step-scale), the "
+                       "nearest analysed checkpoint; J and R_t belong to the pair that ends at "
+                       "that step. Mean importance is in each model's own units (nats summed "
+                       "over a layer's neurons), so only its shape over steps compares. "
+                       + interval_note(stores))
     return table
 
 
@@ -231,10 +345,15 @@ def main():
     parser = lpi_store.argument_parser(__doc__)
     parser.add_argument("--out", required=True, metavar="report.md")
     parser.add_argument("--figures", metavar="DIR", help="link the PNGs of figures.py in DIR")
+    parser.add_argument("--step-scale", type=float, default=1.0, metavar="X",
+                        help="the paper's steps are X times this run's (the study: 1000)")
     args = parser.parse_args()
+    if not args.step_scale > 0:
+        parser.error("--step-scale must be positive")
     stores = lpi_store.load_or_exit(args.stores)
     main_tables = [table2(stores, "ffn"), table2(stores, "attn"), table3(stores), table4(stores)]
-    tables = main_tables + [relation_table(stores)]
+    tables = main_tables + [overlap_table(stores, args.step_scale),
+                            points_table(stores, args.step_scale), relation_table(stores)]
     folder = os.path.dirname(os.path.abspath(args.out))
     os.makedirs(folder, exist_ok=True)
     with open(args.out, "w", encoding="utf-8") as f:

@@ -25,7 +25,8 @@ def main():
         P, L, _ = attn.shape
         heads = int(a["num_heads"])
         print(f"prompts {P}, layers {L}, attn {attn.shape}, ffn {ffn.shape}")
-        head_score = attn.reshape(P, L, heads, -1).sum(-1).mean(0)  # [L, H]
+        # The masks' ranking: the sum of |mean over prompts| over the head's neurons.
+        head_score = np.abs(attn.mean(0)).reshape(L, heads, -1).sum(-1)  # [L, H]
         order = np.argsort(head_score, axis=None)[::-1][: args.top]
         for flat in order:
             layer, head = divmod(int(flat), heads)

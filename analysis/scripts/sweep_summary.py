@@ -45,7 +45,8 @@ def main():
             if not aggregated[c]:
                 print(f"{name:<24} (not complete)")
                 continue
-            h = attn[c].reshape(attn.shape[1], heads, -1).sum(-1)  # [L, H]
+            # The heads:1 condition's ranking: the sum of |mean| over the head's neurons.
+            h = np.abs(attn[c]).reshape(attn.shape[1], heads, -1).sum(-1)  # [L, H]
             hl, hh = np.unravel_index(np.argmax(h), h.shape)
             m = ffn[c]
             idx = np.unravel_index(np.argmax(m), m.shape)

@@ -39,10 +39,11 @@ void write_stat(const h5::Group& group, const std::string& name, const Stat& st,
 }
 
 void write_family(const h5::Group& root, const std::string& name, const FamilyResult& f, int64_t S,
-                  int64_t C, int64_t Q) {
+                  int64_t C, int64_t Q, int64_t O) {
   const auto g = root.create_group(name);
   g.set_attribute("neurons", f.neurons);
   g.set_attribute("top_count", f.top_count);
+  g.set_attribute("gain_top_count", f.gain_top_count);
   write_stat(g, "jaccard", f.jaccard, {S, C - 1});
   g.write_dataset("jaccard_random", {C - 1}, f.jaccard_random);
   write_stat(g, "gain_concentration", f.gain_concentration, {S, C - 1});
@@ -56,10 +57,31 @@ void write_family(const h5::Group& root, const std::string& name, const FamilyRe
   g.write_dataset("gain_concentration_mean_random", {S, Q}, f.gain_mean_random);
   write_stat(g, "rho_avg", f.rho_avg, {S, Q});
   write_stat(g, "sigma_rel", f.sigma_rel, {S, Q});
+  g.write_dataset("gain_random_set", {C, f.gain_top_count}, f.gain_random_sets);
+  write_stat(g, "overlap_jaccard", f.overlap_jaccard, {S, O});
+  g.write_dataset("overlap_jaccard_random", {O}, f.overlap_jaccard_random);
+  write_stat(g, "overlap_survival", f.overlap_survival, {S, O});
+  g.write_dataset("overlap_survival_random", {O}, f.overlap_survival_random);
 }
 
 const char* scope_name(SetScope s) {
   return s == SetScope::Family ? "family" : "layer";
+}
+
+// The readings of docs/STORE.md, as the attributes and lpi-analyze's options spell them.
+void set_readings(const h5::Group& g, const ReductionOptions& r) {
+  g.set_attribute("top_scope", std::string(scope_name(r.top_scope)));
+  g.set_attribute("gain_scope", std::string(scope_name(r.gain_scope)));
+  g.set_attribute("aggregate",
+                  std::string(r.aggregate == Aggregate::Signed ? "signed" : "absolute"));
+  g.set_attribute("expert_mean",
+                  std::string(r.expert_mean == ExpertMean::AllPrompts ? "all" : "routed"));
+  g.set_attribute("gain_rank", std::string(r.gain_rank == GainRank::Gain ? "gain" : "score"));
+  g.set_attribute("gain_baseline",
+                  std::string(r.gain_baseline == BaselineScope::SameAsGain ? "same" : "family"));
+  g.set_attribute(
+      "layer_importance",
+      std::string(r.layer_importance == LayerImportance::Signed ? "signed" : "absolute"));
 }
 
 }  // namespace
@@ -122,8 +144,8 @@ void write_group(const StoreAnalysis& a, const AnalyzeOptions& options, const st
   g.set_attribute("bootstrap", int64_t{options.reduction.bootstrap});
   g.set_attribute("seed", static_cast<int64_t>(options.reduction.seed));
   g.set_attribute("confidence", options.reduction.confidence);
-  g.set_attribute("top_scope", std::string(scope_name(options.reduction.top_scope)));
-  g.set_attribute("gain_scope", std::string(scope_name(options.reduction.gain_scope)));
+  set_readings(g, options.reduction);
+  g.set_attribute("consolidation_range", static_cast<int64_t>(a.consolidation));
   g.set_attribute("partial", int64_t{p.partial});
   g.set_attribute("ablation_min_hit", options.reduction.ablation_min_hit);
   std::string others;
@@ -142,16 +164,27 @@ void write_group(const StoreAnalysis& a, const AnalyzeOptions& options, const st
   g.write_dataset("bootstrap", {B, P}, boot);
   g.write_dataset("scope", a.scopes);
   std::vector<int64_t> first, last;
+  std::vector<std::string> names;
   for (const auto& r : a.ranges) {
     first.push_back(r.first);
     last.push_back(r.last);
+    names.push_back(r.name);
   }
   g.write_dataset("range_first", {Q}, first);
   g.write_dataset("range_last", {Q}, last);
+  g.write_dataset("range_name", names);
+  const auto O = static_cast<int64_t>(a.overlaps.size());
+  std::vector<int64_t> overlap_first, overlap_second;
+  for (const auto& o : a.overlaps) {
+    overlap_first.push_back(p.steps[static_cast<std::size_t>(o.first)]);
+    overlap_second.push_back(p.steps[static_cast<std::size_t>(o.second)]);
+  }
+  g.write_dataset("overlap_first_step", {O}, overlap_first);
+  g.write_dataset("overlap_second_step", {O}, overlap_second);
   g.write_dataset("range_checkpoints", {Q}, a.range_checkpoints);
   g.write_dataset("snapshot", {static_cast<int64_t>(a.snapshots.size())}, a.snapshots);
-  write_family(g, "ffn", a.ffn, S, C, Q);
-  write_family(g, "attn", a.attn, S, C, Q);
+  write_family(g, "ffn", a.ffn, S, C, Q, O);
+  write_family(g, "attn", a.attn, S, C, Q, O);
   if (a.has_ablation) {
     const auto ab = g.create_group("ablation");
     const std::vector<std::string> conditions(p.conditions.begin() + 1, p.conditions.end());
@@ -227,7 +260,8 @@ std::vector<std::string> write_csv(const StoreAnalysis& a, const std::string& di
   {
     auto out =
         open("-summary.csv",
-             "model,family,scope,range_first,range_last,checkpoints,metric,value,lo,hi,random");
+             "model,family,scope,range_first,range_last,checkpoints,metric,value,lo,hi,random,"
+             "range_name");
     const auto Q = static_cast<int64_t>(a.ranges.size());
     for (const auto& [name, f] : families) {
       const std::tuple<const char*, const Stat*, const std::vector<double>*, bool> metrics[] = {
@@ -245,7 +279,27 @@ std::vector<std::string> write_csv(const StoreAnalysis& a, const std::string& di
                 << csv_number(st->hi[i]) << ','
                 << (random ? csv_number((*random)[per_scope ? i : static_cast<std::size_t>(q)])
                            : "")
-                << '\n';
+                << ',' << a.ranges[q].name << '\n';
+          }
+    }
+  }
+  {
+    auto out =
+        open("-overlap.csv", "model,family,scope,first_step,second_step,metric,value,lo,hi,random");
+    const auto O = a.overlaps.size();
+    for (const auto& [name, f] : families) {
+      const std::tuple<const char*, const Stat*, const std::vector<double>*> metrics[] = {
+          {"jaccard", &f->overlap_jaccard, &f->overlap_jaccard_random},
+          {"survival", &f->overlap_survival, &f->overlap_survival_random}};
+      for (int64_t s = 0; s < S; ++s)
+        for (std::size_t o = 0; o < O; ++o)
+          for (const auto& [metric, st, random] : metrics) {
+            const auto i = static_cast<std::size_t>(s) * O + o;
+            out << p.job_name << ',' << name << ',' << a.scopes[s] << ','
+                << p.steps[static_cast<std::size_t>(a.overlaps[o].first)] << ','
+                << p.steps[static_cast<std::size_t>(a.overlaps[o].second)] << ',' << metric << ','
+                << csv_number(st->value[i]) << ',' << csv_number(st->lo[i]) << ','
+                << csv_number(st->hi[i]) << ',' << csv_number((*random)[o]) << '\n';
           }
     }
   }
@@ -276,14 +330,20 @@ std::string tables_text(const std::vector<StoreAnalysis>& analyses) {
   out << "Table 2 (neuron-level stability; all prompts; 95% bootstrap intervals)\n";
   for (const auto& a : analyses) {
     const auto& r = a.ranges;
-    const std::size_t whole = r.size() - 1;
+    const std::size_t cons = a.consolidation;
     for (const auto& [name, f] : {std::pair{"FFN", &a.ffn}, std::pair{"ATTN", &a.attn}}) {
       out << "  " << a.plan.job_name << " " << name << ":";
-      for (std::size_t q = 0; q < std::min<std::size_t>(2, whole); ++q)
+      for (std::size_t q = 0; q < std::min<std::size_t>(2, cons); ++q)
         out << "  mean J_stab % " << r[q].label() << " " << cell(f->jaccard_mean, q, 100, 1)
             << " (random " << fmt(f->jaccard_mean_random[q] * 100, 2) << ")";
-      out << "  mean R_t % " << cell(f->gain_mean, whole, 100, 1) << " (random "
-          << fmt(f->gain_mean_random[whole] * 100, 1) << ")\n";
+      out << "  mean R_t % " << r[cons].label() << " " << cell(f->gain_mean, cons, 100, 1)
+          << " (random " << fmt(f->gain_mean_random[cons] * 100, 1) << ")\n";
+      for (std::size_t o = 0; o < a.overlaps.size(); ++o)
+        out << "    top-set overlap, steps " << a.plan.steps[a.overlaps[o].first] << " and "
+            << a.plan.steps[a.overlaps[o].second] << ": J % " << cell(f->overlap_jaccard, o, 100, 1)
+            << " (random " << fmt(f->overlap_jaccard_random[o] * 100, 2) << "), survival % "
+            << cell(f->overlap_survival, o, 100, 1) << " (random "
+            << fmt(f->overlap_survival_random[o] * 100, 2) << ")\n";
     }
   }
   out << "Table 3 (layer-level stability: rho_avg, sigma_rel)\n";

@@ -135,39 +135,58 @@ StoreAnalysis analyze_store(const StorePlan& plan, const AnalyzeOptions& options
   a.scopes.push_back("all");
   a.scopes.insert(a.scopes.end(), plan.relations.begin(), plan.relations.end());
   a.ranges = options.ranges;
-  a.ranges.push_back({plan.steps.front(), plan.steps.back()});
+  a.consolidation = a.ranges.size();
+  a.ranges.push_back(options.consolidation);
+  a.ranges.back().name = "consolidation";
+  a.ranges.push_back({plan.steps.front(), plan.steps.back(), "trajectory"});
   for (const auto& r : a.ranges) {
     int32_t n = 0;
     for (auto s : plan.steps) n += s >= r.first && s <= r.last;
     a.range_checkpoints.push_back(n);
     if (n < 2)
-      warn("store " + plan.path + ": step range " + r.label() + " holds " + std::to_string(n) +
+      warn("store " + plan.path + ": step range " + r.label() +
+           (r.name.empty() ? "" : " (" + r.name + ")") + " holds " + std::to_string(n) +
            " analysed checkpoint(s) (steps " + std::to_string(plan.steps.front()) + " to " +
            std::to_string(plan.steps.back()) + "); its statistics need 2 and are NaN");
   }
   const auto C = plan.steps.size();
+  // The analysed checkpoint nearest to `step` (a warning unless it is at it).
+  const auto nearest = [&](int64_t step, const std::string& what) {
+    std::size_t best = 0;
+    for (std::size_t c = 1; c < C; ++c)
+      if (std::llabs(plan.steps[c] - step) < std::llabs(plan.steps[best] - step)) best = c;
+    if (plan.steps[best] != step)
+      warn("store " + plan.path + ": no analysed checkpoint at step " + std::to_string(step) +
+           "; the " + what + " uses step " + std::to_string(plan.steps[best]));
+    return static_cast<int32_t>(best);
+  };
   if (options.snapshot_steps.empty()) {
     for (std::size_t pos : {std::size_t{0}, C / 2, C - 1})
       if (a.snapshots.empty() || a.snapshots.back() != static_cast<int32_t>(pos))
         a.snapshots.push_back(static_cast<int32_t>(pos));
   } else {
-    for (auto step : options.snapshot_steps) {
-      std::size_t best = 0;
-      for (std::size_t c = 1; c < C; ++c)
-        if (std::llabs(plan.steps[c] - step) < std::llabs(plan.steps[best] - step)) best = c;
-      if (plan.steps[best] != step)
-        warn("store " + plan.path + ": no analysed checkpoint at step " + std::to_string(step) +
-             "; the snapshot uses step " + std::to_string(plan.steps[best]));
-      a.snapshots.push_back(static_cast<int32_t>(best));
-    }
+    for (auto step : options.snapshot_steps) a.snapshots.push_back(nearest(step, "snapshot"));
+  }
+  std::vector<int64_t> kept;
+  for (const auto& [first, second] : options.overlap_steps) {
+    const StepPair o{nearest(first, "overlap"), nearest(second, "overlap")};
+    if (o.first == o.second)
+      warn("store " + plan.path + ": the overlap " + std::to_string(first) + ":" +
+           std::to_string(second) + " compares step " + std::to_string(plan.steps[o.first]) +
+           " with itself");
+    a.overlaps.push_back(o);
+    kept.push_back(o.first);
+    kept.push_back(o.second);
   }
 
   const auto& sh = plan.shape;
   const int64_t L = sh.num_layers, I = sh.intermediate_size, k = sh.experts_per_token;
   const bool moe = sh.is_moe();
   const int64_t ffn_neurons = sh.ffn_neurons(), attn_neurons = sh.attn_neurons();
-  FamilyReduction ffn(ffn_neurons, L, a.design, options.reduction);
+  FamilyReduction ffn(ffn_neurons, L, a.design, options.reduction, moe ? I : 0);
   FamilyReduction attn(attn_neurons, L, a.design, options.reduction);
+  ffn.keep_top_sets(kept);
+  attn.keep_top_sets(kept);
   std::vector<std::vector<std::vector<uint8_t>>> hits;
   a.has_ablation = !plan.conditions.empty();
   a.ablation_min_hit = options.reduction.ablation_min_hit;
@@ -178,29 +197,28 @@ StoreAnalysis analyze_store(const StorePlan& plan, const AnalyzeOptions& options
     const int32_t c = plan.checkpoints[pos];
     const auto data = store.prompts(c, 0, prompts);
     store.check_unit_sums(c, data);  // a damaged or altered file is not analysed
-    attn.add_checkpoint([&](int32_t source, double w, double* acc) {
-      const float* v = data.attn.data() + plan.prompts[source] * attn_neurons;
-      for (int64_t i = 0; i < attn_neurons; ++i) acc[i] += w * v[i];
+    attn.add_checkpoint([&](int32_t source, const Accumulator& to) {
+      to.add(data.attn.data() + plan.prompts[source] * attn_neurons, attn_neurons);
     });
     if (!moe) {
-      ffn.add_checkpoint([&](int32_t source, double w, double* acc) {
-        const float* v = data.ffn.data() + plan.prompts[source] * ffn_neurons;
-        for (int64_t i = 0; i < ffn_neurons; ++i) acc[i] += w * v[i];
+      ffn.add_checkpoint([&](int32_t source, const Accumulator& to) {
+        to.add(data.ffn.data() + plan.prompts[source] * ffn_neurons, ffn_neurons);
       });
     } else {
-      ffn.add_checkpoint([&](int32_t source, double w, double* acc) {
+      ffn.add_checkpoint([&](int32_t source, const Accumulator& to) {
         const int64_t p = plan.prompts[source];
         core::add_ffn_values(plan.shape, data.ffn.data() + p * L * k * I,
-                             data.expert_ids.data() + p * L * k, w, acc,
+                             data.expert_ids.data() + p * L * k, to.weight, to.acc,
                              "store " + plan.path + ": importance/expert_ids of checkpoint " +
-                                 std::to_string(c) + ", prompt " + std::to_string(p));
+                                 std::to_string(c) + ", prompt " + std::to_string(p),
+                             core::FfnAdd{to.absolute, to.routed});
       });
     }
     if (a.has_ablation) hits.push_back(read_hits(store, plan, c));
     if (progress) progress(pos + 1, C);
   }
-  a.ffn = ffn.finish(plan.steps, a.ranges);
-  a.attn = attn.finish(plan.steps, a.ranges);
+  a.ffn = ffn.finish(plan.steps, a.ranges, a.overlaps);
+  a.attn = attn.finish(plan.steps, a.ranges, a.overlaps);
   if (a.has_ablation) a.ablation = reduce_ablation(hits, a.design, options.reduction);
   return a;
 }

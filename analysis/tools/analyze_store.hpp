@@ -17,7 +17,12 @@ namespace lpi::analysis {
 
 struct AnalyzeOptions {
   ReductionOptions reduction;
-  std::vector<StepRange> ranges;        // the whole trajectory is appended per store
+  std::vector<StepRange> ranges;  // the consolidation range and the whole trajectory follow
+  // The range of Table 2's mean R_t (the paper's "during consolidation": after
+  // the dip at 200K steps).
+  StepRange consolidation{200000, 1200000, "consolidation"};
+  // Non-consecutive overlaps of the top sets (the paper: 100K against 300K).
+  std::vector<std::pair<int64_t, int64_t>> overlap_steps{{100000, 300000}};
   std::vector<int64_t> snapshot_steps;  // empty: first, middle and last
   bool allow_partial = false;
   std::string command;  // recorded in the group
@@ -50,8 +55,10 @@ struct StoreAnalysis {
   StorePlan plan;
   PromptDesign design;
   std::vector<std::string> scopes;  // "all", then the relation ids
-  std::vector<StepRange> ranges;    // options.ranges + the whole trajectory
+  std::vector<StepRange> ranges;    // options.ranges, consolidation, the whole trajectory
   std::vector<int32_t> range_checkpoints;
+  std::size_t consolidation = 0;   // its index in ranges
+  std::vector<StepPair> overlaps;  // positions into plan.steps of each overlap pair
   std::vector<int32_t> snapshots;  // positions into plan.steps
   FamilyResult ffn, attn;
   bool has_ablation = false;

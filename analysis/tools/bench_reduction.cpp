@@ -57,14 +57,12 @@ int main(int argc, char** argv) {
   std::vector<double> seconds;
   for (int64_t c = 0; c < checkpoints; ++c) {
     const auto t = std::chrono::steady_clock::now();
-    r.add_checkpoint([&](int32_t p, double w, double* acc) {
+    r.add_checkpoint([&](int32_t p, const an::Accumulator& to) {
       const float* v = values.data() + p * row;
       for (int64_t l = 0; l < layers; ++l)
         for (int64_t s = 0; s < active; ++s) {
           const int64_t e = (p * 7 + l * 3 + s * 11 + c) % experts;
-          double* out = acc + (l * experts + e) * width;
-          const float* in = v + (l * active + s) * width;
-          for (int64_t i = 0; i < width; ++i) out[i] += w * in[i];
+          to.add(v + (l * active + s) * width, width, (l * experts + e) * width);
         }
     });
     seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count());

@@ -41,11 +41,30 @@ an::SetScope parse_scope(const std::string& text, const char* option) {
   throw po::error(std::string("--") + option + " '" + text + "': family or layer");
 }
 
+// One of two spellings: the first gives `first`, the second `second`.
+template <typename E>
+E parse_choice(const std::string& text, const char* option, const char* a, E first, const char* b,
+               E second) {
+  if (text == a) return first;
+  if (text == b) return second;
+  throw po::error(std::string("--") + option + " '" + text + "': " + a + " or " + b);
+}
+
+std::pair<int64_t, int64_t> parse_pair(const std::string& text) {
+  try {
+    const auto r = parse_range(text);
+    return {r.first, r.last};
+  } catch (const po::error&) {
+    throw po::error("--overlap '" + text + "': expected FIRST:SECOND steps, FIRST <= SECOND");
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::vector<std::string> stores, ranges;
-  std::string csv, top_scope, gain_scope;
+  std::vector<std::string> stores, ranges, overlaps;
+  std::string csv, top_scope, gain_scope, consolidation, aggregate, expert_mean, gain_rank,
+      gain_baseline, layer_importance;
   an::AnalyzeOptions opt;
   bool help = false, quiet = false;
   int64_t seed = 1;
@@ -64,6 +83,20 @@ int main(int argc, char** argv) {
       ("seed", po::value(&seed)->default_value(1), "seed of the resamples and the random sets")
       ("top-scope", po::value(&top_scope)->default_value("family"), "J_stab's top set: over the family, or per layer")
       ("gain-scope", po::value(&gain_scope)->default_value("layer"), "R_t's share: of each layer's gain (the paper), or the family's")
+      ("gain-rank", po::value(&gain_rank)->default_value("gain"),
+       "R_t's top set: ranked by the gain (the paper's definition), or by |S_t| (its reading \"reinforce the same top-1% neurons\")")
+      ("gain-baseline", po::value(&gain_baseline)->default_value("same"),
+       "R_t's random baseline: a random set at R_t's scope (same), or the whole family's gain held by the Jaccard's random set (family)")
+      ("consolidation", po::value(&consolidation)->default_value("200000:1200000"),
+       "the step range FIRST:LAST of Table 2's mean R_t (the paper's consolidation, after the dip at 200K)")
+      ("overlap", po::value(&overlaps)->composing(),
+       "two steps FIRST:SECOND whose top-1% sets are compared (repeatable; default: the paper's 100000:300000)")
+      ("aggregate", po::value(&aggregate)->default_value("signed"),
+       "a scope's score: the mean of the signed importance (signed), or of its absolute value (absolute)")
+      ("expert-mean", po::value(&expert_mean)->default_value("all"),
+       "an expert neuron's mean: over every prompt of the scope (all), or over the prompts routed to the expert (routed)")
+      ("layer-importance", po::value(&layer_importance)->default_value("signed"),
+       "I(s, l): the sum of S over the layer's neurons (signed), or of |S| (absolute)")
       ("threads", po::value(&opt.reduction.threads)->default_value(static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))),
        "threads over the bootstrap resamples (results do not depend on it)")
       ("ablation-min-hit", po::value(&opt.reduction.ablation_min_hit)->default_value(0.0),
@@ -89,8 +122,32 @@ int main(int argc, char** argv) {
     opt.reduction.seed = static_cast<uint64_t>(seed);
     opt.reduction.top_scope = parse_scope(top_scope, "top-scope");
     opt.reduction.gain_scope = parse_scope(gain_scope, "gain-scope");
+    opt.reduction.gain_rank = parse_choice(gain_rank, "gain-rank", "gain", an::GainRank::Gain,
+                                           "score", an::GainRank::Score);
+    opt.reduction.gain_baseline =
+        parse_choice(gain_baseline, "gain-baseline", "same", an::BaselineScope::SameAsGain,
+                     "family", an::BaselineScope::Family);
+    opt.reduction.aggregate = parse_choice(aggregate, "aggregate", "signed", an::Aggregate::Signed,
+                                           "absolute", an::Aggregate::Absolute);
+    opt.reduction.expert_mean =
+        parse_choice(expert_mean, "expert-mean", "all", an::ExpertMean::AllPrompts, "routed",
+                     an::ExpertMean::Routed);
+    opt.reduction.layer_importance =
+        parse_choice(layer_importance, "layer-importance", "signed", an::LayerImportance::Signed,
+                     "absolute", an::LayerImportance::Absolute);
     if (ranges.empty()) ranges = {"10000:70000", "100000:600000", "10000:600000", "10000:1200000"};
     for (const auto& r : ranges) opt.ranges.push_back(parse_range(r));
+    try {
+      opt.consolidation = parse_range(consolidation);
+    } catch (const po::error&) {
+      throw po::error("--consolidation '" + consolidation +
+                      "': expected FIRST:LAST steps, FIRST <= LAST");
+    }
+    opt.consolidation.name = "consolidation";
+    if (!overlaps.empty()) {
+      opt.overlap_steps.clear();
+      for (const auto& o : overlaps) opt.overlap_steps.push_back(parse_pair(o));
+    }
     for (int i = 0; i < argc; ++i) opt.command += (i ? " " : "") + std::string(argv[i]);
   } catch (const po::error& e) {
     std::cerr << "lpi-analyze: " << e.what() << "\n" << o << "\n";

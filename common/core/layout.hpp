@@ -73,5 +73,13 @@ int64_t ffn_index_in_layer(const ModelShape& s, int64_t flat);
 // naming `what`, the layer and the id.
 void add_ffn_values(const ModelShape& s, const float* values, const int32_t* expert_ids,
                     double weight, double* full, const std::string& what);
+// The same, adding |values| when `absolute`, and (MoE, when `routed` is not
+// null) `weight` into routed[l * E + e] for each chosen expert e of layer l.
+struct FfnAdd {
+  bool absolute = false;
+  double* routed = nullptr;
+};
+void add_ffn_values(const ModelShape& s, const float* values, const int32_t* expert_ids,
+                    double weight, double* full, const std::string& what, const FfnAdd& how);
 
 }  // namespace lpi::core

@@ -6,8 +6,9 @@
 An independent reference for `lpi-analyze`, written from docs/STORE.md
 ("Sweep store", "Ablation datasets", "The `analysis` group") only. It reads
 the inputs the tool chose and stored (analysed checkpoints and prompts, the
-bootstrap resamples, the random sets, fraction/top_scope/gain_scope, the step
-ranges), recomputes every dataset of /analysis/{ffn,attn} and
+bootstrap resamples, the random sets, the readings fraction, top_scope,
+gain_scope, aggregate, expert_mean, gain_rank, gain_baseline and
+layer_importance, the step ranges and overlap steps), recomputes every dataset of /analysis/{ffn,attn} and
 /analysis/ablation from /importance and /ablation, and compares: floats
 within --tol (absolute, relative for values above 1; NaN only matches NaN),
 integers and strings exactly; the random sets are checked for shape and
@@ -52,6 +53,15 @@ class Inputs:
         self.fraction = float(a.attrs["fraction"])
         self.top_scope = attr_text(a.attrs["top_scope"])
         self.gain_scope = attr_text(a.attrs["gain_scope"])
+        self.aggregate = attr_text(a.attrs["aggregate"])            # signed | absolute
+        self.expert_mean = attr_text(a.attrs["expert_mean"])        # all | routed
+        self.gain_rank = attr_text(a.attrs["gain_rank"])            # gain | score
+        self.gain_baseline = attr_text(a.attrs["gain_baseline"])    # same | family
+        self.layer_importance = attr_text(a.attrs["layer_importance"])  # signed | absolute
+        self.consolidation = int(a.attrs["consolidation_range"])
+        self.range_name = text(a["range_name"][...])
+        self.overlap_first = a["overlap_first_step"][...].astype(np.int64)   # [O] analysed steps
+        self.overlap_second = a["overlap_second_step"][...].astype(np.int64)
         self.checkpoint = a["checkpoint"][...].astype(np.int64)        # [C'] into /checkpoints
         self.prompt = a["prompt"][...].astype(np.int64)                # [P'] into /prompts
         self.bootstrap = a["bootstrap"][...].astype(np.int64)          # [B, P'] positions
@@ -65,6 +75,21 @@ class Inputs:
         self.experts = int(root["num_experts"])
         self.scopes = ["all"] + self.relations
         self.counts = scope_counts(self.relation, len(self.relations), self.bootstrap)
+        for name, value, allowed in (("aggregate", self.aggregate, ("signed", "absolute")),
+                                     ("expert_mean", self.expert_mean, ("all", "routed")),
+                                     ("gain_rank", self.gain_rank, ("gain", "score")),
+                                     ("gain_baseline", self.gain_baseline, ("same", "family")),
+                                     ("layer_importance", self.layer_importance,
+                                      ("signed", "absolute"))):
+            if value not in allowed:
+                raise SystemExit(f"unknown {name} {value!r}")
+
+    def position(self, step):
+        """The position of an analysed step (the overlap steps are analysed ones)."""
+        where = np.flatnonzero(self.step == step)
+        if where.size != 1:
+            raise SystemExit(f"overlap step {step} is not one analysed checkpoint")
+        return int(where[0])
 
 
 def scope_counts(relation, num_relations, bootstrap):
@@ -86,33 +111,53 @@ def scope_counts(relation, num_relations, bootstrap):
 
 
 def family_vectors(f, family, inputs, c):
-    """Per-prompt vectors [P', N] of one family at analysed checkpoint c (float64).
+    """Per-prompt vectors [P', N] of one family at analysed checkpoint c (float64),
+    and for routed expert means the routing [P', L*E] (1 where the prompt chose
+    the expert; None otherwise).
 
     attn: importance/attn[c, p] flattened layer-major (N = L*H*dh).
     ffn dense: importance/ffn[c, p] (N = L*I).
     ffn MoE: the k chosen experts' rows placed at (l*E + e)*I + i, zeros elsewhere (N = L*E*I).
+    aggregate = absolute: |value| (before any mean).
     """
     ck = int(inputs.checkpoint[c])
     data = f["importance"][family][ck][...]          # [P, L, X] or [P, L, k, I]
     data = data[inputs.prompt].astype(np.float64)
+    if inputs.aggregate == "absolute":
+        data = np.abs(data)
     P = data.shape[0]
+    routed = None
     if family == "ffn" and inputs.experts > 0:
         ids = f["importance/expert_ids"][ck][...][inputs.prompt]   # [P', L, k]
         full = np.zeros((P, inputs.layers, inputs.experts, data.shape[-1]))
         p_idx, l_idx, slot = np.indices(ids.shape)
         full[p_idx, l_idx, ids] = data[p_idx, l_idx, slot]
         data = full
-    return data.reshape(P, -1)
+        if inputs.expert_mean == "routed":
+            routed = np.zeros((P, inputs.layers, inputs.experts))
+            routed[p_idx, l_idx, ids] = 1.0
+            routed = routed.reshape(P, -1)
+    return data.reshape(P, -1), routed
 
 
 # ----------------------------------------------------------------------------
 # Per-checkpoint and per-pair statistics; every function takes a leading row axis
 
-def scope_scores(vectors, counts):
+def scope_scores(vectors, counts, routed=None):
     """S(c) per row: mean of the per-prompt vectors over the row's multiset, float64.
-    Rows with an empty scope are NaN."""
+    Rows with an empty scope are NaN. With `routed` [P', G] (expert_mean =
+    routed) each group of N/G neurons (an expert of a layer) is divided by the
+    count of the row's prompts routed to it instead, 0 where none was."""
+    if routed is None:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return (counts @ vectors) / counts.sum(axis=1)[:, None]
+    rows, G = counts.shape[0], routed.shape[1]
+    total = (counts @ vectors).reshape(rows, G, -1)
+    n = (counts @ routed)[:, :, None]
     with np.errstate(invalid="ignore", divide="ignore"):
-        return (counts @ vectors) / counts.sum(axis=1)[:, None]
+        scores = np.where(n > 0, total / np.where(n > 0, n, 1.0), 0.0).reshape(rows, -1)
+    scores[counts.sum(axis=1) == 0] = np.nan
+    return scores
 
 
 def top_count(fraction, n):
@@ -164,29 +209,46 @@ def share(part, total):
         return np.where(total > 0, part / np.where(total > 0, total, 1.0), np.nan)
 
 
-def gain_concentration(scores_a, scores_b, fraction, layers, gain_scope):
-    """Share of the gain held by the top set of the gain, per row.
-
-    layer: per layer, the share held by its top max(1, floor(f*N/L)) gains,
-    then the mean over layers with any gain; family: one share over all N.
-    NaN when there is no gain."""
-    gain = positive_gain(scores_a, scores_b)
+def share_held(gain, held_mask, layers, gain_scope):
+    """The share of the gain held by the masked neurons, per row: per layer of
+    the layer's gain and then the mean over the layers with any (layer), or
+    of the whole family's (family). NaN when there is no gain."""
     rows, N = gain.shape
     if gain_scope == "layer":
         per_layer = gain.reshape(rows, layers, N // layers)
-        top = top_mask(per_layer, top_count(fraction, N // layers))
-        shares = share((per_layer * top).sum(axis=2), per_layer.sum(axis=2))   # [rows, L]
-        return nanmean(shares, axis=1)
+        held = (per_layer * held_mask.reshape(rows, layers, N // layers)).sum(axis=2)
+        return nanmean(share(held, per_layer.sum(axis=2)), axis=1)
     if gain_scope == "family":
-        top = top_mask(gain, top_count(fraction, N))
-        return share((gain * top).sum(axis=1), gain.sum(axis=1))
+        return share((gain * held_mask).sum(axis=1), gain.sum(axis=1))
     raise SystemExit(f"unknown gain_scope {gain_scope!r}")
 
 
-def gain_concentration_random(scores_a, scores_b, random_set):
-    """Share of the whole family's gain held by the given index set, per row."""
+def gain_concentration(scores_a, scores_b, fraction, layers, gain_scope, gain_rank):
+    """R_t per row: the share of the gain held by R_t's top set, at gain_scope:
+    per layer its top max(1, floor(f*N/L)) neurons, or the family's top
+    max(1, floor(f*N)), ranked by the gain (gain_rank = gain) or by |S_b|
+    (score); ties to the lower index."""
     gain = positive_gain(scores_a, scores_b)
-    return share(gain[:, random_set].sum(axis=1), gain.sum(axis=1))
+    rank = gain if gain_rank == "gain" else np.abs(scores_b)
+    rows, N = gain.shape
+    if gain_scope == "layer":
+        top = top_mask(rank.reshape(rows, layers, N // layers),
+                       top_count(fraction, N // layers)).reshape(rows, N)
+    else:
+        top = top_mask(rank, top_count(fraction, N))
+    return share_held(gain, top, layers, gain_scope)
+
+
+def gain_concentration_random(scores_a, scores_b, inputs, random_set, gain_random_set):
+    """R_t's random baseline per row: with gain_baseline = same, the share held
+    by the stored gain_random_set at R_t's scope; with family, the share of the
+    whole family's gain held by the Jaccard's random set."""
+    gain = positive_gain(scores_a, scores_b)
+    if inputs.gain_baseline == "family":
+        return share(gain[:, random_set].sum(axis=1), gain.sum(axis=1))
+    mask = np.zeros(gain.shape, dtype=bool)
+    mask[:, gain_random_set] = True
+    return share_held(gain, mask, inputs.layers, inputs.gain_scope)
 
 
 def jaccard_of_sets(a, b):
@@ -194,9 +256,11 @@ def jaccard_of_sets(a, b):
     return len(a & b) / len(a | b)
 
 
-def layer_profile(scores, layers):
-    """I(c, l): the signed sum of S_c over layer l's neurons, [rows, L]."""
+def layer_profile(scores, layers, layer_importance="signed"):
+    """I(c, l): the sum of S_c (signed) or of |S_c| (absolute) over layer l's neurons, [rows, L]."""
     rows, N = scores.shape
+    if layer_importance == "absolute":
+        scores = np.abs(scores)
     return scores.reshape(rows, layers, N // layers).sum(axis=2)
 
 
@@ -310,44 +374,62 @@ def with_interval(results, name, per_row):
 # ----------------------------------------------------------------------------
 # A family's whole analysis
 
-def trajectory(f, family, inputs, random_set):
-    """Per row: jaccard and gain concentrations [rows, C'-1], layer profiles [rows, C', L]."""
+def trajectory(f, family, inputs, random_set, gain_random_set):
+    """Per row: jaccard and gain concentrations [rows, C'-1], layer profiles
+    [rows, C', L], and the overlap Jaccard and survival [rows, O]."""
     S, R1, P = inputs.counts.shape
     counts = inputs.counts.reshape(S * R1, P)
     rows = counts.shape[0]
     C, L = len(inputs.checkpoint), inputs.layers
-    vectors = [family_vectors(f, family, inputs, c) for c in range(C)]
-    N = vectors[0].shape[1]
+    data = [family_vectors(f, family, inputs, c) for c in range(C)]
+    N = data[0][0].shape[1]
     jac = np.full((rows, C - 1), np.nan)
     gain = np.full((rows, C - 1), np.nan)
     gain_random = np.full((rows, C - 1), np.nan)
     profile = np.full((rows, C, L), np.nan)
+    pairs = [(inputs.position(a), inputs.position(b))
+             for a, b in zip(inputs.overlap_first, inputs.overlap_second)]
+    kept = {c for pair in pairs for c in pair}
+    overlap_j = np.full((rows, len(pairs)), np.nan)
+    overlap_s = np.full((rows, len(pairs)), np.nan)
     block = max(1, ROW_BLOCK_BYTES // (8 * N))
     for start in range(0, rows, block):
         part = slice(start, min(rows, start + block))
         previous = previous_top = None
+        tops = {}
         for c in range(C):
-            scores = scope_scores(vectors[c], counts[part])
+            vectors, routed = data[c]
+            scores = scope_scores(vectors, counts[part], routed)
             top = top_set(scores, inputs.fraction, L, inputs.top_scope)
-            profile[part, c] = layer_profile(scores, L)
+            profile[part, c] = layer_profile(scores, L, inputs.layer_importance)
             if c > 0:
                 jac[part, c - 1] = jaccard(previous_top, top)
                 gain[part, c - 1] = gain_concentration(previous, scores, inputs.fraction, L,
-                                                       inputs.gain_scope)
-                gain_random[part, c - 1] = gain_concentration_random(previous, scores,
-                                                                     random_set[c])
+                                                       inputs.gain_scope, inputs.gain_rank)
+                gain_random[part, c - 1] = gain_concentration_random(
+                    previous, scores, inputs, random_set[c], gain_random_set[c])
+            if c in kept:
+                tops[c] = top
             previous, previous_top = scores, top
+        for o, (a, b) in enumerate(pairs):
+            overlap_j[part, o] = jaccard(tops[a], tops[b])
+            overlap_s[part, o] = (np.logical_and(tops[a], tops[b]).sum(axis=1)
+                                  / tops[a].sum(axis=1))
     empty = counts.sum(axis=1) == 0          # a scope with no prompts: NaN statistics
-    for x in (jac, gain, gain_random, profile):
+    for x in (jac, gain, gain_random, profile, overlap_j, overlap_s):
         x[empty] = np.nan
     shape = (S, R1)
     return (jac.reshape(shape + (C - 1,)), gain.reshape(shape + (C - 1,)),
-            gain_random.reshape(shape + (C - 1,)), profile.reshape(shape + (C, L)), N)
+            gain_random.reshape(shape + (C - 1,)), profile.reshape(shape + (C, L)),
+            overlap_j.reshape(shape + (len(pairs),)), overlap_s.reshape(shape + (len(pairs),)),
+            pairs, N)
 
 
-def family_results(f, family, inputs, stored_random_set):
+def family_results(f, family, inputs, stored_random_set, stored_gain_random_set):
     random_set = stored_random_set.astype(np.int64)
-    jac, gain, gain_random, profile, N = trajectory(f, family, inputs, random_set)
+    gain_random_set = stored_gain_random_set.astype(np.int64)
+    jac, gain, gain_random, profile, overlap_j, overlap_s, pairs, N = trajectory(
+        f, family, inputs, random_set, gain_random_set)
     C = len(inputs.checkpoint)
     results = {}
     with_interval(results, "jaccard", jac)
@@ -364,7 +446,32 @@ def family_results(f, family, inputs, stored_random_set):
         with_interval(results, name, per_row)
     results["jaccard_mean_random"] = jac_random_mean
     results["gain_concentration_mean_random"] = gain_random_mean
+    with_interval(results, "overlap_jaccard", overlap_j)
+    with_interval(results, "overlap_survival", overlap_s)
+    results["overlap_jaccard_random"] = np.array(
+        [jaccard_of_sets(random_set[a], random_set[b]) for a, b in pairs])
+    results["overlap_survival_random"] = np.array(
+        [len(set(random_set[a].tolist()) & set(random_set[b].tolist())) / random_set[a].size
+         for a, b in pairs])
     return results, N
+
+
+def gain_random_set_problems(gain_random_set, N, inputs):
+    """R_t's random sets: C' rows of distinct indices, max(1, floor(f*N/L)) in
+    every layer (gain_scope layer) or max(1, floor(f*N)) over the family."""
+    layer = inputs.gain_scope == "layer"
+    per = top_count(inputs.fraction, N // inputs.layers if layer else N)
+    K = per * (inputs.layers if layer else 1)
+    problems = []
+    if gain_random_set.shape != (len(inputs.checkpoint), K):
+        return [f"shape {list(gain_random_set.shape)}, expected [{len(inputs.checkpoint)}, {K}]"]
+    for c, row in enumerate(gain_random_set):
+        if row.min() < 0 or row.max() >= N or len(set(row.tolist())) != row.size:
+            problems.append(f"row {c}: an index outside [0, {N}) or repeated")
+        elif layer and (np.bincount(row // (N // inputs.layers), minlength=inputs.layers)
+                        != per).any():
+            problems.append(f"row {c}: not {per} indices in every layer")
+    return problems
 
 
 def random_set_problems(random_set, N, inputs):
@@ -486,6 +593,16 @@ def check_inputs(f, inputs, report):
         "range_checkpoints": np.array([checkpoints_in_range(inputs.step, lo, hi).sum()
                                        for lo, hi in zip(inputs.range_first, inputs.range_last)]),
     })
+    Q = len(inputs.range_first)
+    expected_names = [""] * Q
+    if Q >= 2:
+        expected_names[inputs.consolidation] = "consolidation"
+        expected_names[-1] = "trajectory"
+    report.compare_group(f, None, {"range_name": np.array(expected_names, dtype=object)})
+    if not (0 <= inputs.consolidation < Q - 1) or (
+            inputs.range_first[-1], inputs.range_last[-1]) != (inputs.step[0], inputs.step[-1]):
+        report.fail("range_first", "the last range is not the whole trajectory, or the "
+                    "consolidation range is out of place")
     B, P = inputs.bootstrap.shape
     problems = []
     if P != inputs.prompt.size:
@@ -520,6 +637,10 @@ def main():
         print(f"{args.store}: {len(inputs.checkpoint)} checkpoints, {inputs.prompt.size} prompts, "
               f"{len(inputs.scopes)} scopes, {B} resamples, fraction {inputs.fraction}, "
               f"top_scope {inputs.top_scope}, gain_scope {inputs.gain_scope}, "
+              f"aggregate {inputs.aggregate}, expert_mean {inputs.expert_mean}, "
+              f"gain_rank {inputs.gain_rank}, gain_baseline {inputs.gain_baseline}, "
+              f"layer_importance {inputs.layer_importance}, "
+              f"{len(inputs.overlap_first)} overlaps, "
               f"{len(inputs.range_first)} ranges")
         confidence = f["analysis"].attrs.get("confidence")
         if confidence is not None and not np.isclose(float(confidence), 0.95):
@@ -532,13 +653,18 @@ def main():
                     report.fail(family, "/importance has it but /analysis does not")
                 continue
             stored_random = f["analysis"][family]["random_set"][...]
-            expected, N = family_results(f, family, inputs, stored_random)
-            problems = random_set_problems(stored_random, N, inputs)
-            if problems:
-                report.fail(f"{family}/random_set", "; ".join(problems))
-            else:
-                report.ok(f"{family}/random_set", f"{list(stored_random.shape)} valid (N = {N})")
-            report.compare_group(f, family, expected, checked_apart=("random_set",))
+            stored_gain_random = f["analysis"][family]["gain_random_set"][...]
+            expected, N = family_results(f, family, inputs, stored_random, stored_gain_random)
+            for name, problems in (
+                    ("random_set", random_set_problems(stored_random, N, inputs)),
+                    ("gain_random_set",
+                     gain_random_set_problems(stored_gain_random, N, inputs))):
+                if problems:
+                    report.fail(f"{family}/{name}", "; ".join(problems))
+                else:
+                    report.ok(f"{family}/{name}", f"valid (N = {N})")
+            report.compare_group(f, family, expected,
+                                 checked_apart=("random_set", "gain_random_set"))
         if "ablation" in f["analysis"]:
             report.compare_group(f, "ablation", ablation_results(f, inputs))
         elif "ablation" in f and "hit_at_10" in f["ablation"]:

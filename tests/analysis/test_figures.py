@@ -34,7 +34,8 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PANEL = (6.0, 4.5)
 TWO_PANEL_FIGURES = ["fig1_jaccard.png", "fig1b_gain_concentration.png",
                      "fig2_mean_importance.png"]
-PER_STORE_FIGURES = ["fig3_ffn_layers.png", "fig4_attn_layers.png", "fig5_ablation.png"]
+PER_STORE_FIGURES = ["fig3_ffn_layers.png", "fig4_attn_layers.png", "fig5_ablation.png",
+                     "fig5b_ablation_drop.png"]
 NUMBER = re.compile(r"^-?\d+(\.\d+)?")
 
 failures = []

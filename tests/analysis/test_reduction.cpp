@@ -22,8 +22,8 @@ an::FamilyResult run(const std::vector<std::vector<double>>& checkpoints, an::Re
   design = an::make_design({0}, 1, o.bootstrap, o.seed);
   an::FamilyReduction r(static_cast<int64_t>(checkpoints[0].size()), layers, design, o);
   for (const auto& v : checkpoints)
-    r.add_checkpoint([&](int32_t, double w, double* acc) {
-      for (std::size_t i = 0; i < v.size(); ++i) acc[i] += w * v[i];
+    r.add_checkpoint([&](int32_t, const an::Accumulator& to) {
+      to.add(v.data(), static_cast<int64_t>(v.size()));
     });
   return r.finish(steps, ranges);
 }
@@ -103,6 +103,134 @@ TEST(FamilyReduction, ScopeOptions) {
   EXPECT_NEAR(f.gain_concentration.at(0, 0), 0.5 / 0.9, 1e-12);
 }
 
+TEST(FamilyReduction, LayerImportanceOfAbsoluteScores) {
+  an::ReductionOptions o;
+  o.fraction = 0.25;
+  o.bootstrap = 0;
+  o.layer_importance = an::LayerImportance::Absolute;
+  const auto f = run(kScores, o, kSteps, {});
+  // |S2| sums to .6 and .3 per layer, |S3| to .1 and .5 (signed: -.2, .3; .1, .5).
+  EXPECT_NEAR(f.layer_profile.at(0, 2), 0.6, 1e-12);
+  EXPECT_NEAR(f.layer_profile.at(0, 3), 0.3, 1e-12);
+  EXPECT_NEAR(f.layer_profile.at(0, 4), 0.1, 1e-12);
+  EXPECT_NEAR(f.layer_mean.at(0, 1), 0.45, 1e-12);
+  EXPECT_DOUBLE_EQ(f.jaccard.at(0, 0), 1.0 / 3);  // the sets do not depend on it
+}
+
+TEST(FamilyReduction, GainRankedByScoreOrByGain) {
+  // One layer of 4 neurons, a top set of 1: S1 = (1, 0, 0, 0), S2 = (1.1, .5, 0, 0).
+  // Gains (.1, .5, 0, 0): by gain the top neuron is 1 (.5 of .6), by |S2| neuron 0 (.1 of .6).
+  const std::vector<std::vector<double>> scores = {{1, 0, 0, 0}, {1.1, 0.5, 0, 0}};
+  an::ReductionOptions o;
+  o.fraction = 0.25;
+  o.bootstrap = 0;
+  EXPECT_NEAR(run(scores, o, {1, 2}, {}, 1).gain_concentration.at(0, 0), 0.5 / 0.6, 1e-12);
+  o.gain_rank = an::GainRank::Score;
+  EXPECT_NEAR(run(scores, o, {1, 2}, {}, 1).gain_concentration.at(0, 0), 0.1 / 0.6, 1e-12);
+}
+
+TEST(FamilyReduction, AbsoluteAggregateKeepsWhatSignsCancel) {
+  // Two prompts, one layer of 4 neurons, a top set of 1. Checkpoint 1: the
+  // prompts disagree in sign on neuron 0 (signed mean (0, 0, 0, .2), absolute
+  // (1, 0, 0, .2)); checkpoint 2: they agree ((1, 0, 0, .2) either way).
+  const std::vector<std::vector<std::vector<double>>> v = {{{1, 0, 0, 0.2}, {-1, 0, 0, 0.2}},
+                                                           {{1, 0, 0, 0.2}, {1, 0, 0, 0.2}}};
+  const auto reduce = [&](an::Aggregate aggregate) {
+    an::ReductionOptions o;
+    o.fraction = 0.25;
+    o.bootstrap = 0;
+    o.aggregate = aggregate;
+    const auto design = an::make_design({0, 0}, 1, 0, 1);
+    an::FamilyReduction r(4, 1, design, o);
+    for (const auto& checkpoint : v)
+      r.add_checkpoint(
+          [&](int32_t p, const an::Accumulator& to) { to.add(checkpoint[p].data(), 4); });
+    return r.finish({1, 2}, {});
+  };
+  const auto signed_ = reduce(an::Aggregate::Signed), absolute = reduce(an::Aggregate::Absolute);
+  EXPECT_DOUBLE_EQ(signed_.jaccard.at(0, 0), 0.0);   // {3} then {0}
+  EXPECT_DOUBLE_EQ(absolute.jaccard.at(0, 0), 1.0);  // {0} both times
+  EXPECT_NEAR(signed_.layer_profile.at(0, 0), 0.2, 1e-12);
+  EXPECT_NEAR(absolute.layer_profile.at(0, 0), 1.2, 1e-12);
+}
+
+TEST(FamilyReduction, RoutedExpertMeanDividesByThePromptsRoutedToTheExpert) {
+  // One layer, 2 experts of 2 neurons (group 2); prompt 0 goes to expert 0
+  // with (1, 2), prompt 1 to expert 1 with (3, 4). Over all prompts the
+  // means are (.5, 1, 1.5, 2); over the routed prompts (1, 2, 3, 4).
+  const auto reduce = [&](an::ExpertMean mean, int64_t experts_used) {
+    an::ReductionOptions o;
+    o.fraction = 0.25;
+    o.bootstrap = 0;
+    o.expert_mean = mean;
+    const auto design = an::make_design({0, 0}, 1, 0, 1);
+    an::FamilyReduction r(4, 1, design, o, 2);
+    r.add_checkpoint([&](int32_t p, const an::Accumulator& to) {
+      const int64_t e = p % experts_used;
+      const std::vector<double> v = {p == 0 ? 1.0 : 3.0, p == 0 ? 2.0 : 4.0};
+      to.add(v.data(), 2, e * 2);
+      if (to.routed) to.routed[e] += to.weight;
+    });
+    r.add_checkpoint([&](int32_t, const an::Accumulator&) {});
+    return r.finish({1, 2}, {});
+  };
+  EXPECT_NEAR(reduce(an::ExpertMean::AllPrompts, 2).layer_profile.at(0, 0), 5.0, 1e-12);
+  EXPECT_NEAR(reduce(an::ExpertMean::Routed, 2).layer_profile.at(0, 0), 10.0, 1e-12);
+  // Both prompts on expert 0: its neurons (4, 6) / 2; expert 1, chosen by none, scores 0.
+  EXPECT_NEAR(reduce(an::ExpertMean::Routed, 1).layer_profile.at(0, 0), 5.0, 1e-12);
+  EXPECT_NEAR(reduce(an::ExpertMean::AllPrompts, 1).layer_profile.at(0, 0), 5.0, 1e-12);
+  // The second checkpoint has no routed prompt at all: every score is 0, not NaN.
+  EXPECT_NEAR(reduce(an::ExpertMean::Routed, 2).layer_profile.at(0, 1), 0.0, 1e-12);
+}
+
+TEST(FamilyReduction, GainBaselineAtTheScopeOfTheGain) {
+  an::ReductionOptions o;
+  o.fraction = 0.25;  // per layer 1 of 4 neurons
+  o.bootstrap = 0;
+  const auto f = run(kScores, o, kSteps, {});
+  ASSERT_EQ(f.gain_top_count, 2);
+  ASSERT_EQ(f.gain_random_sets.size(), 6u);  // [3 checkpoints, one neuron of each layer]
+  for (int c = 0; c < 3; ++c) {
+    EXPECT_LT(f.gain_random_sets[2 * c], 4);
+    EXPECT_GE(f.gain_random_sets[2 * c + 1], 4);
+  }
+  // Pair 0's gains are |S2|: layer 0 (.3, .1, .1, .1) of .6, layer 1 (.2, .1, 0, 0) of .3.
+  const std::vector<double> gain = {0.3, 0.1, 0.1, 0.1, 0.2, 0.1, 0, 0};
+  const double expected =
+      (gain[f.gain_random_sets[2]] / 0.6 + gain[f.gain_random_sets[3]] / 0.3) / 2;
+  EXPECT_NEAR(f.gain_random[0], expected, 1e-12);
+  // The former reading: the family's gain (.9) held by the Jaccard's random set of 2.
+  o.gain_baseline = an::BaselineScope::Family;
+  const auto g = run(kScores, o, kSteps, {});
+  EXPECT_NEAR(g.gain_random[0], (gain[g.random_sets[2]] + gain[g.random_sets[3]]) / 0.9, 1e-12);
+  EXPECT_EQ(g.random_sets, f.random_sets) << "the Jaccard's random sets do not depend on it";
+}
+
+TEST(FamilyReduction, OverlapOfTopSetsBetweenChosenCheckpoints) {
+  an::ReductionOptions o;
+  o.fraction = 0.25;
+  o.bootstrap = 10;
+  static an::PromptDesign design;
+  design = an::make_design({0}, 1, o.bootstrap, o.seed);
+  an::FamilyReduction r(8, 2, design, o);
+  r.keep_top_sets({2, 0});
+  for (const auto& v : kScores)
+    r.add_checkpoint([&](int32_t, const an::Accumulator& to) { to.add(v.data(), 8); });
+  const auto f = r.finish(kSteps, {}, {{0, 2}, {2, 2}});
+  // T(S1) = {0, 1}, T(S3) = {0, 7}: J 1/3, survival 1/2; a set with itself: 1 and 1.
+  EXPECT_DOUBLE_EQ(f.overlap_jaccard.at(0, 0), 1.0 / 3);
+  EXPECT_DOUBLE_EQ(f.overlap_survival.at(0, 0), 0.5);
+  EXPECT_DOUBLE_EQ(f.overlap_jaccard.at(0, 1), 1.0);
+  EXPECT_DOUBLE_EQ(f.overlap_survival.at(0, 1), 1.0);
+  // One prompt: every resample is the prompt itself, so the interval is the point.
+  EXPECT_DOUBLE_EQ(f.overlap_jaccard.lo[0], 1.0 / 3);
+  EXPECT_DOUBLE_EQ(f.overlap_jaccard.hi[0], 1.0 / 3);
+  const std::vector<int64_t> a(f.random_sets.begin(), f.random_sets.begin() + 2),
+      b(f.random_sets.begin() + 4, f.random_sets.begin() + 6);
+  EXPECT_DOUBLE_EQ(f.overlap_jaccard_random[0], an::jaccard(a, b));
+  EXPECT_THROW(r.finish(kSteps, {}, {{0, 1}}), std::invalid_argument) << "position 1 was not kept";
+}
+
 TEST(FamilyReduction, RandomBaselineAndRelations) {
   an::ReductionOptions o;
   o.fraction = 0.01;
@@ -112,9 +240,11 @@ TEST(FamilyReduction, RandomBaselineAndRelations) {
   const auto design = an::make_design({0, 0, 1}, 2, o.bootstrap, o.seed);
   an::FamilyReduction r(N, L, design, o);
   for (int c = 0; c < 3; ++c)
-    r.add_checkpoint([&](int32_t p, double w, double* acc) {
+    r.add_checkpoint([&](int32_t p, const an::Accumulator& to) {
+      std::vector<double> v(N);
       for (int64_t i = 0; i < N; ++i)
-        acc[i] += w * std::sin(1.0 + i * (p + 1) + c * 0.1 * (p == 2 ? 0 : 1));
+        v[i] = std::sin(1.0 + i * (p + 1) + c * 0.1 * (p == 2 ? 0 : 1));
+      to.add(v.data(), N);
     });
   const auto f = r.finish({1, 2, 3}, {});
   ASSERT_EQ(f.random_sets.size(), static_cast<std::size_t>(3 * 40));
@@ -152,8 +282,10 @@ TEST(FamilyReduction, ThreadsDoNotChangeTheResults) {
     o.threads = threads;
     an::FamilyReduction r(600, 3, design, o);
     for (int c = 0; c < 4; ++c)
-      r.add_checkpoint([&](int32_t p, double w, double* acc) {
-        for (int64_t i = 0; i < 600; ++i) acc[i] += w * std::cos(0.37 * i * (p + 1) + c * (p % 2));
+      r.add_checkpoint([&](int32_t p, const an::Accumulator& to) {
+        std::vector<double> v(600);
+        for (int64_t i = 0; i < 600; ++i) v[i] = std::cos(0.37 * i * (p + 1) + c * (p % 2));
+        to.add(v.data(), 600);
       });
     return r.finish({1, 2, 3, 4}, {{1, 3}});
   };

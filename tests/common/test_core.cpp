@@ -95,6 +95,24 @@ TEST(CoreLayout, ExpertScatter) {
   EXPECT_EQ(d[9], 11.0);
 }
 
+TEST(CoreLayout, ExpertScatterOfAbsoluteValuesCountsTheRouting) {
+  const auto m = moe();  // 2 layers, 4 experts of 5 neurons, top-2
+  std::vector<float> v(20);
+  for (int i = 0; i < 20; ++i) v[i] = static_cast<float>(i % 2 ? -(i + 1) : i + 1);
+  const std::vector<int32_t> ids = {3, 1, 0, 3};
+  std::vector<double> full(40, 0.0), routed(8, 0.0);
+  add_ffn_values(m, v.data(), ids.data(), 0.5, full.data(), "test", FfnAdd{true, routed.data()});
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(full[15 + i], 0.5 * (1 + i));   // |v| of layer 0, expert 3
+    EXPECT_EQ(full[35 + i], 0.5 * (16 + i));  // layer 1, expert 3
+  }
+  // routed[l * E + e]: the weight once per chosen expert.
+  EXPECT_EQ(routed, (std::vector<double>{0, 0.5, 0, 0.5, 0.5, 0, 0, 0.5}));
+  std::vector<double> d(10, 0.0);
+  add_ffn_values(dense(), v.data(), nullptr, 1.0, d.data(), "test", FfnAdd{true, nullptr});
+  EXPECT_EQ(d[1], 2.0);  // |-2|
+}
+
 TEST(CoreRanking, TopKTiesAndHits) {
   const std::vector<double> v = {1.0, -3.0, 3.0, 0.5, -3.0};
   EXPECT_EQ(top_k_indices(v, 3, true), (std::vector<int64_t>{1, 2, 4}));

@@ -393,7 +393,7 @@ analysis)
   done
   before_moe=$(check digest "$a/moe.h5")
   before_dense=$(check digest "$a/dense.h5")
-  analyze() { "$bin/lpi-analyze" -q --range 4:16 --range 16:40 "$@"; }
+  analyze() { "$bin/lpi-analyze" -q --range 4:16 --range 16:40 --consolidation 8:40 "$@"; }
   analyze --store "$a/moe.h5" --store "$a/dense.h5" --bootstrap 7 >"$a/tables-first.txt"
   # A rerun replaces the group whole.
   analyze --store "$a/moe.h5" --store "$a/dense.h5" --ablation-min-hit 0.05 --csv "$a/csv" >"$a/tables.txt"
@@ -411,6 +411,76 @@ with h5py.File(sys.argv[1], "r") as f:
 print("rerun: /analysis (an external link to moe.analysis.h5) holds the second run's 100 resamples")
 PY
   for m in moe dense; do "$py" "$src/tests/analysis/recompute_analysis.py" "$a/$m.h5" | tail -1; done
+  # Every reading the paper leaves open, away from its default, recomputed
+  # independently (a copy of each store: its own FILE.analysis.h5).
+  for m in moe dense; do
+    cp "$a/$m.h5" "$a/$m-readings.h5"
+    analyze --store "$a/$m-readings.h5" --bootstrap 9 --aggregate absolute --expert-mean routed \
+      --gain-rank score --gain-baseline family --layer-importance absolute --top-scope layer \
+      --overlap 4:13 --overlap 9:40 --overlap 13:13 2>"$a/readings-$m.err" \
+      >"$a/readings-$m.txt" || fail "lpi-analyze with every reading changed: $(cat "$a/readings-$m.err")"
+    grep -q "compares step 13 with itself" "$a/readings-$m.err" || fail "no warning for --overlap 13:13"
+    grep -q "top-set overlap, steps 4 and 13" "$a/readings-$m.txt" || fail "no overlap in the tables"
+    "$py" "$src/tests/analysis/recompute_analysis.py" "$a/$m-readings.h5" | tail -1
+  done
+  "$py" - "$a/moe-readings.h5" "$a/moe.h5" <<'PY' || fail "the readings"
+import sys, h5py, numpy as np
+with h5py.File(sys.argv[1], "r") as f, h5py.File(sys.argv[2], "r") as d:
+    g, h = f["analysis"], d["analysis"]
+    for key, want in (("aggregate", "absolute"), ("expert_mean", "routed"), ("gain_rank", "score"),
+                      ("gain_baseline", "family"), ("layer_importance", "absolute")):
+        assert g.attrs[key] == want and h.attrs[key] != want, (key, g.attrs[key], h.attrs[key])
+    assert [n.decode() for n in g["range_name"][...]][-2:] == ["consolidation", "trajectory"]
+    assert (g["overlap_first_step"][...] == [4, 9, 13]).all(), g["overlap_first_step"][...]
+    # With |I| every layer importance is positive; the routed mean changes the scores.
+    assert (g["ffn/layer_profile"][0] > 0).all()
+    assert not np.allclose(g["ffn/layer_profile"][0], h["ffn/layer_profile"][0])
+    assert np.isclose(g["attn/overlap_jaccard"][0, 2], 1.0)   # a step with itself
+print("readings: every option recorded, recomputed above, and different from the defaults")
+PY
+  # The study summary over "seeds" (here: the default and the changed readings of each model).
+  "$py" "$src/analysis/scripts/study_summary.py" "$a/moe.h5" "$a/dense.h5" "$a/moe-readings.h5" \
+    "$a/dense-readings.h5" --overlap 4:13 --table3 4:16 --out "$a/study.md" >"$a/study.txt" ||
+    fail "study_summary.py: $(tail -3 "$a/study.txt")"
+  "$py" - "$a/study.md" "$a/moe.h5" "$a/moe-readings.h5" <<'PY' || fail "the study summary"
+import sys, h5py, numpy as np
+text = open(sys.argv[1]).read()
+values = []
+for path in sys.argv[2:]:
+    with h5py.File(path, "r") as f:
+        g = f["analysis"]
+        values.append(100 * g["ffn/gain_concentration_mean"][0, int(g.attrs["consolidation_range"])])
+table = text.split("### Table 2 (FFN neurons)")[1].split("###")[0]
+mean_row = next(l for l in table.splitlines() if l.startswith("| mean of 2 seeds"))
+assert f"{np.mean(values):.1f}" == mean_row.split("|")[4].strip(), (mean_row, values)
+spread = next(l for l in table.splitlines() if l.startswith("| spread"))
+assert f"{min(values):.1f}-{max(values):.1f}" in spread, (spread, values)
+print(f"study summary: the mean and spread of FFN R_t over two stores ({values})")
+PY
+  # One ranking of heads: lpi-query heads and sweep_summary.py name the heads
+  # the heads:N masks switch off (/ablation/heads), at every checkpoint.
+  for m in moe dense; do
+    "$py" - "$a/$m.h5" "$bin/lpi-query" "$src/analysis/scripts/sweep_summary.py" <<'PY' || fail "head ranking ($m)"
+import csv, io, subprocess, sys, h5py
+store, query, summary = sys.argv[1:]
+with h5py.File(store, "r") as f:
+    steps = f["checkpoints/step"][...]
+    masked = f["ablation/heads"][...]          # [C, Hmax, 2], best first
+    names = [n.decode() for n in f["checkpoints/name"][...]]
+lines = subprocess.run([sys.executable, summary, store], capture_output=True, text=True,
+                       check=True).stdout.splitlines()
+for c, step in enumerate(steps):
+    out = subprocess.run([query, "heads", "--store", store, "--step", str(step), "--k", "10",
+                          "--csv", "-"], capture_output=True, text=True, check=True).stdout
+    rows = list(csv.DictReader(io.StringIO(out)))
+    got = [(int(r["layer"]), int(r["head"])) for r in rows]
+    want = [tuple(x) for x in masked[c, :len(got)].tolist()]
+    assert got == want, (step, got, want)
+    row = next(l for l in lines if l.startswith(names[c] + " "))
+    assert f" L{want[0][0]} H{want[0][1]} " in row, (row, want[0])
+print(f"heads: lpi-query heads and sweep_summary.py rank as /ablation/heads at {len(steps)} checkpoints")
+PY
+  done
   "$py" "$src/tests/analysis/test_figures.py" --out "$a/figures" "$a/moe.h5" "$a/dense.h5"
   grep -q "^Table 4" "$a/tables.txt" || fail "no Table 4 in lpi-analyze's output"
   # The h5py example of docs/STORE.md ("Reading it", the analysis group), on the dense store.

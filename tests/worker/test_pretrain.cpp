@@ -115,6 +115,48 @@ TEST(PretrainJob, ScheduleIsDenseEarlyAndSparseLate) {
   EXPECT_EQ(checkpoint_name(job, 10), "step10-tokens" + std::to_string(10 * 8 * 32));
 }
 
+TEST(PretrainJob, EvenSpacingHasEveryStepTheEarlyOnesAndTheLast) {
+  ScratchDir dir("lpi_pretrain_even");
+  const auto file = job_variant(dir, "even.ini", {{"steps", "100"}, {"count", "4"}});
+  std::string text = read_file(file);
+  text += "spacing = even\nevery = 30\nearly = 2, 5\n";
+  std::ofstream(file) << text;
+  const auto job = read_job(file);
+  EXPECT_EQ(checkpoint_steps(job), (std::vector<int64_t>{0, 2, 5, 30, 60, 90, 100}));
+  for (const auto& [line, what] : std::vector<std::pair<std::string, std::string>>{
+           {"spacing = even\nevery = 0\n", "1 <= every"},
+           {"spacing = even\nevery = 10\nearly = 3,x\n", "early '3,x'"},
+           {"spacing = even\nevery = 10\nearly = 100\n", "early '100'"},
+           {"spacing = log\n", "spacing 'log'"}}) {
+    std::string bad = read_file(kTestJob);
+    bad.replace(bad.find("[checkpoints]\n") + 14, 0, line);
+    EXPECT_NE(expect_job_error(bad, dir).find(what), std::string::npos) << line;
+  }
+}
+
+TEST(PretrainJob, WarmupStableDecayHoldsThePeakThenDecaysLinearly) {
+  TrainOptions t;
+  t.steps = 100;
+  t.warmup_steps = 10;
+  t.learning_rate = 1e-2;
+  t.min_learning_rate = 1e-3;
+  t.schedule = "wsd";
+  t.decay_fraction = 0.2;  // stable to step 80, then linear to step 100
+  EXPECT_DOUBLE_EQ(learning_rate(t, 5), 5e-3);
+  EXPECT_DOUBLE_EQ(learning_rate(t, 10), 1e-2);
+  EXPECT_DOUBLE_EQ(learning_rate(t, 50), 1e-2);
+  EXPECT_DOUBLE_EQ(learning_rate(t, 80), 1e-2);
+  EXPECT_DOUBLE_EQ(learning_rate(t, 90), 5.5e-3);
+  EXPECT_DOUBLE_EQ(learning_rate(t, 100), 1e-3);
+  t.schedule = "cosine";  // the default: half-way through the decay, the midpoint
+  EXPECT_DOUBLE_EQ(learning_rate(t, 55), 5.5e-3);
+  EXPECT_DOUBLE_EQ(learning_rate(t, 100), 1e-3);
+  ScratchDir dir("lpi_pretrain_wsd");
+  std::string bad = read_file(kTestJob);
+  bad.replace(bad.find("[train]\n") + 8, 0, "schedule = linear\n");
+  EXPECT_NE(expect_job_error(bad, dir).find("schedule 'linear'"), std::string::npos);
+}
+
 TEST(PretrainData, WorldAndCorpusAreDeterministicAndTokenised) {
   const auto job = read_job(kTestJob);
   const auto a = prepare_data(job);
@@ -245,6 +287,24 @@ TEST(Pretrain, RefusesTheFolderOfAnotherJob) {
     EXPECT_NE(what.find("other.ini"), std::string::npos) << what;
   }
   EXPECT_EQ(before, read_file(run.dir / "train_state.safetensors")) << "nothing may be overwritten";
+}
+
+TEST(Pretrain, AnotherSeedTrainsOtherWeightsAndRefusesTheFirstSeedsFolder) {
+  auto& run = olmoe_run();
+  ScratchDir dir("lpi_pretrain_seed");
+  const auto job = with_seed(read_job(kTestJob), 4);
+  PretrainOptions stop;
+  stop.stop_after_step = 4;  // the first checkpoint is enough to differ
+  const auto report = pretrain(job, dir.path(), stop);
+  const std::string first = report.checkpoints.back().name;
+  EXPECT_NE(read_file(run.dir / first / "model.safetensors"),
+            read_file(dir / first / "model.safetensors"));
+  EXPECT_EQ(read_file(run.dir / "tokenizer.json"), read_file(dir / "tokenizer.json"));
+  for (const auto& file : fs::directory_iterator(run.dir / "relations"))
+    EXPECT_EQ(read_file(file.path()), read_file(dir / "relations" / file.path().filename()))
+        << "the seed changes the training, not the world: " << file.path();
+  EXPECT_THROW(pretrain(read_job(kTestJob), dir.path(), {}), std::runtime_error)
+      << "a folder trained with --seed 4 resumed without it";
 }
 
 TEST(Pretrain, DenseVariantTrainsWithMatchedShape) {

@@ -13,6 +13,9 @@
 #include "worker/engine/evaluate.hpp"
 #include "worker/engine/gated_lpi.hpp"
 #include "worker/engine/threads.hpp"
+#ifdef LPI_HAVE_CUDA_KERNELS
+#include "worker/engine/cuda/lpi_cuda.hpp"
+#endif
 #include "worker/share/weight_share.hpp"
 
 namespace lpi::daemon {
@@ -40,18 +43,36 @@ double peak_rss_gib() {
   return static_cast<double>(usage.ru_maxrss) / (1024.0 * 1024.0);
 }
 
+// On a GPU run, the device's memory in use after the lease (libtorch's
+// caching allocator keeps what it had at its peak): "; device memory ...".
+// Compiled with the CUDA kernels (CI), run only on a GPU.
+std::string device_memory_text(bool on_gpu) {
+#ifdef LPI_HAVE_CUDA_KERNELS
+  int64_t used = 0, total = 0;
+  if (on_gpu && en::cuda::device_memory(used, total)) {
+    char text[128];
+    std::snprintf(text, sizeof text, "; device memory in use %.2f GiB of %.2f GiB",
+                  static_cast<double>(used) / (1 << 30), static_cast<double>(total) / (1 << 30));
+    return text;
+  }
+#endif
+  (void)on_gpu;
+  return "";
+}
+
 // One attribution lease's profile: a line for the lease, one per layer.
 void log_profile(const std::string& checkpoint, int64_t prompts, double load, double compute,
-                 double store, const en::LpiProfile& p) {
+                 double store, const en::LpiProfile& p, bool on_gpu) {
   const auto sum = p.sum();
   const double other = compute - p.forward - sum.total();
-  char line[512];
+  char line[640];
   std::snprintf(line, sizeof line,
                 "profile: checkpoint %s, %lld prompts: load %.3f s, forward %.3f s, lens %.3f s, "
                 "projection %.3f s, log-sum-exp %.3f s, other %.3f s, store %.3f s; peak "
-                "resident memory %.2f GiB",
+                "resident memory %.2f GiB%s",
                 checkpoint.c_str(), static_cast<long long>(prompts), load, p.forward, sum.lens,
-                sum.projection, sum.lse, other, store, peak_rss_gib());
+                sum.projection, sum.lse, other, store, peak_rss_gib(),
+                device_memory_text(on_gpu).c_str());
   LPI_LOG(info) << line;
   for (std::size_t l = 0; l < p.layers.size(); ++l) {
     const auto& a = p.layers[l].attn;
@@ -402,7 +423,9 @@ void WorkerDaemon::attribute(const std::vector<const sweep::WorkUnit*>& units, i
     }
     report(u.id, r);
   }
-  if (s.options.profile) log_profile(s.path(c), total, load, compute, store_seconds, imp.profile);
+  if (s.options.profile)
+    log_profile(s.path(c), total, load, compute, store_seconds, imp.profile,
+                s.load.device.is_cuda());
 }
 
 namespace {

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <fstream>
 #include <set>
+#include <sstream>
 #include <stdexcept>
 
 namespace lpi::pretrain {
@@ -25,6 +26,7 @@ Job read_job(const std::filesystem::path& file) {
   double clip_qkv = 0;
   int64_t hidden = 0, layers = 0, heads = 0, kv_heads = 0, intermediate = 0, experts = 0, top_k = 0;
   bool norm_topk = false;
+  std::string early;
   double aux_coef = 0.01, z_coef = 0.001, rope_theta = 10000.0;
   auto& w = job.world;
   auto& c = job.corpus;
@@ -68,12 +70,17 @@ Job read_job(const std::filesystem::path& file) {
       ("train.learning_rate", po::value(&t.learning_rate)->default_value(t.learning_rate))
       ("train.min_learning_rate", po::value(&t.min_learning_rate)->default_value(t.min_learning_rate))
       ("train.warmup_steps", po::value(&t.warmup_steps)->default_value(t.warmup_steps))
+      ("train.schedule", po::value(&t.schedule)->default_value(t.schedule))
+      ("train.decay_fraction", po::value(&t.decay_fraction)->default_value(t.decay_fraction))
       ("train.weight_decay", po::value(&t.weight_decay)->default_value(t.weight_decay))
       ("train.beta1", po::value(&t.beta1)->default_value(t.beta1))
       ("train.beta2", po::value(&t.beta2)->default_value(t.beta2))
       ("train.grad_clip", po::value(&t.grad_clip)->default_value(t.grad_clip))
       ("train.init_std", po::value(&t.init_std)->default_value(t.init_std))
       ("train.threads", po::value(&t.threads)->default_value(t.threads))
+      ("checkpoints.spacing", po::value(&s.spacing)->default_value(s.spacing))
+      ("checkpoints.every", po::value(&s.every)->default_value(s.every))
+      ("checkpoints.early", po::value(&early)->default_value(""))
       ("checkpoints.count", po::value(&s.count)->default_value(s.count))
       ("checkpoints.first_step", po::value(&s.first_step)->default_value(s.first_step))
       ("checkpoints.include_step0", po::value(&s.include_step0)->default_value(s.include_step0));
@@ -140,15 +147,69 @@ Job read_job(const std::filesystem::path& file) {
   if (t.steps <= 0 || t.batch_size <= 0 || t.sequence_length < 2) {
     fail(file, "[train] steps and batch_size must be positive and sequence_length at least 2");
   }
-  if (s.count < 2 || s.first_step < 1 || s.first_step >= t.steps) {
-    fail(file, "[checkpoints] needs count >= 2 and 1 <= first_step < train.steps");
+  if (t.schedule != "cosine" && t.schedule != "wsd")
+    fail(file, "[train] schedule '" + t.schedule + "': expected cosine or wsd");
+  if (!(t.decay_fraction > 0 && t.decay_fraction <= 1))
+    fail(file, "[train] decay_fraction must be in (0, 1]");
+  if (s.spacing == "geometric") {
+    if (s.count < 2 || s.first_step < 1 || s.first_step >= t.steps)
+      fail(file, "[checkpoints] needs count >= 2 and 1 <= first_step < train.steps");
+  } else if (s.spacing == "even") {
+    if (s.every < 1 || s.every > t.steps)
+      fail(file, "[checkpoints] spacing = even needs 1 <= every <= train.steps");
+    std::stringstream list(early);
+    for (std::string item; std::getline(list, item, ',');) {
+      std::size_t used = 0;
+      int64_t step = -1;
+      try {
+        step = std::stoll(item, &used);
+      } catch (const std::exception&) {
+      }
+      while (used < item.size() && item[used] == ' ') ++used;
+      if (used != item.size() || step < 1 || step >= t.steps)
+        fail(file, "[checkpoints] early '" + early +
+                       "': expected comma-separated steps between 1 and train.steps - 1");
+      s.early.push_back(step);
+    }
+  } else {
+    fail(file, "[checkpoints] spacing '" + s.spacing + "': expected geometric or even");
   }
   return job;
+}
+
+Job with_seed(Job job, uint64_t seed) {
+  job.train.seed = seed;
+  job.seed_override = true;
+  return job;
+}
+
+double learning_rate(const TrainOptions& t, int64_t step) {
+  if (step <= t.warmup_steps)
+    return t.learning_rate * static_cast<double>(step) / std::max<int64_t>(1, t.warmup_steps);
+  if (t.schedule == "wsd") {
+    const auto decay = std::max<int64_t>(1, std::llround(t.decay_fraction * t.steps));
+    const int64_t stable_end = std::max(t.warmup_steps, t.steps - decay);
+    if (step <= stable_end) return t.learning_rate;
+    const double f = static_cast<double>(step - stable_end) /
+                     static_cast<double>(std::max<int64_t>(1, t.steps - stable_end));
+    return t.learning_rate + f * (t.min_learning_rate - t.learning_rate);
+  }
+  const double progress = static_cast<double>(step - t.warmup_steps) /
+                          static_cast<double>(std::max<int64_t>(1, t.steps - t.warmup_steps));
+  return t.min_learning_rate +
+         0.5 * (t.learning_rate - t.min_learning_rate) * (1.0 + std::cos(M_PI * progress));
 }
 
 std::vector<int64_t> checkpoint_steps(const Job& job) {
   const auto& s = job.schedule;
   const int64_t last = job.train.steps;
+  if (s.spacing == "even") {
+    std::set<int64_t> steps(s.early.begin(), s.early.end());
+    if (s.include_step0) steps.insert(0);
+    for (int64_t step = s.every; step < last; step += s.every) steps.insert(step);
+    steps.insert(last);
+    return {steps.begin(), steps.end()};
+  }
   const int n = s.count - (s.include_step0 ? 1 : 0);
   std::set<int64_t> steps;
   if (s.include_step0) steps.insert(0);

@@ -35,6 +35,7 @@ std::string job_fingerprint(const Job& job) {
   std::ifstream in(job.file, std::ios::binary);
   std::stringstream text;
   text << in.rdbuf();
+  if (job.seed_override) text << "\n# --seed " << job.train.seed;
   char buf[17];
   std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(fnv1a(text.str())));
   return buf;
@@ -48,15 +49,6 @@ void write_text(const fs::path& file, const std::string& text) {
     if (!out) throw std::runtime_error("cannot write " + tmp.string());
   }
   fs::rename(tmp, file);
-}
-
-double learning_rate(const TrainOptions& t, int64_t step) {
-  if (step <= t.warmup_steps)
-    return t.learning_rate * static_cast<double>(step) / std::max<int64_t>(1, t.warmup_steps);
-  const double progress = static_cast<double>(step - t.warmup_steps) /
-                          static_cast<double>(std::max<int64_t>(1, t.steps - t.warmup_steps));
-  return t.min_learning_rate +
-         0.5 * (t.learning_rate - t.min_learning_rate) * (1.0 + std::cos(M_PI * progress));
 }
 
 // AdamW with decoupled weight decay on matrices only (not on norm weights).

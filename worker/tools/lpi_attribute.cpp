@@ -35,10 +35,11 @@ torch::Tensor ffn_means(const en::LayerImportance& layer, int64_t experts,
   return ffn.index_select(0, rows).mean(0).reshape({-1});
 }
 
-// Mean over prompts of each head's summed attention-neuron importance: [H].
+// Each head's score, [H]: the sum over its neurons of |mean over the prompts|,
+// the ranking of the sweep's heads:N masks (core::head_scores).
 torch::Tensor head_means(const en::LayerImportance& layer, int64_t heads,
                          const torch::Tensor& rows) {
-  return layer.attn.index_select(0, rows).view({rows.size(0), heads, -1}).sum(2).mean(0);
+  return layer.attn.index_select(0, rows).mean(0).abs().view({heads, -1}).sum(1);
 }
 
 void print_top(const en::Importance& imp, const lpi::checkpoint::ModelConfig& c,
@@ -54,7 +55,7 @@ void print_top(const en::Importance& imp, const lpi::checkpoint::ModelConfig& c,
   std::printf("%s (%lld prompts)\n", title.c_str(), static_cast<long long>(rows.size(0)));
   std::printf("  %-34s %12s   %-16s %12s\n",
               c.is_moe() ? "expert neuron (layer, expert, i)" : "FFN neuron (layer, i)", "mean LPI",
-              "head (layer, j)", "mean LPI");
+              "head (layer, j)", "sum |mean|");
   for (int64_t k = 0; k < std::max(fv.size(0), hv.size(0)); ++k) {
     std::string fname, hname;
     double fval = 0, hval = 0;

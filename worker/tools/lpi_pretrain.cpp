@@ -51,6 +51,7 @@ void print_curve(const std::filesystem::path& out) {
 int run(int argc, char** argv) {
   std::string job_file, out_dir;
   int threads = 0;
+  int64_t seed = -1;
   bool prepare_only = false;
   po::options_description opts("lpi-pretrain: pre-train a tiny model on the synthetic world");
   opts.add_options()("help,h", "show this help")("job", po::value(&job_file)->required(),
@@ -58,11 +59,14 @@ int run(int argc, char** argv) {
       "out", po::value(&out_dir)->required(),
       "output folder (checkpoints, relations/, tokenizer.json)")(
       "threads", po::value(&threads)->default_value(0), "CPU threads (0: the job's setting)")(
+      "seed", po::value(&seed)->default_value(-1),
+      "train.seed instead of the job's (another initialisation and batch order, same world)")(
       "prepare-only", po::bool_switch(&prepare_only),
       "write relations/, tokenizer.json and corpus.txt, and do not train");
   if (!lpi::tools::parse_command_line(argc, argv, opts)) return 0;
   auto job = lpi::pretrain::read_job(job_file);
   if (threads > 0) job.train.threads = threads;
+  if (seed >= 0) job = lpi::pretrain::with_seed(std::move(job), static_cast<uint64_t>(seed));
   if (prepare_only) {
     const auto data = lpi::pretrain::prepare_data(job);
     lpi::pretrain::write_world(job, data, out_dir);

@@ -105,6 +105,14 @@ __global__ void relative_lse_kernel(const float* q, const float* s, const float*
 
 }  // namespace
 
+bool device_memory(int64_t& used, int64_t& total) {
+  size_t free_bytes = 0, total_bytes = 0;
+  if (cudaMemGetInfo(&free_bytes, &total_bytes) != cudaSuccess) return false;
+  used = static_cast<int64_t>(total_bytes - free_bytes);
+  total = static_cast<int64_t>(total_bytes);
+  return true;
+}
+
 std::string unavailable() {
   int devices = 0;
   const auto e = cudaGetDeviceCount(&devices);

@@ -44,4 +44,9 @@ void relative_lse(const float* q, const float* s, const float* total, const floa
 // message when one failed.
 void synchronize();
 
+// The current device's memory in use (total - free, every process's, which
+// includes what libtorch's caching allocator holds: after a lease, about its
+// peak) and its total, in bytes; false when CUDA cannot say.
+bool device_memory(int64_t& used, int64_t& total);
+
 }  // namespace lpi::engine::cuda
