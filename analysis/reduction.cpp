@@ -144,22 +144,25 @@ void FamilyReduction::keep_top_sets(const std::vector<int64_t>& positions) {
   keep_.erase(std::unique(keep_.begin(), keep_.end()), keep_.end());
 }
 
+namespace {
+
+// max(1, floor(fraction * n)): the size of a top set among n.
+int64_t fraction_count(double fraction, int64_t n) {
+  return std::max<int64_t>(1, static_cast<int64_t>(std::floor(fraction * static_cast<double>(n))));
+}
+
+}  // namespace
+
 int64_t FamilyReduction::top_count() const {
-  const auto count = [&](int64_t n) {
-    return std::max<int64_t>(
-        1, static_cast<int64_t>(std::floor(options_.fraction * static_cast<double>(n))));
-  };
-  return options_.top_scope == SetScope::Family ? count(neurons_)
-                                                : layers_ * count(neurons_ / layers_);
+  return options_.top_scope == SetScope::Family
+             ? fraction_count(options_.fraction, neurons_)
+             : layers_ * fraction_count(options_.fraction, neurons_ / layers_);
 }
 
 int64_t FamilyReduction::gain_top_count() const {
-  const auto count = [&](int64_t n) {
-    return std::max<int64_t>(
-        1, static_cast<int64_t>(std::floor(options_.fraction * static_cast<double>(n))));
-  };
-  return options_.gain_scope == SetScope::Family ? count(neurons_)
-                                                 : layers_ * count(neurons_ / layers_);
+  return options_.gain_scope == SetScope::Family
+             ? fraction_count(options_.fraction, neurons_)
+             : layers_ * fraction_count(options_.fraction, neurons_ / layers_);
 }
 
 std::size_t FamilyReduction::state_bytes() const {
@@ -207,8 +210,7 @@ double FamilyReduction::share_held(const std::vector<double>& gain,
 std::vector<int64_t> FamilyReduction::draw_set(core::Rng& rng, SetScope scope) const {
   const int64_t groups = scope == SetScope::Family ? 1 : layers_;
   const int64_t per = neurons_ / groups;
-  const int64_t k = std::max<int64_t>(
-      1, static_cast<int64_t>(std::floor(options_.fraction * static_cast<double>(per))));
+  const int64_t k = fraction_count(options_.fraction, per);
   std::vector<int64_t> out;
   std::vector<int64_t> pool(static_cast<std::size_t>(per));
   for (int64_t g = 0; g < groups; ++g) {

@@ -90,7 +90,8 @@ if [ "$engine_only" = OFF ]; then
     "$work/moe" "$work/moe/relations" >"$job"
   run sweep_cpu "$build/bin/lpi-sweep" --job "$job" --store "$work/cpu.h5"
   run sweep_cuda "$build/bin/lpi-sweep" --job "$job" --store "$work/cuda.h5" \
-    --attribution.device=cuda
+    --attribution.device=cuda --profile
+  grep -m 2 "profile: checkpoint" "$out/sweep_cuda.log" | sed 's/^/   /' | tee -a "$out/summary.txt"
   run compare "$py" "$root/tests/sweep/check_store.py" close "$work/cpu.h5" "$work/cuda.h5" 1e-4
   rm -rf "$work/moe"
 
@@ -107,7 +108,7 @@ step "lpi-bench at the real shapes on cuda (bf16 weights)"
 for shape in olmoe-1b-7b olmo-7b; do
   run "bench_$shape" "$build/bin/lpi-bench" --shape "$shape" --device cuda --dtype bfloat16 \
     --prompts 64 --reference-prompts 1
-  grep -E "prompts/s|projection|peak" "$out/bench_$shape.log" | head -n 8 | sed 's/^/   /' |
+  grep -E "prompts/s|projection|peak" "$out/bench_$shape.log" | head -n 10 | sed 's/^/   /' |
     tee -a "$out/summary.txt"
 done
 

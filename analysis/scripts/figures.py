@@ -166,6 +166,25 @@ def fig_attn_layers(stores):
     return layer_figure(stores, "attn")
 
 
+def no_ablation(ax):
+    """The panel of a store without ablation data: a note, no axes."""
+    ax.text(0.5, 0.5, "no ablation data\n(no /analysis/ablation in this store)",
+            ha="center", va="center", transform=ax.transAxes)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def condition_lines(ax, store, name):
+    """One line per masking condition of ablation dataset `name` (scope 0,
+    [C, M-1]) with its bootstrap band."""
+    a = store.ablation
+    for m, condition in enumerate(a["condition"]):
+        line, = ax.plot(store.step, a[name][0, :, m], marker="o", markersize=3,
+                        label=condition_label(condition))
+        ax.fill_between(store.step, a[name + "_lo"][0, :, m], a[name + "_hi"][0, :, m],
+                        color=line.get_color(), alpha=0.15, linewidth=0)
+
+
 def fig_ablation(stores):
     """Figure 5: per store, HIT@10 per step without masking and under each
     masking condition (scope 0) with bootstrap bands; a note for a store
@@ -174,21 +193,14 @@ def fig_ablation(stores):
     for store, ax in zip(stores, axes):
         ax.set_title(store.label)
         if store.ablation is None:
-            ax.text(0.5, 0.5, "no ablation data\n(no /analysis/ablation in this store)",
-                    ha="center", va="center", transform=ax.transAxes)
-            ax.set_xticks([])
-            ax.set_yticks([])
+            no_ablation(ax)
             continue
         a = store.ablation
         ax.plot(store.step, a["hit_before"][0], color="black", marker="o", markersize=3,
                 label="no masking")
         ax.fill_between(store.step, a["hit_before_lo"][0], a["hit_before_hi"][0],
                         color="black", alpha=0.12, linewidth=0)
-        for m, condition in enumerate(a["condition"]):
-            line, = ax.plot(store.step, a["hit_after"][0, :, m], marker="o", markersize=3,
-                            label=condition_label(condition))
-            ax.fill_between(store.step, a["hit_after_lo"][0, :, m], a["hit_after_hi"][0, :, m],
-                            color=line.get_color(), alpha=0.15, linewidth=0)
+        condition_lines(ax, store, "hit_after")
         step_axis(ax, "HIT@10")
         ax.set_ylim(-0.02, 1.02)
         ax.legend(fontsize="small")
@@ -203,18 +215,9 @@ def fig_ablation_drop(stores):
     for store, ax in zip(stores, axes):
         ax.set_title(store.label)
         if store.ablation is None:
-            ax.text(0.5, 0.5, "no ablation data\n(no /analysis/ablation in this store)",
-                    ha="center", va="center", transform=ax.transAxes)
-            ax.set_xticks([])
-            ax.set_yticks([])
+            no_ablation(ax)
             continue
-        a = store.ablation
-        for m, condition in enumerate(a["condition"]):
-            line, = ax.plot(store.step, a["drop_percent"][0, :, m], marker="o", markersize=3,
-                            label=condition_label(condition))
-            ax.fill_between(store.step, a["drop_percent_lo"][0, :, m],
-                            a["drop_percent_hi"][0, :, m], color=line.get_color(), alpha=0.15,
-                            linewidth=0)
+        condition_lines(ax, store, "drop_percent")
         ax.axhline(0, color="grey", linewidth=0.8)
         step_axis(ax, "drop of HIT@10 (%)")
         ax.legend(fontsize="small")

@@ -63,8 +63,16 @@ def seed_rows(stores, moe, metrics):
     return rows
 
 
+def seed_table(title, stores, metrics):
+    """A table of the metrics: the MoE stores' rows, then the dense ones'."""
+    table = Table(title, ["Model"] + [m[0] for m in metrics])
+    for _, moe in KINDS:
+        table.rows += seed_rows(stores, moe, metrics)
+    return table
+
+
 def table2(stores, fam):
-    q1 = [s for s in stores][0]
+    q1 = stores[0]
     names = [q1.range_text(q) for q in range(min(2, q1.consolidation))]
     cons = q1.range_text(q1.consolidation)
     metrics = [(f"Mean J_stab (%) {names[i]}",
@@ -76,10 +84,7 @@ def table2(stores, fam):
     metrics.append((f"Random R_t (%) {cons}",
                     lambda s: (s.family[fam]["gain_concentration_mean_random"][0, s.consolidation],
                                np.nan, np.nan), 100, 1))
-    table = Table(f"Table 2 ({FAMILY_TITLE[fam]} neurons), per seed", ["Model"] +
-                  [m[0] for m in metrics])
-    for kind, moe in KINDS:
-        table.rows += seed_rows(stores, moe, metrics)
+    table = seed_table(f"Table 2 ({FAMILY_TITLE[fam]} neurons), per seed", stores, metrics)
     if fam == "ffn":
         for name, j1, j2, r in PAPER_TABLE2:
             table.rows.append([f"paper: {name}", f"{j1}", f"{j2}", f"{r}", "-"])
@@ -94,9 +99,7 @@ def table3(stores, first, last, paper_label):
                             (lambda s, fam=fam, name=name:
                              None if range_index(s, first, last) is None else
                              s.triple(fam, name, (0, range_index(s, first, last)))), 1, 2))
-    table = Table(f"Table 3, steps {first}-{last}, per seed", ["Model"] + [m[0] for m in metrics])
-    for kind, moe in KINDS:
-        table.rows += seed_rows(stores, moe, metrics)
+    table = seed_table(f"Table 3, steps {first}-{last}, per seed", stores, metrics)
     for name, *values in PAPER_TABLE3:
         if paper_label in name:
             table.rows.append([f"paper: {name}"] + [f"{v:.2f}" for v in values])
@@ -112,10 +115,7 @@ def table4(stores):
                  else s.triple("ablation", "drop_percent_mean",
                                (0, s.ablation["condition"].index(c)))), 1, 2)
                for c in conditions]
-    table = Table("Table 4 (HIT@10 drop from masking), per seed",
-                  ["Model"] + [m[0] for m in metrics])
-    for kind, moe in KINDS:
-        table.rows += seed_rows(stores, moe, metrics)
+    table = seed_table("Table 4 (HIT@10 drop from masking), per seed", stores, metrics)
     for name, values in PAPER_TABLE4:
         table.rows.append([f"paper: {name}"] + [f"{values[c]:.2f}" if c in values else "-"
                                                 for c in conditions])
@@ -135,10 +135,8 @@ def overlap_table(stores, first, second):
                                         (s.family[fam][name + "_random"][
                                             overlap_index(s, first, second)], np.nan, np.nan)),
                             100, 2))
-    table = Table(f"Top-1% set overlap, steps {first} and {second}, per seed",
-                  ["Model"] + [m[0] for m in metrics])
-    for kind, moe in KINDS:
-        table.rows += seed_rows(stores, moe, metrics)
+    table = seed_table(f"Top-1% set overlap, steps {first} and {second}, per seed", stores,
+                       metrics)
     for model, fam, value, random, what in PAPER_OVERLAP:
         table.rows.append([f"paper: {model} {FAMILY_TITLE[fam]} 100K/300K ({what})",
                            f"{value}", f"{random}"] + ["-"] * (len(metrics) - 2))

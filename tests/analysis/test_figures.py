@@ -128,6 +128,33 @@ def check_report(path, stdout, any_ablation):
     print(f"ok: {path} ({len(report)} characters)")
 
 
+def check_overlap_and_points(path, stores):
+    """The overlap table holds each store's stored overlap (scope 0, x 100);
+    the point-values table has a row per quoted paper value and store of its kind."""
+    with open(path, encoding="utf-8") as f:
+        report = f.read()
+    rows = table_rows(report, "Top-1% set overlap")
+    points = table_rows(report, "The paper's point values")
+    if rows is None or points is None:
+        fail(f"{path} lacks the overlap or the point-values table")
+        return
+    for store in stores:
+        with h5py.File(store, "r") as f:
+            g = f["analysis"]
+            label = f.attrs["job_name"]
+            label = label.decode() if isinstance(label, bytes) else str(label)
+            want = 100 * g["ffn/overlap_jaccard"][0, 0]
+            moe = int(f.attrs["num_experts"]) > 0
+        mine = [r for r in rows if r[0].startswith(label) and r[1] == "FFN"]
+        if not mine or not mine[0][3].startswith(f"{want:.1f}"):
+            fail(f"{path}: overlap row of {label} {mine[:1]}, expected J {want:.1f}")
+        kind = "OLMoE" if moe else "OLMo "
+        quoted = [r for r in points if r[0].startswith(kind) and r[2].startswith(label)]
+        if not quoted or not all(NUMBER.match(r[4]) or r[4].startswith("n/a") for r in quoted):
+            fail(f"{path}: point values of {label}: {quoted[:2]}")
+    print(f"ok: {path} overlap and point-value tables match the stores")
+
+
 def check_refusal(folder):
     """A store without /analysis: exit 2 and a message naming it."""
     bare = os.path.join(folder, "no-analysis.h5")
@@ -168,6 +195,7 @@ def main():
             with h5py.File(path, "r") as f:
                 any_ablation |= "analysis/ablation" in f
         check_report(report, done.stdout, any_ablation)
+        check_overlap_and_points(report, args.stores)
 
     check_refusal(args.out)
     if failures:

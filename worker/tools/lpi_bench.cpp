@@ -15,6 +15,9 @@
 
 #include "common/checkpoint/model_shape.hpp"
 #include "worker/engine/gated_lpi.hpp"
+#ifdef LPI_HAVE_CUDA_KERNELS
+#include "worker/engine/cuda/lpi_cuda.hpp"
+#endif
 #include "worker/engine/lse_kernel.hpp"
 #include "worker/engine/lse_kernel_block.hpp"
 #include "worker/engine/threads.hpp"
@@ -230,6 +233,14 @@ int main(int argc, char** argv) {
       std::printf("max |fast - reference|         %.2e\n", diff);
     }
     std::printf("peak resident memory           %.0f MiB\n", usage.ru_maxrss / 1024.0);
+#ifdef LPI_HAVE_CUDA_KERNELS
+    // On a GPU: what the device holds after the run (libtorch's caching
+    // allocator keeps its peak). Compiled in CI, run only on a GPU.
+    int64_t used = 0, total = 0;
+    if (device.is_cuda() && lpi::engine::cuda::device_memory(used, total))
+      std::printf("peak device memory             %.0f MiB of %.0f MiB (in use after the run)\n",
+                  static_cast<double>(used) / (1 << 20), static_cast<double>(total) / (1 << 20));
+#endif
     return 0;
   } catch (const std::exception& e) {
     std::cerr << "lpi-bench: " << e.what() << "\n";
