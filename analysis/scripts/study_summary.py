@@ -17,7 +17,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lpi_store  # noqa: E402
-from lpi_store import FAMILY_TITLE, format_interval  # noqa: E402
+from lpi_store import FAMILY_TITLE, format_interval, format_number  # noqa: E402
 from report import PAPER_OVERLAP, PAPER_TABLE2, PAPER_TABLE3, PAPER_TABLE4, Table  # noqa: E402
 
 KINDS = (("MoE", True), ("dense", False))
@@ -50,7 +50,9 @@ def seed_rows(stores, moe, metrics):
             if triple is None:
                 cells.append("n/a")
                 continue
-            cells.append(format_interval(triple, digits=digits, scale=scale))
+            bare = not (np.isfinite(triple[1]) or np.isfinite(triple[2]))  # a baseline
+            cells.append(format_number(triple[0], digits=digits, scale=scale) if bare else
+                         format_interval(triple, digits=digits, scale=scale))
             points[i].append(triple[0] * scale)
         rows.append(cells)
     if len(mine) > 1:
@@ -138,8 +140,11 @@ def overlap_table(stores, first, second):
     table = seed_table(f"Top-1% set overlap, steps {first} and {second}, per seed", stores,
                        metrics)
     for model, fam, value, random, what in PAPER_OVERLAP:
-        table.rows.append([f"paper: {model} {FAMILY_TITLE[fam]} 100K/300K ({what})",
-                           f"{value}", f"{random}"] + ["-"] * (len(metrics) - 2))
+        # Under the column of its family and of what the paper calls it.
+        cells = ["-"] * len(metrics)
+        at = (0 if fam == "ffn" else 4) + (2 if "survive" in what else 0)
+        cells[at], cells[at + 1] = f"{value}", f"{random}"
+        table.rows.append([f"paper: {model} 100K/300K ({what})"] + cells)
     return table
 
 
