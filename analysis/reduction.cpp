@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "analysis/metrics.hpp"
+#include "common/core/layout.hpp"
 
 namespace lpi::analysis {
 
@@ -89,25 +90,12 @@ double pair_mean(const std::vector<double>& v, const std::vector<int64_t>& steps
 
 }  // namespace
 
-namespace {
-
-template <typename T>
-void add_block(const T* v, int64_t n, double weight, bool absolute, double* out) {
-  if (absolute) {
-    for (int64_t i = 0; i < n; ++i) out[i] += weight * std::fabs(static_cast<double>(v[i]));
-  } else {
-    for (int64_t i = 0; i < n; ++i) out[i] += weight * static_cast<double>(v[i]);
-  }
-}
-
-}  // namespace
-
 void Accumulator::add(const float* v, int64_t n, int64_t offset) const {
-  add_block(v, n, weight, absolute, acc + offset);
+  core::add_scaled(v, n, weight, absolute, acc + offset);
 }
 
 void Accumulator::add(const double* v, int64_t n, int64_t offset) const {
-  add_block(v, n, weight, absolute, acc + offset);
+  core::add_scaled(v, n, weight, absolute, acc + offset);
 }
 
 FamilyReduction::FamilyReduction(int64_t neurons, int64_t layers, const PromptDesign& design,

@@ -154,11 +154,19 @@ def main():
     parser.add_argument("--overlap", default="100:300", metavar="FIRST:SECOND")
     parser.add_argument("--table3", default="10:600,100:600,10:1200", metavar="RANGES")
     args = parser.parse_args()
+
+    def steps(text, option):
+        try:
+            a, b = (int(x) for x in text.split(":"))
+        except ValueError:
+            parser.error(f"{option} '{text}': expected FIRST:SECOND steps")
+        return a, b
+
+    table3_ranges = [steps(t, "--table3") for t in args.table3.split(",")]
+    first, second = steps(args.overlap, "--overlap")
     stores = lpi_store.load_or_exit(args.stores)
-    first, second = (int(x) for x in args.overlap.split(":"))
     tables = [table2(stores, "ffn"), table2(stores, "attn")]
-    for text in args.table3.split(","):
-        a, b = (int(x) for x in text.split(":"))
+    for a, b in table3_ranges:
         tables.append(table3(stores, a, b, "10K-1.2M" if b > 600 else "10K-600K"))
     tables += [table4(stores), overlap_table(stores, first, second)]
     parts = ["# The study: per seed and over seeds", "",

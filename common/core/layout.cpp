@@ -64,23 +64,11 @@ void add_ffn_values(const ModelShape& s, const float* values, const int32_t* exp
   add_ffn_values(s, values, expert_ids, weight, full, what, FfnAdd{});
 }
 
-namespace {
-
-void add_block(const float* src, int64_t n, double weight, bool absolute, double* dst) {
-  if (absolute) {
-    for (int64_t i = 0; i < n; ++i) dst[i] += weight * std::fabs(static_cast<double>(src[i]));
-  } else {
-    for (int64_t i = 0; i < n; ++i) dst[i] += weight * src[i];
-  }
-}
-
-}  // namespace
-
 void add_ffn_values(const ModelShape& s, const float* values, const int32_t* expert_ids,
                     double weight, double* full, const std::string& what, const FfnAdd& how) {
   const int64_t L = s.num_layers, I = s.intermediate_size;
   if (!s.is_moe()) {
-    add_block(values, L * I, weight, how.absolute, full);
+    add_scaled(values, L * I, weight, how.absolute, full);
     return;
   }
   const int64_t E = s.num_experts, k = s.experts_per_token;
@@ -91,7 +79,7 @@ void add_ffn_values(const ModelShape& s, const float* values, const int32_t* exp
         throw LayoutError(what + ": layer " + std::to_string(l) + " holds expert id " +
                           std::to_string(e) + ", expected 0.." + std::to_string(E - 1));
       }
-      add_block(values + (l * k + slot) * I, I, weight, how.absolute, full + (l * E + e) * I);
+      add_scaled(values + (l * k + slot) * I, I, weight, how.absolute, full + (l * E + e) * I);
       if (how.routed) how.routed[l * E + e] += weight;
     }
   }

@@ -11,6 +11,7 @@
 // [k] expert ids); the "full" layout is the [E, I] one above.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -65,6 +66,16 @@ int64_t attn_index(const ModelShape& s, int64_t layer, int64_t head, int64_t dim
 int64_t ffn_index(const ModelShape& s, int64_t layer, int64_t expert, int64_t neuron);
 // Within one layer (the engine's per-layer ablation lists): e * I + i, or i.
 int64_t ffn_index_in_layer(const ModelShape& s, int64_t flat);
+
+// dst[i] += weight * v[i] (or weight * |v[i]| when `absolute`), in double, for i < n.
+template <typename T>
+void add_scaled(const T* v, int64_t n, double weight, bool absolute, double* dst) {
+  if (absolute) {
+    for (int64_t i = 0; i < n; ++i) dst[i] += weight * std::fabs(static_cast<double>(v[i]));
+  } else {
+    for (int64_t i = 0; i < n; ++i) dst[i] += weight * static_cast<double>(v[i]);
+  }
+}
 
 // Adds `weight` times one prompt's FFN values into the full layout `full`
 // ([L, E*I] or [L, I], double): for a dense model `values` is [L, I]; for a
